@@ -2,6 +2,11 @@
 #include <pybind11/pybind11.h>
 
 #include <stdexcept>
+#include <string>
+
+#ifdef TWIN_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 namespace py = pybind11;
 
@@ -16,6 +21,25 @@ PYBIND11_MODULE(_core, m) {
 #else
     m.attr("has_openmp") = false;
 #endif
+    m.def(
+        "set_num_threads",
+        [](int n) {
+            if (n < 1) throw py::value_error("n must be >= 1, got " + std::to_string(n));
+#ifdef TWIN_HAVE_OPENMP
+            omp_set_num_threads(n);
+#endif
+        },
+        py::arg("n"), "Set the number of threads the core uses for batched queries (results never depend on it).");
+    m.def(
+        "get_num_threads",
+        []() {
+#ifdef TWIN_HAVE_OPENMP
+            return omp_get_max_threads();
+#else
+            return 1;
+#endif
+        },
+        "Number of threads the core uses for batched queries.");
     bind_mesh(m);
     bind_spatial(m);
     bind_nav(m);

@@ -81,7 +81,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             return "swmm"
         if "[PIPES]" in head or "[JUNCTIONS]" in head or "[RESERVOIRS]" in head:
             return "epanet"
-        raise InputError(p, "is an .inp file with neither EPANET ([PIPES], [JUNCTIONS]) nor SWMM ([CONDUITS]) sections")
+        raise InputError(
+            p, "is an .inp file with neither EPANET ([PIPES], [JUNCTIONS]) nor SWMM ([CONDUITS]) sections"
+        )
     if name.endswith(".json"):
         head = _read_head(p, 4096)
         if '"CityJSON"' in head:
@@ -154,13 +156,21 @@ class City:
     def add(self, layer: Layer) -> Layer:
         """Add a loaded layer. Ids are unique per kind; pipes are buried below the terrain once both exist."""
         if any(x.kind == layer.kind and x.id == layer.id for x in self.layers):
-            raise InputError(layer.source, f"a {layer.kind} layer with id {layer.id!r} is already in the city")
+            raise InputError(
+                layer.source, f"a {layer.kind} layer with id {layer.id!r} is already in the city"
+            )
         if layer.kind in ("terrain", "roads", "citymodel") and self.of_kind(layer.kind):
-            log.info("city now has several %s layers; %s is used as the first", layer.kind, self.of_kind(layer.kind)[0].id)
+            log.info(
+                "city now has several %s layers; %s is used as the first",
+                layer.kind,
+                self.of_kind(layer.kind)[0].id,
+            )
         self.layers.append(layer)
         terrain = self.terrain
         if terrain is not None:
-            targets = self.of_kind("pipes") if layer.kind == "terrain" else [layer] if layer.kind == "pipes" else []
+            targets = (
+                self.of_kind("pipes") if layer.kind == "terrain" else [layer] if layer.kind == "pipes" else []
+            )
             for net in targets:
                 net.bury(terrain)
         return layer
@@ -222,7 +232,8 @@ class City:
             "origin": self.frame.origin.tolist(),
             "bounds": None if bool(__import__("numpy").isnan(b).all()) else b.tolist(),
             "layers": [
-                {"kind": layer.kind, "id": layer.id, "source": layer.source, **layer.summary()} for layer in self.layers
+                {"kind": layer.kind, "id": layer.id, "source": layer.source, **layer.summary()}
+                for layer in self.layers
             ],
         }
 
@@ -244,7 +255,9 @@ class City:
                 sub = f"{i:03d}-{layer.kind}"
                 (tmp / sub).mkdir()
                 entry = layer.save(tmp / sub)
-                entries.append({"kind": layer.kind, "id": layer.id, "source": layer.source, "dir": sub, **entry})
+                entries.append(
+                    {"kind": layer.kind, "id": layer.id, "source": layer.source, "dir": sub, **entry}
+                )
             from twin import __version__
 
             write_json(
@@ -282,9 +295,13 @@ class City:
         except json.JSONDecodeError as exc:
             raise InputError(manifest_path, f"is not valid JSON ({exc})") from None
         if manifest.get("format") != BUNDLE_FORMAT:
-            raise InputError(manifest_path, f"format must be {BUNDLE_FORMAT!r}, got {manifest.get('format')!r}")
+            raise InputError(
+                manifest_path, f"format must be {BUNDLE_FORMAT!r}, got {manifest.get('format')!r}"
+            )
         if manifest.get("version") != BUNDLE_VERSION:
-            raise InputError(manifest_path, f"bundle version {manifest.get('version')} is not {BUNDLE_VERSION}")
+            raise InputError(
+                manifest_path, f"bundle version {manifest.get('version')} is not {BUNDLE_VERSION}"
+            )
         frame = manifest.get("frame", {})
         city = cls(frame.get("crs"), tuple(frame.get("origin", (0.0, 0.0, 0.0))))
         for i, entry in enumerate(manifest.get("layers", [])):

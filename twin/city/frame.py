@@ -38,7 +38,9 @@ def parse_crs(value: Any, *, source: str | None = None, field: str = "crs") -> p
     try:
         return pyproj.CRS.from_user_input(value)
     except pyproj.exceptions.CRSError as exc:
-        raise InputError(source, f"{field} {value!r} is not a known coordinate reference system ({exc})") from None
+        raise InputError(
+            source, f"{field} {value!r} is not a known coordinate reference system ({exc})"
+        ) from None
 
 
 def crs_name(crs: pyproj.CRS | None) -> str | None:
@@ -51,9 +53,7 @@ def crs_name(crs: pyproj.CRS | None) -> str | None:
 
 def utm_crs_for(lon: float, lat: float) -> pyproj.CRS:
     """The WGS 84 / UTM zone CRS that contains the point (lon, lat) in degrees."""
-    infos = query_utm_crs_info(
-        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
-    )
+    infos = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat))
     if not infos:
         raise InputError(None, f"no UTM zone found for lon={lon}, lat={lat}")
     return pyproj.CRS.from_epsg(infos[0].code)
@@ -86,7 +86,9 @@ class Placement:
             raise InputError(source, f"placement must be a mapping of x, y, z, rotation_deg, got {mapping!r}")
         unknown = set(mapping) - {"x", "y", "z", "rotation_deg"}
         if unknown:
-            raise InputError(source, f"placement has unknown keys {sorted(unknown)}; expected x, y, z, rotation_deg")
+            raise InputError(
+                source, f"placement has unknown keys {sorted(unknown)}; expected x, y, z, rotation_deg"
+            )
         return cls(*(_number(mapping, k, source) for k in ("x", "y", "z", "rotation_deg")))
 
     def apply(self, xyz: FloatArray) -> FloatArray:
