@@ -40,6 +40,7 @@ format: setup
 	$(VENV)/bin/clang-format -i core_cpp/*/*.cpp core_cpp/*/*.hpp core_cpp/include/twin/*.hpp
 
 bench: setup
+	$(PIP) install -q ".[bench]" --no-build-isolation
 	$(PY) -m bench
 
 clean:

@@ -40,7 +40,7 @@ LOADERS: dict[str, tuple[str, str, str]] = {
     "epanet": ("twin.city.epanet", "load_epanet", "pipes"),
     "swmm": ("twin.city.swmm", "load_swmm", "pipes"),
     "osm": ("twin.city.osm", "load_osm_roads", "roads"),
-    "osm_buildings": ("twin.city.osm", "load_osm_buildings", "citymodel"),
+    "osm_buildings": ("twin.city.osm_buildings", "load_osm_buildings", "citymodel"),
     "sumo_net": ("twin.city.sumo", "load_sumo_net", "roads"),
     "cityjson": ("twin.city.cityjson", "load_cityjson", "citymodel"),
 }

@@ -71,31 +71,41 @@ class Placement:
     """Where a source without georeference goes: translation (in the city's CRS units, metres) and rotation.
 
     ``x, y, z`` are coordinates in the city's projected CRS (or in the local frame when the city has no CRS);
-    ``rotation_deg`` turns the source counter-clockwise about its own origin before it is moved.
+    ``rotation_deg`` turns the source counter-clockwise about its own origin before it is moved; ``scale``
+    multiplies horizontal source coordinates first (for drawings in arbitrary units, e.g. EPANET maps).
     """
 
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
     rotation_deg: float = 0.0
+    scale: float = 1.0
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], *, source: str | None = None) -> Placement:
-        """Build from ``{x, y, z, rotation_deg}``; any key may be omitted; non-numbers raise :class:`InputError`."""
+        """Build from ``{x, y, z, rotation_deg, scale}``; any key may be omitted; non-numbers raise :class:`InputError`."""
+        keys = ("x", "y", "z", "rotation_deg", "scale")
         if not isinstance(mapping, Mapping):
-            raise InputError(source, f"placement must be a mapping of x, y, z, rotation_deg, got {mapping!r}")
-        unknown = set(mapping) - {"x", "y", "z", "rotation_deg"}
+            raise InputError(source, f"placement must be a mapping of {', '.join(keys)}, got {mapping!r}")
+        unknown = set(mapping) - set(keys)
         if unknown:
             raise InputError(
-                source, f"placement has unknown keys {sorted(unknown)}; expected x, y, z, rotation_deg"
+                source, f"placement has unknown keys {sorted(unknown)}; expected {', '.join(keys)}"
             )
-        return cls(*(_number(mapping, k, source) for k in ("x", "y", "z", "rotation_deg")))
+        values = [_number(mapping, k, source) for k in keys[:4]]
+        scale = _number(mapping, "scale", source, default=1.0)
+        if scale <= 0:
+            raise InputError(source, f"placement.scale must be > 0, got {scale}")
+        return cls(*values, scale=scale)
 
     def apply(self, xyz: FloatArray) -> FloatArray:
-        """Rotate about z then translate. ``xyz`` : (n, 3) float64, metres. Returns a new (n, 3) array."""
+        """Scale (horizontally), rotate about z, then translate.
+
+        ``xyz`` : (n, 3) float64, metres. Returns a new (n, 3) array.
+        """
         xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
         a = math.radians(self.rotation_deg)
-        c, s = math.cos(a), math.sin(a)
+        c, s = self.scale * math.cos(a), self.scale * math.sin(a)
         out = np.empty_like(xyz)
         out[:, 0] = c * xyz[:, 0] - s * xyz[:, 1] + self.x
         out[:, 1] = s * xyz[:, 0] + c * xyz[:, 1] + self.y

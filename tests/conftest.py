@@ -1,0 +1,24 @@
+"""Shared fixtures: the real-data folder (``TWIN_DATA``, default ``../shared/data`` beside the project)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TWIN_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder of real public test data (see its PROVENANCE.md)."""
+    if not DATA.is_dir():
+        pytest.fail(f"test data folder {DATA} not found; set TWIN_DATA")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
