@@ -7,6 +7,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -57,6 +58,27 @@ def _read_head(path: Path, n: int = 65536) -> str:
         raise InputError(path, f"cannot be read ({exc})") from None
 
 
+def _is_cityjson(path: Path, chunk: int = 1 << 20) -> bool:
+    """True if the JSON file declares ``"type": "CityJSON"`` anywhere at its top level.
+
+    Writers put ``"type"`` anywhere among the top-level keys (cjio often after the city objects), so the file is
+    scanned in chunks (with an overlap so the key is never split) rather than parsed.
+    """
+    try:
+        with open(path, "rb") as fh:
+            tail = b""
+            while block := fh.read(chunk):
+                if _CITYJSON_TYPE.search(tail + block):
+                    return True
+                tail = block[-64:]
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc})") from None
+    return False
+
+
+_CITYJSON_TYPE = re.compile(rb'"type"\s*:\s*"CityJSON"')
+
+
 def detect_format(path: str | os.PathLike[str]) -> str:
     """Name the format of ``path`` (a key of :data:`LOADERS`) from its name and, where needed, its first bytes."""
     p = Path(path)
@@ -85,8 +107,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             p, "is an .inp file with neither EPANET ([PIPES], [JUNCTIONS]) nor SWMM ([CONDUITS]) sections"
         )
     if name.endswith(".json"):
-        head = _read_head(p, 4096)
-        if '"CityJSON"' in head:
+        if _is_cityjson(p):
             return "cityjson"
         raise InputError(p, 'is a .json file but not CityJSON (no "type": "CityJSON")')
     head = _read_head(p, 512)

