@@ -46,7 +46,8 @@ def test_frame_adopts_utm_zone_for_lonlat_data():
     pts = np.array([[9.7, 50.87], [9.72, 50.88]])  # Bad Hersfeld
     local = frame.to_local(pts, pyproj.CRS("EPSG:4326"))
     assert frame.crs.to_epsg() == 32632  # UTM 32N
-    assert frame.origin[0] % 1000 == 0 and frame.origin[1] % 1000 == 0
+    assert frame.origin[0] % 1000 == 0
+    assert frame.origin[1] % 1000 == 0
     assert np.all(np.abs(local[:, :2]) < 5_000)  # origin near the data
     assert utm_crs_for(-118.2, 34.3).to_epsg() == 32611
 
