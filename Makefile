@@ -14,7 +14,7 @@ $(PY):
 
 # Re-install when the packaging or the C++ sources change.
 $(STAMP): $(PY) pyproject.toml setup.py CMakeLists.txt $(wildcard core_cpp/*/*.cpp core_cpp/*/*.hpp core_cpp/include/twin/*.hpp)
-	$(PIP) install setuptools wheel pybind11 cmake ninja
+	$(PIP) install --upgrade "setuptools>=68" wheel pybind11 cmake ninja
 	$(PIP) install --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
 
