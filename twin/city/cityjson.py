@@ -47,9 +47,9 @@ from twin.city.citymodel import (
     OBJECT_COLUMNS,
     SEMANTIC_CODE,
     CityModel,
-    _lod_key,
     add_new_corners,
     attributes_json,
+    lod_key,
     match_corners,
     polygonal,
     signed_area_2d,
@@ -127,7 +127,7 @@ def load_cityjson(
             else:
                 geom = _parse_geometry(g, gi, len(src), p, where)
             parsed.append(geom)
-        best = max(parsed, key=lambda x: _lod_key(x.lod) if x.lod else -1.0) if parsed else None
+        best = max(parsed, key=lambda x: lod_key(x.lod) if x.lod else -1.0) if parsed else None
         parents = obj.get("parents") or []
         rows.append(
             {
@@ -156,9 +156,7 @@ def load_cityjson(
     objects["parent"] = _none_for_missing(objects["parent"])
     objects["n_triangles"] = np.bincount(face_object, minlength=len(objects)).astype(np.int64)
 
-    buildings = _buildings(
-        city_objects, objects, chosen, local, vertices, faces, face_object, face_semantic, frame
-    )
+    buildings = _buildings(city_objects, objects, chosen, local, vertices, faces, face_object, frame)
     layer = CityModel(
         id=id or _default_id(p),
         source=str(p),
@@ -608,7 +606,6 @@ def _buildings(
     vertices: FloatArray,
     faces: IntArray,
     face_object: IntArray,
-    face_semantic: np.ndarray,
     frame: Frame,
 ) -> pd.DataFrame:
     rows: dict[str, dict[str, Any]] = {}
@@ -654,7 +651,7 @@ def _buildings(
         prints = [k["footprint"] for k in kids if k["footprint"] is not None]
         row["footprint"] = polygonal(shapely.union_all(prints)) if prints else None
         lods = [k["lod"] for k in kids if k["lod"]]
-        row["lod"] = max(lods, key=_lod_key) if lods else row["lod"]
+        row["lod"] = max(lods, key=lod_key) if lods else row["lod"]
     out = []
     for row in rows.values():
         ground_abs = row["ground_z_m"] + float(frame.origin[2])

@@ -169,7 +169,7 @@ class CityModel:
         b = self.buildings
         heights = b["height_m"].to_numpy(dtype=np.float64) if len(b) else np.empty(0)
         finite = heights[np.isfinite(heights)]
-        lods = sorted({str(x) for x in self.objects["lod"] if x}, key=_lod_key)
+        lods = sorted({str(x) for x in self.objects["lod"] if x}, key=lod_key)
         return {
             "format": self.source_format,
             "crs": self.crs,
@@ -231,7 +231,7 @@ class CityModel:
 
 
 # -- helpers shared by the loaders ---------------------------------------------------------------------------------
-def _lod_key(lod: str) -> float:
+def lod_key(lod: str) -> float:
     try:
         return float(lod)
     except ValueError:

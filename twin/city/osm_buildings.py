@@ -9,7 +9,7 @@ built and are counted in the log.
 Heights (``height_m``, metres from the ground to the top; ``height_source`` says which rule gave it):
 
 1. ``height`` (``"12"``, ``"12 m"``, ``"12.5m"``, ``"40 ft"``, ``"12'6\\""``) → ``"height"``;
-2. ``building:levels`` × 3.0 m, plus ``roof:height`` or else ``roof:levels`` × 3.0 m → ``"levels"``;
+2. ``building:levels`` (> 0) × 3.0 m, plus ``roof:height`` or else ``roof:levels`` × 3.0 m → ``"levels"``;
 3. otherwise an estimate from the building type, :data:`DEFAULT_LEVELS` (3 levels for types not listed) × 3.0 m
    → ``"default"``.
 
