@@ -65,7 +65,8 @@ def _is_cityjson(path: Path, chunk: int = 1 << 20) -> bool:
     scanned in chunks (with an overlap so the key is never split) rather than parsed.
     """
     try:
-        with open(path, "rb") as fh:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
             tail = b""
             while block := fh.read(chunk):
                 if _CITYJSON_TYPE.search(tail + block):
@@ -106,7 +107,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         raise InputError(
             p, "is an .inp file with neither EPANET ([PIPES], [JUNCTIONS]) nor SWMM ([CONDUITS]) sections"
         )
-    if name.endswith(".json"):
+    if name.endswith((".json", ".json.gz")):
         if _is_cityjson(p):
             return "cityjson"
         raise InputError(p, 'is a .json file but not CityJSON (no "type": "CityJSON")')
