@@ -6,7 +6,13 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["bench.bench_mesh", "bench.bench_neighbors", "bench.bench_nav", "bench.bench_ifc", "bench.bench_bundle"]
+BENCHMARKS = [
+    "bench.bench_mesh",
+    "bench.bench_neighbors",
+    "bench.bench_nav",
+    "bench.bench_ifc",
+    "bench.bench_bundle",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
