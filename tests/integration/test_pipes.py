@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 import pyproj
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from twin.city import City
 from twin.city.dem import load_dem
 from twin.city.epanet import load_epanet
 from twin.city.frame import Frame, Placement
-from twin.city.pipes import PipeNetwork
+from twin.city.pipes import PipeNetwork, read_inp_sections
 from twin.city.swmm import load_swmm
 from twin.errors import InputError
 
@@ -88,6 +90,18 @@ def test_water_values_equal_wntr(water):
         assert link.vertices == [tuple(v) for v in wn.get_link(link.name).vertices]
     d = [wn.get_link(n).diameter for n in wn.pipe_name_list + wn.valve_name_list]
     assert net.summary()["diameter_range_m"] == [min(d), max(d)]
+
+
+def test_epanet_us_units_become_metres():
+    # Net1 is in GPM, so feet and inches in the file: pipe 10 is 10530 ft long and 18 in wide, junction 10 at 710 ft
+    net = load_epanet(NET1, frame=Frame())
+    assert net.units == "US"
+    pipe = net.links.set_index("name").loc["10"]
+    assert pipe["length_m"] == pytest.approx(10530 * FOOT, rel=1e-12)
+    assert pipe["diameter_m"] == pytest.approx(18 * 0.0254, rel=1e-12)
+    assert pipe["roughness"] == 100.0
+    assert net.nodes.set_index("name").loc["10", "elevation_m"] == pytest.approx(710 * FOOT, rel=1e-12)
+    assert net.nodes.set_index("name").loc["9", "elevation_m"] == pytest.approx(800 * FOOT, rel=1e-12)  # head
 
 
 def test_water_graph_edges(water):
@@ -435,6 +449,29 @@ def test_si_swmm_units_are_not_converted(tmp_path):
     assert si.units == "SI"
     np.testing.assert_allclose(si.nodes["elevation_m"] * FOOT, us.nodes["elevation_m"])
     np.testing.assert_allclose(si.links["length_m"] * FOOT, us.links["length_m"])
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.lists(st.from_regex(r"[A-Za-z0-9_.~@-]{1,8}", fullmatch=True), min_size=1, max_size=6),
+        min_size=1,
+        max_size=8,
+    ),
+    comments=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_inp_reader_keeps_fields_and_line_numbers(tmp_path, rows, comments):
+    lines = ["[TITLE]", "[PIPES]", ";ID  Node1  Node2"]
+    expected = []
+    for row, comment in zip(rows, comments, strict=False):
+        lines.append("")
+        lines.append("  " + "\t".join(row) + ("   ;note; more" if comment else ""))
+        expected.append((len(lines), row))
+    path = tmp_path / "r.inp"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    sections = read_inp_sections(path)
+    assert sections["TITLE"] == []
+    assert [(r.line, r.fields) for r in sections["PIPES"]] == expected
 
 
 def test_text_that_is_not_inp(tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import rasterio.errors
 import rasterio.warp
 from rasterio.enums import Resampling
 
-from twin.city.frame import Frame, Placement, crs_name
+from twin.city.frame import Frame, Placement, crs_name, parse_crs
 from twin.city.terrain import Terrain
 from twin.errors import InputError
 
@@ -58,7 +59,7 @@ def load_dem(
     *,
     frame: Frame,
     placement: Placement | None = None,
-    crs: pyproj.CRS | None = None,
+    crs: pyproj.CRS | str | int | None = None,
     id: str | None = None,
 ) -> Terrain:
     """Read band 1 of the raster at ``path`` into a :class:`Terrain` in ``frame``.
@@ -70,6 +71,7 @@ def load_dem(
     p = Path(path)
     if not p.exists():
         raise InputError(p, "does not exist")
+    crs = None if crs is None else parse_crs(crs, source=str(p))
     if p.is_dir():
         raise InputError(p, "is a directory, not a raster file")
     try:
@@ -148,9 +150,11 @@ def _reproject(
     rows = np.array([0.0, 0.0, ny, ny])
     xs = g.a * cols + g.b * rows + g.c
     ys = g.d * cols + g.e * rows + g.f
-    dst_transform, width, height = rasterio.warp.calculate_default_transform(
-        src, dst, nx, ny, left=xs.min(), bottom=ys.min(), right=xs.max(), top=ys.max()
-    )
+    with warnings.catch_warnings():  # rasterio's own use of Affine `*` (PendingDeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        dst_transform, width, height = rasterio.warp.calculate_default_transform(
+            src, dst, nx, ny, left=xs.min(), bottom=ys.min(), right=xs.max(), top=ys.max()
+        )
     out = np.full((height, width), np.nan)
     rasterio.warp.reproject(
         source=heights,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyproj
 
-from twin.city.frame import Frame, Placement
+from twin.city.frame import Frame, Placement, parse_crs
 from twin.city.pipes import (
     InpLine,
     PipeNetwork,
@@ -122,7 +122,7 @@ def load_epanet(
     *,
     frame: Frame,
     placement: Placement | None = None,
-    crs: pyproj.CRS | None = None,
+    crs: pyproj.CRS | str | int | None = None,
     id: str | None = None,
 ) -> PipeNetwork:
     """Read the EPANET file at ``path`` into a water :class:`PipeNetwork` in ``frame``.
@@ -134,6 +134,7 @@ def load_epanet(
     p = Path(path)
     if not p.exists():
         raise InputError(p, "does not exist")
+    crs = None if crs is None else parse_crs(crs, source=str(p))
     if p.is_dir():
         raise InputError(p, "is a directory, not an EPANET .inp file")
     sections = read_inp_sections(p)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyproj
 
-from twin.city.frame import Frame, Placement
+from twin.city.frame import Frame, Placement, parse_crs
 from twin.city.pipes import (
     InpLine,
     PipeNetwork,
@@ -170,7 +170,7 @@ def load_swmm(
     *,
     frame: Frame,
     placement: Placement | None = None,
-    crs: pyproj.CRS | None = None,
+    crs: pyproj.CRS | str | int | None = None,
     id: str | None = None,
 ) -> PipeNetwork:
     """Read the SWMM file at ``path`` into a sewer :class:`PipeNetwork` in ``frame``.
@@ -182,6 +182,7 @@ def load_swmm(
     p = Path(path)
     if not p.exists():
         raise InputError(p, "does not exist")
+    crs = None if crs is None else parse_crs(crs, source=str(p))
     if p.is_dir():
         raise InputError(p, "is a directory, not a SWMM .inp file")
     sections = read_inp_sections(p)
