@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from twin.city.frame import Frame, Placement, crs_name, parse_crs
 from twin.city.layer import Layer, union_bounds, write_json
 from twin.errors import InputError
@@ -252,12 +254,14 @@ class City:
         return {
             "crs": crs_name(self.frame.crs),
             "origin": self.frame.origin.tolist(),
-            "bounds": None if bool(__import__("numpy").isnan(b).all()) else b.tolist(),
-            "layers": [
-                {"kind": layer.kind, "id": layer.id, "source": layer.source, **layer.summary()}
-                for layer in self.layers
-            ],
+            "bounds": None if bool(np.isnan(b).all()) else b.tolist(),
+            "layers": [self._layer_summary(layer) for layer in self.layers],
         }
+
+    @staticmethod
+    def _layer_summary(layer: Layer) -> dict[str, Any]:
+        head = {"kind": layer.kind, "id": layer.id, "source": layer.source}
+        return head | {k: v for k, v in layer.summary().items() if k not in head}
 
     # -- bundle ----------------------------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
