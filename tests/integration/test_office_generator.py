@@ -490,6 +490,34 @@ def test_cli(tmp_path):
     assert len([s for s in f.by_type("IfcSpace") if s.Name.startswith("Room 2.")]) == 8
 
 
+def test_other_dimensions(tmp_path):
+    """A bigger footprint, lower storeys and more rooms: still valid, with stairs scaled to the storey height."""
+    path = generate_office(
+        tmp_path / "big.ifc",
+        storeys=2,
+        storey_height=3.0,
+        length=60.0,
+        width=20.0,
+        corridor_width=3.0,
+        rooms_per_side=8,
+    )
+    assert _errors(path, express_rules=False) == []
+    f = ifcopenshell.open(str(path))
+    assert len([s for s in f.by_type("IfcSpace") if s.Name.startswith("Room 2.")]) == 16
+    (corridor,) = [s for s in f.by_type("IfcSpace") if s.Name == "Corridor 2"]
+    assert ifcopenshell.util.element.get_pset(corridor, "Qto_SpaceBaseQuantities")["Height"] == pytest.approx(
+        2.8
+    )
+    for stair in f.by_type("IfcStair"):
+        pset = ifcopenshell.util.element.get_pset(stair, "Pset_StairCommon")
+        assert pset["NumberOfRiser"] * pset["RiserHeight"] == pytest.approx(3.0, abs=2e-3)
+        assert pset["RiserHeight"] <= 0.18
+    settings = ifcopenshell.geom.settings()
+    for product in f.by_type("IfcProduct"):
+        if product.Representation is not None:
+            ifcopenshell.geom.create_shape(settings, product)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "element"),
     [
