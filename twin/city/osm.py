@@ -33,8 +33,9 @@ Connections
     At each junction every incoming edge connects to every outgoing edge, except the reverse of the same way
     piece (a U-turn), which is kept only when nothing else is possible (dead ends), and except those forbidden
     by ``type=restriction`` relations with a via node (``no_*`` forbid the from→to turn, ``only_*`` forbid all
-    others from the from way; ``restriction`` or ``restriction:motorcar``; via-way restrictions are counted and
-    skipped). Directions come from the turn angle (:func:`turn_direction`); when no option is straight within
+    others from the from way; ``restriction`` or ``restriction:motorcar``; when the to way is not split at the via
+    node, the restriction's name picks the left/right/straight/U-turn movement; via-way restrictions are counted
+    and skipped). Directions come from the turn angle (:func:`turn_direction`); when no option is straight within
     10°, the straightest one under 45° is called straight. Lanes (:func:`lane_links`): right turns use the
     rightmost lane, left turns and turnarounds the leftmost, straight movements every lane; without a straight
     movement the lanes split between right (lower half) and left (upper half). The k-th serving lane from the
@@ -140,13 +141,13 @@ ZONE_SPEEDS_MPH: dict[str, dict[str, float]] = {
 
 _SPEED_RE = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(km/h|kmh|kph|mph|knots|kn)?\s*$", re.IGNORECASE)
 _ZONE_RE = re.compile(r"^\s*([A-Za-z]{2})(?:-[A-Za-z0-9]+)?:([A-Za-z_:0-9]+)\s*$")
-_ZONE_NUMBER_RE = re.compile(r"^zone:?(\d+)$")
+_ZONE_NUMBER_RE = re.compile(r"^(?:zone:?)?(\d+)$")
 
 
 # -- tag interpretation (pure functions, unit-tested) ---------------------------------------------------------------
 def zone_speed(code: str | None) -> float | None:
-    """Speed in m/s meant by a zone code such as ``"DE:urban"``, ``"FR:rural"``, ``"DE:zone30"``,
-    ``"GB:nsl_single"``; ``None`` when the code is unknown."""
+    """Speed in m/s meant by a zone code such as ``"DE:urban"``, ``"FR:rural"``, ``"DE:zone30"``, ``"DE:30"``
+    (the ``zone:maxspeed`` form) or ``"GB:nsl_single"``; ``None`` when the code is unknown."""
     if not code:
         return None
     m = _ZONE_RE.match(code)
@@ -404,7 +405,7 @@ def signal_programme(
     whose axis is within 45° of it form group A, the others group B. Phases: A green, A yellow, B green,
     B yellow (31, 3, 31, 3 s); left turns and turnarounds are ``g`` (permissive), the rest ``G``.
     """
-    ref = approach_bearings_deg[main_approach] % 180.0
+    ref = approach_bearings_deg[main_approach] % 180.0 if approach_bearings_deg else 0.0
     in_a = []
     for b in approach_bearings_deg:
         diff = abs((b % 180.0) - ref)
@@ -763,16 +764,12 @@ def build_network(data: OsmRoadData, *, frame: Frame, path: Path, id: str | None
             for k, row in enumerate(links):
                 row[9] = str(j)
                 row[10] = k
-            main = 0
-            if approaches:
-                main = max(
-                    range(len(approaches)), key=lambda k: (_priority(approaches[k]), approaches[k].lanes, -k)
-                )
-                phases = signal_programme(
-                    bearings, [app_index[r[1]] for r in links], [r[8] for r in links], main
-                )
-            else:
-                phases = [(GREEN_S + YELLOW_S, "", GREEN_S + YELLOW_S, GREEN_S + YELLOW_S)]
+            main = max(
+                range(len(approaches)),
+                key=lambda k: (_priority(approaches[k]), approaches[k].lanes, -k),
+                default=0,
+            )
+            phases = signal_programme(bearings, [app_index[r[1]] for r in links], [r[8] for r in links], main)
             if not links:
                 log.info("%s: signal at node %s controls no movement", path.name, j)
             tls_rows.append(
@@ -868,7 +865,18 @@ class _Restriction(NamedTuple):
     kind: str
     from_edges: frozenset[str]
     to_edges: frozenset[str]
-    same_way: bool
+    ambiguous: (
+        bool  # the to way leaves the via node on both sides (or from way == to way): use the turn's kind
+    )
+
+
+# the movements a restriction's name speaks of, used when its ways alone do not say which turn is meant
+_KIND_DIRECTIONS = {
+    "left_turn": frozenset("lL"),
+    "right_turn": frozenset("rR"),
+    "straight_on": frozenset("sLR"),
+    "u_turn": frozenset("t"),
+}
 
 
 def _restrictions_by_junction(
@@ -884,12 +892,15 @@ def _restrictions_by_junction(
         if via not in jrow:
             skipped += 1
             continue
-        ins = frozenset(e.id for e in incoming.get(via, []) if ways[e.way][0] == frm)
-        outs = frozenset(e.id for e in outgoing.get(via, []) if ways[e.way][0] == to)
+        ins = [e for e in incoming.get(via, []) if ways[e.way][0] == frm]
+        outs = [e for e in outgoing.get(via, []) if ways[e.way][0] == to]
         if not ins or not outs:
             skipped += 1
             continue
-        out[via].append(_Restriction(kind, ins, outs, frm == to))
+        ambiguous = frm == to or len({(e.way, e.seg) for e in outs}) > 1
+        out[via].append(
+            _Restriction(kind, frozenset(e.id for e in ins), frozenset(e.id for e in outs), ambiguous)
+        )
     return out, skipped
 
 
@@ -897,11 +908,20 @@ def _is_reverse(a: _Edge, b: _Edge) -> bool:
     return a.way == b.way and a.seg == b.seg and a.forward != b.forward
 
 
-def _allowed(e: _Edge, o: _Edge, restrictions: Iterable[_Restriction]) -> bool:
+def _allowed(e: _Edge, o: _Edge, direction: str, restrictions: Iterable[_Restriction]) -> bool:
+    """Whether the turn ``e`` → ``o`` (of ``direction``) survives the turn restrictions at their junction.
+
+    A restriction names a from way and a to way. When the to way leaves the via node on both sides (a way not
+    split at the via node, or from == to), the restriction's name picks the movement: ``*_left_turn`` the left
+    turns, ``*_straight_on`` the near-straight ones, ``*_u_turn`` turnarounds; other names the non-reversing ones.
+    """
     for r in restrictions:
         if e.id not in r.from_edges:
             continue
-        hit = o.id in r.to_edges and (not r.same_way or _is_reverse(e, o) == r.kind.startswith("no_"))
+        hit = o.id in r.to_edges
+        if hit and r.ambiguous:
+            wanted = _KIND_DIRECTIONS.get(r.kind.split("_", 1)[1])
+            hit = direction in wanted if wanted is not None else not _is_reverse(e, o)
         if r.kind.startswith("no_") and hit:
             return False
         if r.kind.startswith("only_") and not hit:
@@ -915,13 +935,13 @@ def _connections_of(
     """Connection rows (without signal link indices) from incoming edge ``e`` at junction ``j``."""
     options = []
     for o in outs:
-        if not _allowed(e, o, restrictions):
-            continue
         angle = (o.h_start - e.h_end + 180.0) % 360.0 - 180.0
         if angle == -180.0:
             angle = 180.0
         rev = _is_reverse(e, o)
-        options.append((o, angle, "t" if rev else turn_direction(angle), rev))
+        direction = "t" if rev else turn_direction(angle)
+        if _allowed(e, o, direction, restrictions):
+            options.append((o, angle, direction, rev))
     if any(not rev for *_, rev in options):
         options = [x for x in options if not x[3]]
     if options and not any(d == "s" for _, _, d, _ in options):
