@@ -199,7 +199,7 @@ def test_oakland_lanes_speeds_and_connections(oakland, oakland_xml):
     seventh = net.edges[net.edges["osm_way"] == 393667837]
     assert (seventh["num_lanes"] == 3).all()
     assert seventh["oneway"].all()
-    assert len(seventh) == sum(1 for _ in seventh.itertuples())
+    assert not seventh["id"].str.startswith("-").any()  # oneway=yes: edges along the way only
     # untagged residential streets: class default speed both ways
     res = net.edges[net.edges["highway"] == "residential"]
     assert np.allclose(res["speed_mps"], ROAD_CLASSES["residential"].speed_kmh / 3.6)
@@ -270,15 +270,21 @@ def test_hersfeld_connections_reference_edges_and_lanes(hersfeld):
 
 def test_hersfeld_road_graph_is_mostly_strongly_connected(hersfeld):
     net, _, _ = hersfeld
-    g = net.as_graph()
-    a = sp.csr_matrix((np.ones(len(g.src)), (g.src, g.dst)), shape=(g.num_nodes, g.num_nodes))
+    src, dst, length, ids = net.as_graph()
+    n = len(net.junctions)
+    assert list(ids) == net.edges["id"].tolist()
+    np.testing.assert_array_equal(length, net.edges["length_m"])
+    a = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
     _, lab = connected_components(a, directed=True, connection="strong")
     big = np.bincount(lab).argmax()
-    assert np.mean((lab[g.src] == big) & (lab[g.dst] == big)) > 0.8
+    assert np.mean((lab[src] == big) & (lab[dst] == big)) > 0.8
     # the same through turn connections (edges as nodes): turns must not cut the network apart
     m = len(net.edges)
+    tg = net.as_turn_graph()
     c = net.connections
-    b = sp.csr_matrix((np.ones(len(c)), (c["from_edge_index"], c["to_edge_index"])), shape=(m, m))
+    assert len(tg.src) == len(set(zip(c["from_edge_index"], c["to_edge_index"], strict=True)))
+    np.testing.assert_array_equal(tg.length_m, net.edges["length_m"].to_numpy()[tg.dst])
+    b = sp.csr_matrix((np.ones(len(tg.src)), (tg.src, tg.dst)), shape=(m, m))
     _, lab = connected_components(b, directed=True, connection="strong")
     assert np.bincount(lab).max() / m > 0.8
 
@@ -319,9 +325,9 @@ def test_hersfeld_signals_and_programmes(hersfeld, hersfeld_xml):
         assert all(len(p.state) == n for p in tl.phases)
         for k in range(n):  # every movement gets green once and yellow after it
             col = [p.state[k] for p in tl.phases]
-            assert sum(ch in "Gg" for ch in col) <= 1
-            if "G" in col or "g" in col:
-                assert col[(col.index("G") if "G" in col else col.index("g")) + 1] == "y"
+            assert sum(ch in "Gg" for ch in col) == 1
+            green = next(i for i, ch in enumerate(col) if ch in "Gg")
+            assert col[green + 1] == "y"
     tls_junctions = net.junctions[net.junctions["tls"].notna()]
     assert (tls_junctions["type"] == "traffic_light").all()
     assert set(tls_junctions["tls"]) == set(net.traffic_lights["id"])
@@ -484,7 +490,8 @@ def _assert_same(a: RoadNetwork, b: RoadNetwork) -> None:
             assert ta[col].dtype == tb[col].dtype, (name, col)
     assert a.summary() == b.summary()
     ga, gb = a.as_graph(), b.as_graph()
-    assert all(np.array_equal(x, y) for x, y in zip(ga[:4], gb[:4], strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(ga, gb, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(a.as_turn_graph(), b.as_turn_graph(), strict=True))
 
 
 @pytest.mark.parametrize("which", ["osm", "sumo"])

@@ -28,12 +28,14 @@ Traffic lights
     are split into two groups by their axis (within 45° of the main road's axis or not), and the cycle is
     group A green 31 s, yellow 3 s, group B green 31 s, yellow 3 s; left turns and turnarounds get permissive
     green ``g``, other movements ``G``. A junction whose approaches all share one axis keeps group B empty: its
-    second half is all red (the crossing's time).
+    second half is all red (the crossing's time). Each signalled junction is its own traffic light (id = node
+    id); nearby junctions of one intersection (dual carriageways) are not joined into one controller.
 Connections
     At each junction every incoming edge connects to every outgoing edge, except the reverse of the same way
     piece (a U-turn), which is kept only when nothing else is possible (dead ends), and except those forbidden
     by ``type=restriction`` relations with a via node (``no_*`` forbid the from→to turn, ``only_*`` forbid all
-    others from the from way; ``restriction`` or ``restriction:motorcar``; when the to way is not split at the via
+    others from the from way; ``restriction`` or ``restriction:motorcar|motor_vehicle|vehicle``, skipped when
+    ``except`` names motor cars; when the to way is not split at the via
     node, the restriction's name picks the left/right/straight/U-turn movement; via-way restrictions are counted
     and skipped). Directions come from the turn angle (:func:`turn_direction`); when no option is straight within
     10°, the straightest one under 45° is called straight. Lanes (:func:`lane_links`): right turns use the
@@ -43,7 +45,7 @@ Connections
 Junction types
     ``traffic_light`` with a signal; ``dead_end`` when only one way piece touches it; ``right_before_left`` when
     more than two pieces meet, all incoming edges have the same priority, none is in a roundabout, and all are at
-    most 49 km/h (netconvert's default rule); ``priority`` otherwise.
+    most 49 km/h (netconvert's default rule); ``priority`` otherwise. OSM carries no heights: ``z_m`` is 0.
 """
 
 from __future__ import annotations
@@ -658,8 +660,8 @@ def build_network(data: OsmRoadData, *, frame: Frame, path: Path, id: str | None
             path,
             "has no ways tagged highway="
             + "|".join(ROAD_CLASSES)
-            + " for vehicles (with two or more nodes); "
-            f"found {data.highway_ways} highway ways of other kinds",
+            + " for vehicles with two or more nodes in the "
+            f"file ({data.highway_ways} highway ways in all, {data.missing_nodes} node references missing)",
         )
     # project every node once
     node_row: dict[int, int] = {}

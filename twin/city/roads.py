@@ -131,17 +131,29 @@ class Phase(NamedTuple):
 
 
 class RoadGraph(NamedTuple):
-    """The junction graph of a road network, ready for twin's CSR ``Graph``.
+    """The junction graph of a road network, ready for twin's CSR ``Graph``: one arc per edge.
 
-    ``src``, ``dst`` : (m,) int64 junction rows; ``length_m`` : (m,) float64 metres; ``edge_ids`` : (m,) object
-    array of edge id strings; ``num_nodes`` : number of junctions.
+    ``src``, ``dst`` : (m,) int64 junction rows (``len(junctions)`` nodes); ``length_m`` : (m,) float64 metres;
+    ``edge_ids`` : (m,) object array of edge id strings. Turn restrictions are not in it (see ``TurnGraph``).
     """
 
     src: IntArray
     dst: IntArray
     length_m: FloatArray
     edge_ids: np.ndarray
-    num_nodes: int
+
+
+class TurnGraph(NamedTuple):
+    """The edge-based (line) graph: nodes are edges (rows of ``edges``), arcs the allowed turns between them.
+
+    ``src``, ``dst`` : (k,) int64 edge rows, one arc per distinct (from edge, to edge) connection;
+    ``length_m`` : (k,) float64 length of the ``dst`` edge in metres (the cost of entering it). Shortest paths
+    on it respect turn restrictions and forbidden U-turns.
+    """
+
+    src: IntArray
+    dst: IntArray
+    length_m: FloatArray
 
 
 def _empty_column(kind: str) -> pd.Series:
@@ -173,10 +185,13 @@ def _normalise(name: str, df: pd.DataFrame, columns: Mapping[str, str]) -> pd.Da
         elif kind == "bool":
             out[col] = pd.Series(np.asarray(values, dtype=bool))
         elif kind == "str":
-            out[col] = pd.Series([str(v) for v in values], dtype=object)
+            arr = values.to_numpy(dtype=object)
+            out[col] = pd.Series([v if type(v) is str else str(v) for v in arr], dtype=object)
         elif kind == "ostr":
+            arr = values.to_numpy(dtype=object)
             out[col] = pd.Series(
-                [None if v is None or v is pd.NA or v != v else str(v) for v in values], dtype=object
+                [v if type(v) is str else None if v is None or v is pd.NA or v != v else str(v) for v in arr],
+                dtype=object,
             )
         elif kind == "shape":
             out[col] = pd.Series([_as_shape(v) for v in values], dtype=object)
@@ -303,8 +318,14 @@ class RoadNetwork:
             dst=self.edges["to_index"].to_numpy(dtype=np.int64).copy(),
             length_m=self.edges["length_m"].to_numpy(dtype=np.float64).copy(),
             edge_ids=self.edges["id"].to_numpy(dtype=object).copy(),
-            num_nodes=len(self.junctions),
         )
+
+    def as_turn_graph(self) -> TurnGraph:
+        """The turn graph over edges (see :class:`TurnGraph`), from the distinct edge pairs of ``connections``."""
+        pairs = self.connections[["from_edge_index", "to_edge_index"]].to_numpy(dtype=np.int64).reshape(-1, 2)
+        pairs = np.unique(pairs, axis=0) if len(pairs) else pairs
+        length = self.edges["length_m"].to_numpy(dtype=np.float64)
+        return TurnGraph(src=pairs[:, 0].copy(), dst=pairs[:, 1].copy(), length_m=length[pairs[:, 1]])
 
     # -- bundle ----------------------------------------------------------------------------------------------------
     def save(self, directory: Path) -> dict[str, Any]:
