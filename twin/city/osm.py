@@ -35,9 +35,8 @@ Connections
     piece (a U-turn), which is kept only when nothing else is possible (dead ends), and except those forbidden
     by ``type=restriction`` relations with a via node (``no_*`` forbid the from→to turn, ``only_*`` forbid all
     others from the from way; ``restriction`` or ``restriction:motorcar|motor_vehicle|vehicle``, skipped when
-    ``except`` names motor cars; when the to way is not split at the via
-    node, the restriction's name picks the left/right/straight/U-turn movement; via-way restrictions are counted
-    and skipped). Directions come from the turn angle (:func:`turn_direction`); when no option is straight within
+    ``except`` names motor cars; when the to way is not split at the via node, the restriction's name picks the
+    left/right/straight/U-turn movement; via-way restrictions are counted and skipped). Directions come from the turn angle (:func:`turn_direction`); when no option is straight within
     10°, the straightest one under 45° is called straight. Lanes (:func:`lane_links`): right turns use the
     rightmost lane, left turns and turnarounds the leftmost, straight movements every lane; without a straight
     movement the lanes split between right (lower half) and left (upper half). The k-th serving lane from the

@@ -34,6 +34,9 @@ Tables (pandas DataFrames, one row per item; ``*_index`` columns are row numbers
     ``junctions`` (list of str junction ids the light controls), ``source_nodes`` (list of str OSM node ids
     tagged ``highway=traffic_signals`` that the light stands for; empty for SUMO). SUMO runs the last
     programme listed for an id.
+
+``as_graph()`` gives the junction graph for routing (one arc per edge), ``as_turn_graph()`` the edge-based graph
+of allowed turns (respects turn restrictions), ``lane_offsets()`` the CSR offsets of each edge's lanes.
 """
 
 from __future__ import annotations
