@@ -97,6 +97,12 @@ class DistanceField:
         32: float(np.hypot(1.0, np.sqrt(10.0) - 3.0) - 1.0),
     }
 
+    MAX_DIRECTION_ERROR_DEG = {
+        8: 22.5,
+        16: float(np.degrees(np.arctan2(1.0, 2.0)) / 2),
+        32: float(np.degrees(np.arctan2(1.0, 3.0)) / 2),
+    }
+
     def __init__(
         self,
         walkable: BoolArray | np.ndarray,
@@ -169,10 +175,12 @@ class DistanceField:
     def gradient(self, distances: FloatArray) -> FloatArray:
         """Unit descent direction (levels, ny, nx, 2) float64 per cell; 0 where there is none.
 
-        Where the cell's 3x3 block is walkable: the upwind gradient (toward the lower axial neighbour on each
-        axis); elsewhere the allowed 8-neighbour move of steepest descent. Either way a straight step shorter
-        than ``cell_size`` from any point of the cell stays on walkable cells. 0 at targets, non-walkable or
-        unreachable cells, and connector landings whose best route is the connector.
+        The upwind gradient (per axis toward the lower walkable neighbour) where every cell a short step in
+        that direction can enter is walkable; elsewhere the allowed 8-neighbour move of steepest descent.
+        Either way a straight step shorter than ``cell_size`` from any point of the cell stays on walkable
+        cells. In open space it is within ``MAX_DIRECTION_ERROR_DEG[stencil]`` (32: 9.2, 16: 13.3, 8: 22.5
+        degrees) of the true direction to the target. 0 at targets, non-walkable or unreachable cells, and
+        connector landings whose best route is the connector.
         """
         return self._core.gradient(distances)
 

@@ -316,25 +316,31 @@ void DistanceField::direction_at(const double* dist, std::size_t cell, double* d
     if (!walkable_[cell] || !std::isfinite(dc)) return;
     const int ix = static_cast<int>(cell % nx_);
     const int iy = static_cast<int>((cell / nx_) % ny_);
-    if (ix >= 1 && ix < nx_ - 1 && iy >= 1 && iy < ny_ - 1) {
-        bool open = true;
-        for (int dy = -1; dy <= 1 && open; ++dy) {
-            const std::size_t r = cell + static_cast<std::ptrdiff_t>(dy) * nx_;
-            open = walkable_[r - 1] && walkable_[r] && walkable_[r + 1];
-        }
-        if (open) {
-            const double dl = dist[cell - 1], dr = dist[cell + 1];
-            const double dd = dist[cell - nx_], du = dist[cell + nx_];
-            const double mx = std::min(dl, dr), my = std::min(dd, du);
-            const double gx = mx < dc ? (dl <= dr ? -(dc - mx) : (dc - mx)) : 0.0;
-            const double gy = my < dc ? (dd <= du ? -(dc - my) : (dc - my)) : 0.0;
-            const double norm = std::hypot(gx, gy);
-            if (norm > 0) {
-                d[0] = gx / norm;
-                d[1] = gy / norm;
-                return;
-            }
-        }
+    // Axial neighbours that are outside the raster or not walkable count as +inf.
+    auto at = [&](int dx, int dy) {
+        const int x = ix + dx, y = iy + dy;
+        if (x < 0 || x >= nx_ || y < 0 || y >= ny_) return kInf;
+        const std::size_t c = cell + static_cast<std::ptrdiff_t>(dy) * nx_ + dx;
+        return walkable_[c] ? dist[c] : kInf;
+    };
+    auto open = [&](int dx, int dy) {
+        const int x = ix + dx, y = iy + dy;
+        return x >= 0 && x < nx_ && y >= 0 && y < ny_ &&
+               walkable_[cell + static_cast<std::ptrdiff_t>(dy) * nx_ + dx];
+    };
+    const double dl = at(-1, 0), dr = at(1, 0), dd = at(0, -1), du = at(0, 1);
+    const double mx = std::min(dl, dr), my = std::min(dd, du);
+    const int sx = mx < dc ? (dl <= dr ? -1 : 1) : 0;
+    const int sy = my < dc ? (dd <= du ? -1 : 1) : 0;
+    // Safe if every cell a short step in this quadrant can enter is walkable.
+    const bool safe =
+        (sx == 0 || open(sx, 0)) && (sy == 0 || open(0, sy)) && (sx == 0 || sy == 0 || open(sx, sy));
+    if ((sx != 0 || sy != 0) && safe) {
+        const double gx = sx * (dc - mx), gy = sy * (dc - my);
+        const double norm = std::hypot(gx, gy);
+        d[0] = gx / norm;
+        d[1] = gy / norm;
+        return;
     }
     const uint32_t mask = allowed_[cell] & 0xFFu;
     double best = 0.0;

@@ -78,11 +78,15 @@ class DistanceField {
     bool locate(double x, double y, int level, int& iy, int& ix) const;
 
     // Unit descent direction of one cell (flat index), written to d[0], d[1]:
-    //  * if the cell's 3x3 block lies inside the raster and is all walkable: the upwind (Godunov) gradient,
-    //    -(d_c - min(d_left, d_right)) / h toward the lower neighbour per axis, normalised;
-    //  * otherwise, or if that is zero: the allowed 8-neighbour move with the steepest descent per metre
-    //    (first in a fixed move order on ties).
+    //  * the upwind (Godunov) gradient: per axis, toward the lower walkable axial neighbour if it is lower
+    //  than
+    //    the cell, with slope (d_c - d_neighbour) / h; normalised. Used only if every cell a short step in
+    //    that quadrant can enter is walkable (for a diagonal direction: both axial cells and the diagonal
+    //    cell);
+    //  * otherwise the allowed 8-neighbour move with the steepest descent per metre (first in a fixed order).
     // Either way a straight step shorter than cell_size from any point of the cell stays on walkable cells.
+    // In open space the direction is the normal of the stencil norm's facet, within half the widest angle
+    // between stencil directions of the true one (32: 9.2 deg, 16: 13.3 deg, 8: 22.5 deg).
     // 0 at targets (local minima), in non-walkable or unreachable cells, and at cells reached only through a
     // connector (the stair landing, where the crowd model moves agents through the connector).
     void direction_at(const double* dist, std::size_t cell, double* d) const;
