@@ -16,10 +16,12 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// node: internal id; id: node id, which breaks ties so that results do not depend on the internal order.
 struct HeapItem {
     double key;
     int32_t node;
-    bool operator>(const HeapItem& o) const { return key > o.key || (key == o.key && node > o.node); }
+    int32_t id;
+    bool operator>(const HeapItem& o) const { return key > o.key || (key == o.key && id > o.id); }
 };
 
 using MinHeap = std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<HeapItem>>;
@@ -62,25 +64,69 @@ Graph::Graph(int64_t n_nodes, std::vector<int64_t> src, std::vector<int64_t> dst
     check_nodes(src_.data(), src_.size(), "src");
     check_nodes(dst_.data(), dst_.size(), "dst");
 
-    // CSR topology by a stable counting sort on the source node.
+    // Breadth-first renumbering over the undirected connectivity, from the lowest unvisited node id.
     const std::size_t m = src_.size();
-    const std::size_t entries = directed_ ? m : 2 * m;
-    offsets_.assign(static_cast<std::size_t>(n_) + 1, 0);
-    for (std::size_t e = 0; e < m; ++e) {
-        ++offsets_[src_[e] + 1];
-        if (!directed_) ++offsets_[dst_[e] + 1];
+    const std::size_t nn = static_cast<std::size_t>(n_);
+    {
+        std::vector<int64_t> off(nn + 1, 0);
+        for (std::size_t e = 0; e < m; ++e) {
+            ++off[src_[e] + 1];
+            ++off[dst_[e] + 1];
+        }
+        for (std::size_t u = 0; u < nn; ++u) off[u + 1] += off[u];
+        std::vector<int32_t> nb(2 * m);
+        std::vector<int64_t> pos(off.begin(), off.end() - 1);
+        for (std::size_t e = 0; e < m; ++e) {
+            nb[pos[src_[e]]++] = static_cast<int32_t>(dst_[e]);
+            nb[pos[dst_[e]]++] = static_cast<int32_t>(src_[e]);
+        }
+        perm_.clear();
+        perm_.reserve(nn);
+        inv_.assign(nn, -1);
+        for (std::size_t root = 0; root < nn; ++root) {
+            if (inv_[root] >= 0) continue;
+            std::size_t head = perm_.size();
+            inv_[root] = static_cast<int32_t>(perm_.size());
+            perm_.push_back(static_cast<int32_t>(root));
+            while (head < perm_.size()) {
+                const int32_t u = perm_[head++];
+                for (int64_t k = off[u]; k < off[u + 1]; ++k) {
+                    const int32_t v = nb[k];
+                    if (inv_[v] < 0) {
+                        inv_[v] = static_cast<int32_t>(perm_.size());
+                        perm_.push_back(v);
+                    }
+                }
+            }
+        }
     }
-    for (int64_t u = 0; u < n_; ++u) offsets_[u + 1] += offsets_[u];
+    if (dim_ > 0) {
+        icoords_.resize(coords_.size());
+        for (std::size_t u = 0; u < nn; ++u) {
+            for (int k = 0; k < dim_; ++k)
+                icoords_[u * dim_ + k] = coords_[static_cast<std::size_t>(perm_[u]) * dim_ + k];
+        }
+    }
+
+    // CSR over internal ids by a stable counting sort on the source node.
+    const std::size_t entries = directed_ ? m : 2 * m;
+    offsets_.assign(nn + 1, 0);
+    for (std::size_t e = 0; e < m; ++e) {
+        ++offsets_[inv_[src_[e]] + 1];
+        if (!directed_) ++offsets_[inv_[dst_[e]] + 1];
+    }
+    for (std::size_t u = 0; u < nn; ++u) offsets_[u + 1] += offsets_[u];
     adj_.resize(entries);
     edge_.resize(entries);
     std::vector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
     for (std::size_t e = 0; e < m; ++e) {
-        int64_t p = fill[src_[e]]++;
-        adj_[p] = static_cast<int32_t>(dst_[e]);
+        const int32_t a = inv_[src_[e]], b = inv_[dst_[e]];
+        int64_t p = fill[a]++;
+        adj_[p] = b;
         edge_[p] = static_cast<int64_t>(e);
         if (!directed_) {
-            p = fill[dst_[e]]++;
-            adj_[p] = static_cast<int32_t>(src_[e]);
+            p = fill[b]++;
+            adj_[p] = a;
             edge_[p] = static_cast<int64_t>(e);
         }
     }
@@ -125,6 +171,9 @@ Graph Graph::with_weights(std::vector<double> weight) const {
     g.dst_ = dst_;
     g.weight_ = std::move(weight);
     g.coords_ = coords_;
+    g.perm_ = perm_;
+    g.inv_ = inv_;
+    g.icoords_ = icoords_;
     g.offsets_ = offsets_;
     g.adj_ = adj_;
     g.edge_ = edge_;
@@ -136,6 +185,16 @@ double Graph::straight(int64_t a, int64_t b) const {
     double s = 0;
     for (int k = 0; k < dim_; ++k) {
         const double d = coords_[a * dim_ + k] - coords_[b * dim_ + k];
+        s += d * d;
+    }
+    return std::sqrt(s);
+}
+
+double Graph::istraight(int32_t a, int32_t b) const {
+    double s = 0;
+    for (int k = 0; k < dim_; ++k) {
+        const double d = icoords_[static_cast<std::size_t>(a) * dim_ + k] -
+                         icoords_[static_cast<std::size_t>(b) * dim_ + k];
         s += d * d;
     }
     return std::sqrt(s);
@@ -156,18 +215,18 @@ void Graph::dijkstra(const int64_t* sources, std::size_t s, double limit, double
     const std::size_t n = static_cast<std::size_t>(n_);
 #pragma omp parallel
     {
+        std::vector<double> d(n);
+        std::vector<int32_t> p(n);
         std::vector<uint8_t> settled(n);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < ns; ++i) {
-            double* d = dist + static_cast<std::size_t>(i) * n;
-            int64_t* p = pred + static_cast<std::size_t>(i) * n;
-            std::fill(d, d + n, kInf);
-            std::fill(p, p + n, int64_t(-1));
+            std::fill(d.begin(), d.end(), kInf);
+            std::fill(p.begin(), p.end(), int32_t(-1));
             std::fill(settled.begin(), settled.end(), uint8_t(0));
             MinHeap heap;
-            const int32_t src = static_cast<int32_t>(sources[i]);
+            const int32_t src = inv_[sources[i]];
             d[src] = 0.0;
-            heap.push({0.0, src});
+            heap.push({0.0, src, perm_[src]});
             while (!heap.empty()) {
                 const HeapItem top = heap.top();
                 heap.pop();
@@ -181,11 +240,18 @@ void Graph::dijkstra(const int64_t* sources, std::size_t s, double limit, double
                     if (nd < d[v]) {
                         d[v] = nd;
                         p[v] = u;
-                        heap.push({nd, v});
-                    } else if (nd == d[v] && !settled[v] && u < p[v]) {
-                        p[v] = u;
+                        heap.push({nd, v, perm_[v]});
+                    } else if (nd == d[v] && !settled[v] && p[v] >= 0 && top.id < perm_[p[v]]) {
+                        p[v] = u;  // equal offer from a lower node id
                     }
                 }
+            }
+            double* drow = dist + static_cast<std::size_t>(i) * n;
+            int64_t* prow = pred + static_cast<std::size_t>(i) * n;
+            for (std::size_t v = 0; v < n; ++v) {
+                const int32_t k = inv_[v];
+                drow[v] = d[k];
+                prow[v] = p[k] < 0 ? int64_t(-1) : int64_t(perm_[p[k]]);
             }
         }
     }
@@ -214,42 +280,43 @@ double Graph::shortest_path(int64_t source, int64_t target, bool astar, double h
         }
     }
     const std::size_t n = static_cast<std::size_t>(n_);
+    const int32_t is = inv_[source], it = inv_[target];
     std::vector<double> g(n, kInf);
-    std::vector<int64_t> pred(n, -1);
-    auto h = [&](int32_t v) { return use_h ? heuristic_scale * straight(v, target) : 0.0; };
+    std::vector<int32_t> pred(n, -1);
+    auto h = [&](int32_t v) { return use_h ? heuristic_scale * istraight(v, it) : 0.0; };
     // Heap keys are g + h; an entry is stale when the node's g has improved since it was pushed. Nodes may be
     // reopened, so the result stays exact even if rounding makes the heuristic marginally inconsistent.
     struct Item {
         double f, g;
-        int32_t node;
-        bool operator>(const Item& o) const { return f > o.f || (f == o.f && node > o.node); }
+        int32_t node, id;
+        bool operator>(const Item& o) const { return f > o.f || (f == o.f && id > o.id); }
     };
     std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
-    g[source] = 0.0;
-    heap.push({h(static_cast<int32_t>(source)), 0.0, static_cast<int32_t>(source)});
+    g[is] = 0.0;
+    heap.push({h(is), 0.0, is, perm_[is]});
     while (!heap.empty()) {
         const Item top = heap.top();
         heap.pop();
         const int32_t u = top.node;
         if (top.g > g[u]) continue;
-        if (u == target) break;
+        if (u == it) break;
         for (int64_t e = offsets_[u]; e < offsets_[u + 1]; ++e) {
             const int32_t v = adj_[e];
             const double ng = top.g + w_[e];
             if (ng < g[v]) {
                 g[v] = ng;
                 pred[v] = u;
-                heap.push({ng + h(v), ng, v});
+                heap.push({ng + h(v), ng, v, perm_[v]});
             }
         }
     }
-    if (!std::isfinite(g[target])) return kInf;
-    for (int64_t v = target; v != -1; v = pred[v]) {
-        path.push_back(v);
-        if (v == source) break;
+    if (!std::isfinite(g[it])) return kInf;
+    for (int32_t v = it; v != -1; v = pred[v]) {
+        path.push_back(perm_[v]);
+        if (v == is) break;
     }
     std::reverse(path.begin(), path.end());
-    return g[target];
+    return g[it];
 }
 
 void Graph::many_to_many(const int64_t* sources, std::size_t s, const int64_t* targets, std::size_t t,
@@ -258,8 +325,9 @@ void Graph::many_to_many(const int64_t* sources, std::size_t s, const int64_t* t
     std::vector<uint8_t> is_target(n, 0);
     int64_t distinct = 0;
     for (std::size_t j = 0; j < t; ++j) {
-        if (!is_target[targets[j]]) {
-            is_target[targets[j]] = 1;
+        const int32_t k = inv_[targets[j]];
+        if (!is_target[k]) {
+            is_target[k] = 1;
             ++distinct;
         }
     }
@@ -273,9 +341,9 @@ void Graph::many_to_many(const int64_t* sources, std::size_t s, const int64_t* t
             std::fill(d.begin(), d.end(), kInf);
             std::fill(settled.begin(), settled.end(), uint8_t(0));
             MinHeap heap;
-            const int32_t src = static_cast<int32_t>(sources[i]);
+            const int32_t src = inv_[sources[i]];
             d[src] = 0.0;
-            heap.push({0.0, src});
+            heap.push({0.0, src, perm_[src]});
             int64_t remaining = distinct;
             while (!heap.empty() && remaining > 0) {
                 const HeapItem top = heap.top();
@@ -289,12 +357,15 @@ void Graph::many_to_many(const int64_t* sources, std::size_t s, const int64_t* t
                     const double nd = top.key + w_[e];
                     if (nd < d[v]) {
                         d[v] = nd;
-                        heap.push({nd, v});
+                        heap.push({nd, v, perm_[v]});
                     }
                 }
             }
             double* row = out + static_cast<std::size_t>(i) * t;
-            for (std::size_t j = 0; j < t; ++j) row[j] = settled[targets[j]] ? d[targets[j]] : kInf;
+            for (std::size_t j = 0; j < t; ++j) {
+                const int32_t k = inv_[targets[j]];
+                row[j] = settled[k] ? d[k] : kInf;
+            }
         }
     }
 }

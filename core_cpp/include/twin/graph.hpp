@@ -62,13 +62,20 @@ class Graph {
     Graph() = default;
     void build_weights();
     double straight(int64_t a, int64_t b) const;
+    double istraight(int32_t a, int32_t b) const;
 
     int64_t n_ = 0;
     bool directed_ = true;
     int dim_ = 0;
     std::vector<int64_t> src_, dst_;
     std::vector<double> weight_, coords_;
-    // CSR: offsets_[u]..offsets_[u+1] index adj_ (neighbour), edge_ (original edge index), w_ (weight).
+    // Internally nodes are renumbered in breadth-first order (memory locality: about 2x faster searches on
+    // graphs whose ids are scattered); perm_[internal] = node id, inv_[node id] = internal. Ties are still
+    // broken by node id, so results are as if no renumbering happened.
+    std::vector<int32_t> perm_, inv_;
+    std::vector<double> icoords_;  // coords in internal order
+    // CSR over internal ids: offsets_[u]..offsets_[u+1] index adj_ (neighbour), edge_ (edge index), w_
+    // (weight).
     std::vector<int64_t> offsets_;
     std::vector<int32_t> adj_;
     std::vector<int64_t> edge_;
