@@ -72,6 +72,7 @@ class DistanceField:
     if the straight segment between the two cell centres touches walkable cells only (no corner cutting).
     In open space a distance between cell centres never underestimates the Euclidean distance and exceeds it by
     at most ``DistanceField.MAX_RELATIVE_ERROR[stencil]`` (8: 8.24 %, 16: 2.75 %, 32: 1.31 %; exact bounds).
+    The default is 32, the only stencil within 2 % everywhere; 16 takes about half the time at 2.75 %.
 
     Cell convention: cell ``(iy, ix)`` of level ``l`` spans ``[x0 + ix*h, x0 + (ix+1)*h) x [y0 + iy*h,
     y0 + (iy+1)*h)`` with ``(x0, y0) = origins[l]``, ``h = cell_size`` (borders are these float64 values);
@@ -314,7 +315,8 @@ class Graph:
         target. It is admissible only if every edge weight is at least ``heuristic_scale`` times its
         straight-line length: 1.0 (default) when weights are lengths in metres, ``1 / v_max`` when they are
         travel times at speeds up to ``v_max``. A larger scale raises ``ValueError`` (see
-        :attr:`max_heuristic_scale`). Without coords this is plain Dijkstra.
+        :attr:`max_heuristic_scale`; 1e-9 relative slack is allowed for weights computed as lengths). Without
+        coords this is plain Dijkstra.
         """
         nodes, length = self._core.shortest_path(
             source, target, astar=bool(astar), heuristic_scale=float(heuristic_scale)

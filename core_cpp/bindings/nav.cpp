@@ -106,6 +106,11 @@ twin::DistanceField make_field(const py::object& walkable_obj, double cell_size,
         throw py::value_error("walkable must be (levels, ny, nx) or (ny, nx) bool or uint8, got " +
                               shape_str(wa));
     }
+    for (py::ssize_t k = 0; k < wa.ndim(); ++k) {
+        if (wa.shape(k) > std::numeric_limits<int32_t>::max()) {
+            throw py::value_error("walkable is too large, got " + shape_str(wa));
+        }
+    }
     auto walk = carray<uint8_t>::ensure(wa);
     const int levels = wa.ndim() == 3 ? static_cast<int>(wa.shape(0)) : 1;
     const int ny = static_cast<int>(wa.shape(wa.ndim() - 2)), nx = static_cast<int>(wa.shape(wa.ndim() - 1));
