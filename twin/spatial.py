@@ -6,9 +6,13 @@ misses are ``inf`` (distances) and ``-1`` (indices). Variable-length answers are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from twin import _core
+from twin.typing import BoolArray, FloatArray, IntArray
 
 __all__ = ["get_num_threads", "set_num_threads"]
 
@@ -23,3 +27,305 @@ def get_num_threads() -> int:
 
 
 _ = np  # numpy is used by the wrappers below
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Navigation: DistanceField (walkable rasters of several storeys) and Graph (road, pipe, connectivity networks).
+
+_CONNECTOR_FIELDS = ("level_a", "iy_a", "ix_a", "level_b", "iy_b", "ix_b", "cost_m")
+
+
+def _connector_rows(connectors: Any) -> FloatArray | None:
+    """Connectors as (c, 7) float64 rows from an array, a structured array or a sequence of mappings."""
+    if connectors is None:
+        return None
+    names = getattr(getattr(connectors, "dtype", None), "names", None)
+    if names is not None:
+        cost = "cost_m" if "cost_m" in names else "cost"
+        missing = [f for f in (*_CONNECTOR_FIELDS[:6], cost) if f not in names]
+        if missing:
+            raise ValueError(
+                f"connectors structured array lacks fields {missing}; expected {_CONNECTOR_FIELDS}"
+            )
+        cols = [np.asarray(connectors[f], dtype=np.float64) for f in (*_CONNECTOR_FIELDS[:6], cost)]
+        return np.stack(cols, axis=-1).reshape(-1, 7)
+    if isinstance(connectors, list | tuple) and connectors and isinstance(connectors[0], Mapping):
+        rows = []
+        for i, c in enumerate(connectors):
+            try:
+                rows.append(
+                    [float(c[f]) for f in _CONNECTOR_FIELDS[:6]] + [float(c.get("cost_m", c.get("cost")))]
+                )
+            except (KeyError, TypeError) as exc:
+                raise ValueError(
+                    f"connectors[{i}] must have keys {_CONNECTOR_FIELDS}, got {sorted(c)}"
+                ) from exc
+        return np.asarray(rows, dtype=np.float64)
+    return np.asarray(connectors)
+
+
+class DistanceField:
+    """Shortest walking distances to targets over walkable rasters of several levels linked by connectors.
+
+    Method: Dijkstra on a ``stencil``-neighbour stencil (8: axial and diagonal moves; 16: plus knight moves
+    (2, 1); 32: plus (3, 1) and (3, 2) moves). A move costs ``cell_size * |(dx, dy)|`` metres and is allowed only
+    if the straight segment between the two cell centres touches walkable cells only (no corner cutting).
+    In open space a distance between cell centres never underestimates the Euclidean distance and exceeds it by
+    at most ``DistanceField.MAX_RELATIVE_ERROR[stencil]`` (8: 8.24 %, 16: 2.75 %, 32: 1.31 %; exact bounds).
+    The default is 32, the only stencil within 2 % everywhere; 16 takes about half the time at 2.75 %.
+
+    Cell convention: cell ``(iy, ix)`` of level ``l`` spans ``[x0 + ix*h, x0 + (ix+1)*h) x [y0 + iy*h,
+    y0 + (iy+1)*h)`` with ``(x0, y0) = origins[l]``, ``h = cell_size`` (borders are these float64 values);
+    its centre is ``(x0 + (ix+0.5)*h, y0 + (iy+0.5)*h)``. A point on a border belongs to the cell above/right.
+
+    Parameters
+    ----------
+    walkable : (levels, ny, nx) or (ny, nx) bool or uint8; non-zero cells are walkable. 2-D means one level;
+        results are still (1, ny, nx).
+    cell_size : cell edge length h, metres.
+    origins : (levels, 2) float64, metres: (x0, y0) of the lower-left corner of cell (0, 0) per level
+        ((2,) is accepted for one level).
+    connectors : links between cells (stairs), both directions: (c, 7) float64 rows
+        ``(level_a, iy_a, ix_a, level_b, iy_b, ix_b, cost_m)``, or a structured array or list of dicts with
+        those fields (``cost`` is accepted for ``cost_m``). Costs in metres (for time fields scale them by the
+        speed ratio); both cells must be walkable.
+    stencil : 8, 16 or 32 neighbours.
+    """
+
+    MAX_RELATIVE_ERROR = {
+        8: float(np.hypot(1.0, np.sqrt(2.0) - 1.0) - 1.0),
+        16: float(np.hypot(1.0, np.sqrt(5.0) - 2.0) - 1.0),
+        32: float(np.hypot(1.0, np.sqrt(10.0) - 3.0) - 1.0),
+    }
+
+    MAX_DIRECTION_ERROR_DEG = {
+        8: 22.5,
+        16: float(np.degrees(np.arctan2(1.0, 2.0)) / 2),
+        32: float(np.degrees(np.arctan2(1.0, 3.0)) / 2),
+    }
+
+    def __init__(
+        self,
+        walkable: BoolArray | np.ndarray,
+        *,
+        cell_size: float,
+        origins: FloatArray,
+        connectors: Any = None,
+        stencil: int = 32,
+    ) -> None:
+        self._core = _core.DistanceField(
+            walkable,
+            cell_size=float(cell_size),
+            origins=origins,
+            connectors=_connector_rows(connectors),
+            stencil=int(stencil),
+        )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(levels, ny, nx) of every distance array."""
+        return tuple(self._core.shape)
+
+    @property
+    def cell_size(self) -> float:
+        """Cell edge length, metres."""
+        return float(self._core.cell_size)
+
+    @property
+    def stencil(self) -> int:
+        return int(self._core.stencil)
+
+    @property
+    def origins(self) -> FloatArray:
+        """(levels, 2) float64, metres (read-only)."""
+        return self._core.origins
+
+    @property
+    def walkable(self) -> BoolArray:
+        """(levels, ny, nx) bool (read-only)."""
+        return self._core.walkable
+
+    @property
+    def connectors(self) -> FloatArray:
+        """(c, 7) float64 rows (level_a, iy_a, ix_a, level_b, iy_b, ix_b, cost_m)."""
+        return self._core.connectors
+
+    def compute(self, targets: IntArray, initial: FloatArray | None = None) -> FloatArray:
+        """Multi-source shortest distances.
+
+        targets : (t, 3) int cells (level, iy, ix); each must be walkable (``ValueError`` names the first that
+            is not). No targets gives all ``inf``.
+        initial : (t,) float64 metres, optional starting cost per target (default 0; ``inf`` disables one).
+        Returns (levels, ny, nx) float64 metres, ``inf`` where non-walkable or unreachable.
+        """
+        return self._core.compute(targets, initial)
+
+    def compute_from_points(self, points: FloatArray, levels: IntArray | None = None) -> FloatArray:
+        """Distances from point targets: (t, 2) float64 metres on levels (t,) int (default all 0).
+
+        Each point seeds the cell containing it with the distance from the point to that cell's centre, so the
+        result approximates the distance to the point within ``MAX_RELATIVE_ERROR`` plus ``2 * h / sqrt(2)``.
+        Returns (levels, ny, nx) float64 metres.
+        """
+        return self._core.compute_from_points(points, levels)
+
+    def locate(self, points: FloatArray, levels: IntArray | None = None) -> IntArray:
+        """Cells (k, 3) int64 (level, iy, ix) containing points (k, 2) float64; rows of -1 outside."""
+        return self._core.locate(points, levels)
+
+    def gradient(self, distances: FloatArray) -> FloatArray:
+        """Unit descent direction (levels, ny, nx, 2) float64 per cell; 0 where there is none.
+
+        The upwind gradient (per axis toward the lower walkable neighbour) where every cell a short step in
+        that direction can enter is walkable; elsewhere the allowed 8-neighbour move of steepest descent.
+        Either way a straight step shorter than ``cell_size`` from any point of the cell stays on walkable
+        cells. In open space it is within ``MAX_DIRECTION_ERROR_DEG[stencil]`` (32: 9.2, 16: 13.3, 8: 22.5
+        degrees) of the true direction to the target. 0 at targets, non-walkable or unreachable cells, and
+        connector landings whose best route is the connector.
+        """
+        return self._core.gradient(distances)
+
+    def sample(self, distances: FloatArray, points: FloatArray, levels: IntArray | None = None) -> FloatArray:
+        """Distances (k,) float64 at points (k, 2) float64 metres on levels (k,) int (default all 0).
+
+        Bilinear between cell centres where all four surrounding cells are finite; otherwise the containing
+        cell's value, or the nearest finite of the four; ``inf`` outside the raster or for non-finite points.
+        O(1) per point, parallel over points.
+        """
+        return self._core.sample(distances, points, levels)
+
+    def sample_direction(
+        self, distances: FloatArray, points: FloatArray, levels: IntArray | None = None
+    ) -> FloatArray:
+        """Unit descent directions (k, 2) float64 at points (k, 2) on levels (k,) (default all 0).
+
+        The direction of the containing cell (as :meth:`gradient`); for a point inside a non-walkable or
+        unreachable cell, the unit vector to the centre of the nearest finite cell among the four around it,
+        so agents pushed into a wall step back out; 0 if none or outside.
+        """
+        return self._core.sample_direction(distances, points, levels)
+
+
+class ShortestPaths(NamedTuple):
+    """Single-source shortest paths, one row per source."""
+
+    distances: FloatArray
+    """(s, n) float64, edge-weight units; inf where unreachable (or beyond ``limit``)."""
+    predecessors: IntArray
+    """(s, n) int64, the previous node on a shortest path; -1 for the source and unreachable nodes."""
+
+
+class Path(NamedTuple):
+    nodes: IntArray
+    """(p,) int64 from source to target; empty if unreachable."""
+    length: float
+    """Sum of edge weights; inf if unreachable."""
+
+
+class Graph:
+    """Weighted graph in CSR form: Dijkstra, A* and many-to-many for road, pipe and connectivity networks.
+
+    Parameters
+    ----------
+    n_nodes : number of nodes (ids 0 .. n_nodes-1).
+    src, dst : (m,) int edge end nodes. Multi-edges and self-loops are allowed.
+    weight : (m,) float64 >= 0 (lengths in metres or travel times); ``inf`` closes an edge. A negative or NaN
+        weight raises ``ValueError`` naming the edge index.
+    coords : (n_nodes, 2 | 3) float64 metres, optional, for the A* heuristic.
+    directed : if False each edge is usable both ways.
+
+    Immutable: :meth:`with_weights` returns a new graph (e.g. closing roads by setting their weight to inf).
+    Searches settle nodes in (distance, node id) order and a node's predecessor is the lowest-id settled node
+    offering its final distance, so results never depend on the thread count.
+    """
+
+    def __init__(
+        self,
+        n_nodes: int,
+        src: IntArray,
+        dst: IntArray,
+        weight: FloatArray,
+        *,
+        coords: FloatArray | None = None,
+        directed: bool = True,
+    ) -> None:
+        self._core = _core.Graph(int(n_nodes), src, dst, weight, coords=coords, directed=bool(directed))
+
+    @classmethod
+    def _wrap(cls, core: Any) -> Graph:
+        g = cls.__new__(cls)
+        g._core = core
+        return g
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self._core.n_nodes)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self._core.n_edges)
+
+    @property
+    def directed(self) -> bool:
+        return bool(self._core.directed)
+
+    @property
+    def src(self) -> IntArray:
+        """(m,) int64 (read-only)."""
+        return self._core.src
+
+    @property
+    def dst(self) -> IntArray:
+        """(m,) int64 (read-only)."""
+        return self._core.dst
+
+    @property
+    def weight(self) -> FloatArray:
+        """(m,) float64 (read-only)."""
+        return self._core.weight
+
+    @property
+    def coords(self) -> FloatArray | None:
+        """(n_nodes, 2 | 3) float64 metres (read-only), or None."""
+        return self._core.coords
+
+    @property
+    def max_heuristic_scale(self) -> float:
+        """Largest admissible A* ``heuristic_scale``: min over edges of weight / straight-line length."""
+        return float(self._core.max_heuristic_scale)
+
+    def with_weights(self, weight: FloatArray) -> Graph:
+        """A new graph with the same edges and weights (m,) float64 (``inf`` closes an edge)."""
+        return Graph._wrap(self._core.with_weights(weight))
+
+    def dijkstra(self, sources: IntArray | int, *, limit: float = np.inf) -> ShortestPaths:
+        """Shortest paths from sources (s,) int: distances (s, n) float64 and predecessors (s, n) int64.
+
+        Nodes farther than ``limit`` get ``inf`` and -1. Parallel over sources.
+        """
+        dist, pred = self._core.dijkstra(sources, limit=float(limit))
+        return ShortestPaths(dist, pred)
+
+    def shortest_path(
+        self, source: int, target: int, *, astar: bool = True, heuristic_scale: float = 1.0
+    ) -> Path:
+        """Shortest path from source to target: nodes (p,) int64 and its length (empty and inf if unreachable).
+
+        With ``astar`` and coords, the heuristic is ``heuristic_scale`` times the straight-line distance to the
+        target. It is admissible only if every edge weight is at least ``heuristic_scale`` times its
+        straight-line length: 1.0 (default) when weights are lengths in metres, ``1 / v_max`` when they are
+        travel times at speeds up to ``v_max``. A larger scale raises ``ValueError`` (see
+        :attr:`max_heuristic_scale`; 1e-9 relative slack is allowed for weights computed as lengths). Without
+        coords this is plain Dijkstra.
+        """
+        nodes, length = self._core.shortest_path(
+            source, target, astar=bool(astar), heuristic_scale=float(heuristic_scale)
+        )
+        return Path(nodes, float(length))
+
+    def many_to_many(self, sources: IntArray, targets: IntArray) -> FloatArray:
+        """Distances (s, t) float64 from sources (s,) int to targets (t,) int; inf where unreachable."""
+        return self._core.many_to_many(sources, targets)
+
+
+__all__ += ["DistanceField", "Graph", "Path", "ShortestPaths"]
