@@ -109,3 +109,29 @@ def test_frame_roundtrips_through_dict():
     again = Frame.from_dict(frame.to_dict())
     assert again.crs.equals(frame.crs)
     np.testing.assert_array_equal(again.origin, frame.origin)
+
+
+def test_first_georeferenced_source_fixes_the_origin_of_a_given_crs():
+    frame = Frame("EPSG:3067")
+    assert not frame.origin_fixed
+    local = frame.to_local(np.array([[24.94, 60.17]]), pyproj.CRS("EPSG:4326"))
+    assert frame.origin_fixed
+    assert frame.origin[0] % 1000 == 0
+    assert np.all(np.abs(local[:, :2]) < 1000)
+    before = frame.origin.copy()
+    frame.to_local(np.array([[25.5, 61.0]]), pyproj.CRS("EPSG:4326"))  # later sources do not move it
+    np.testing.assert_array_equal(frame.origin, before)
+
+
+def test_placement_fixes_the_origin_when_the_frame_has_a_crs():
+    frame = Frame("EPSG:3067")
+    local = frame.place(np.array([[1.0, 2.0, 0.0]]), Placement(x=385_640.0, y=6_672_480.0))
+    np.testing.assert_array_equal(frame.origin, [386_000.0, 6_672_000.0, 0.0])
+    np.testing.assert_allclose(local, [[-359.0, 482.0, 0.0]])
+
+
+def test_frame_without_crs_keeps_source_coordinates():
+    frame = Frame()
+    local = frame.place(np.array([[1.0, 2.0, 3.0]]), Placement(x=10.0))
+    np.testing.assert_allclose(local, [[11.0, 2.0, 3.0]])
+    assert not frame.origin_fixed

@@ -137,10 +137,11 @@ class City:
     Parameters
     ----------
     crs : projected CRS of the local frame (``"EPSG:3067"``…); if omitted, the first georeferenced source sets it.
-    origin : (3,) origin of the local frame in ``crs`` coordinates, metres.
+    origin : (3,) origin of the local frame in ``crs`` coordinates, metres; by default the first georeferenced or
+        placed source fixes it at its centre rounded to whole kilometres.
     """
 
-    def __init__(self, crs: Any = None, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+    def __init__(self, crs: Any = None, origin: tuple[float, float, float] | None = None):
         self.frame = Frame(crs, origin)
         self.layers: list[Layer] = []
 
@@ -329,7 +330,8 @@ class City:
                 manifest_path, f"bundle version {manifest.get('version')} is not {BUNDLE_VERSION}"
             )
         frame = manifest.get("frame", {})
-        city = cls(frame.get("crs"), tuple(frame.get("origin", (0.0, 0.0, 0.0))))
+        origin = frame.get("origin")
+        city = cls(frame.get("crs"), None if origin is None else tuple(origin))
         for i, entry in enumerate(manifest.get("layers", [])):
             kind = entry.get("kind")
             if kind not in LAYER_CLASSES:

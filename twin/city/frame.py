@@ -122,12 +122,26 @@ class Frame:
     origin : (3,) float64, the local origin in ``crs`` coordinates (metres).
     """
 
-    def __init__(self, crs: Any = None, origin: tuple[float, float, float] | FloatArray = (0.0, 0.0, 0.0)):
+    def __init__(self, crs: Any = None, origin: tuple[float, float, float] | FloatArray | None = None):
         self.crs: pyproj.CRS | None = None if crs is None else parse_crs(crs)
         if self.crs is not None and not self.crs.is_projected:
             raise InputError(None, f"the city CRS must be projected (metres), got {crs_name(self.crs)}")
-        self.origin = np.asarray(origin, dtype=np.float64).reshape(3)
+        # Without an explicit origin, the first georeferenced or placed source fixes it (rounded to 1 km), so that
+        # local coordinates stay small and float64 keeps sub-millimetre precision.
+        self.origin_fixed = origin is not None
+        self.origin = np.zeros(3) if origin is None else np.asarray(origin, dtype=np.float64).reshape(3)
         self._transformers: dict[str, pyproj.Transformer] = {}
+
+    def _fix_origin(self, xy: FloatArray) -> None:
+        """Fix the origin at the rounded centre of ``xy`` (n, 2) frame-CRS coordinates, if not fixed yet."""
+        if self.origin_fixed or self.crs is None or len(xy) == 0:
+            return
+        cx, cy = (float(v) for v in np.nanmean(np.asarray(xy, dtype=np.float64).reshape(-1, 2), axis=0))
+        if not (math.isfinite(cx) and math.isfinite(cy)):
+            return
+        self.origin = np.array([round(cx, -3), round(cy, -3), 0.0])
+        self.origin_fixed = True
+        log.info("city frame origin set to %s", self.origin.tolist())
 
     # -- adopting a CRS --------------------------------------------------------------------------------------------
     def adopt(self, crs: pyproj.CRS, origin_xy: tuple[float, float]) -> None:
@@ -140,7 +154,9 @@ class Frame:
         if not crs.is_projected:
             raise InputError(None, f"cannot adopt a non-projected CRS {crs_name(crs)} for the local frame")
         self.crs = crs
-        self.origin = np.array([round(origin_xy[0], -3), round(origin_xy[1], -3), 0.0])
+        if not self.origin_fixed:
+            self.origin = np.array([round(origin_xy[0], -3), round(origin_xy[1], -3), 0.0])
+            self.origin_fixed = True
         log.info("city frame adopts %s with origin %s", crs_name(crs), self.origin.tolist())
 
     def adopt_for(self, src_crs: pyproj.CRS, xy: FloatArray) -> None:
@@ -189,6 +205,7 @@ class Frame:
             if self.crs is not None and not src_crs.equals(self.crs):
                 x, y = self._transformer(src_crs, self.crs).transform(pts[:, 0], pts[:, 1])
                 out[:, 0], out[:, 1] = x, y
+            self._fix_origin(out[:, :2])
         out -= self.origin
         return out
 
@@ -210,6 +227,7 @@ class Frame:
         world = placement.apply(pts) if placement is not None else pts
         if placement is None:
             return world.copy()  # no placement: the source's coordinates are local coordinates
+        self._fix_origin(np.array([[placement.x, placement.y]]))
         return world - self.origin
 
     # -- persistence -----------------------------------------------------------------------------------------------
@@ -218,7 +236,7 @@ class Frame:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Frame:
-        return cls(d.get("crs"), d.get("origin", (0.0, 0.0, 0.0)))
+        return cls(d.get("crs"), d.get("origin"))
 
     def __repr__(self) -> str:
         return f"Frame(crs={crs_name(self.crs)!r}, origin={self.origin.tolist()})"
