@@ -6,6 +6,11 @@ import numpy.typing as npt
 _F64 = npt.NDArray[np.float64]
 _I64 = npt.NDArray[np.int64]
 
+has_openmp: bool
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+
 # --- navigation (core_cpp/bindings/nav.cpp) ---
 
 class DistanceField:

@@ -26,9 +26,6 @@ def get_num_threads() -> int:
     return int(_core.get_num_threads())
 
 
-_ = np  # numpy is used by the wrappers below
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Navigation: DistanceField (walkable rasters of several storeys) and Graph (road, pipe, connectivity networks).
 
