@@ -334,8 +334,14 @@ def assert_buildings_equal(a: Building, b: Building) -> None:
 
 # -- georeference and placement on FZK ---------------------------------------------------------------------------
 def test_georeference_map_conversion(loaded, tmp_path):
-    """FZK with an IfcMapConversion (ETRS89 / UTM 32N, rotated 36.87°) lands where IfcOpenShell puts it."""
+    """FZK with an IfcMapConversion (ETRS89 / UTM 32N, rotated 36.87°) lands where IfcOpenShell puts it.
+
+    The copy also loses its IfcRelSpaceBoundary, so its door sides come from probing alone (FZK has no
+    IsExternal flags, so its exits are found by the storey-hull rule); they must equal the boundary-based ones.
+    """
     f = ifcopenshell.open(str(FZK))
+    for rel in f.by_type("IfcRelSpaceBoundary"):
+        f.remove(rel)
     ifcopenshell.api.georeference.add_georeferencing(f, name="EPSG:25832")
     conv = {
         "Eastings": 458_123.0,
@@ -392,17 +398,17 @@ def test_georeference_map_conversion(loaded, tmp_path):
 
 
 def test_placement_moves_everything_and_probes_match_boundaries(loaded, tmp_path):
-    """FZK without its IfcRelSpaceBoundary, placed at (x, y, z, 30°): everything moves by the same rigid motion,
-    and the door sides found by probing across the walls equal those FZK's space boundaries give."""
-    f = ifcopenshell.open(str(FZK))
+    """Duplex without its IfcRelSpaceBoundary, placed at (x, y, z, 30°): everything moves by the same rigid
+    motion, and the door sides found by probing across the walls equal those the space boundaries give."""
+    f = ifcopenshell.open(str(DUPLEX))
     for rel in f.by_type("IfcRelSpaceBoundary"):
         f.remove(rel)
-    path = tmp_path / "fzk_no_boundaries.ifc"
+    path = tmp_path / "duplex_no_boundaries.ifc"
     f.write(str(path))
     pl = Placement(x=1000.0, y=2000.0, z=5.0, rotation_deg=30.0)
     frame = Frame("EPSG:25832", (900.0, 1900.0, 0.0))
     moved = load_ifc(path, frame=frame, placement=pl)
-    plain, _ = loaded["fzk"]
+    plain, _ = loaded["duplex"]
     assert moved.crs_info["method"] == "placement"
     assert not moved.crs_info["georeferenced"]
 

@@ -208,7 +208,7 @@ class Building:
         self.doors = conform(doors, DOOR_SCHEMA)
         self.stairs = conform(stairs, STAIR_SCHEMA)
         self.walkable = dict(walkable)
-        self.meshes = {f: meshes.get(f, Mesh.empty()) for f in FAMILIES}
+        self.meshes = {f: meshes[f] if f in meshes else Mesh.empty() for f in FAMILIES}
         self.warnings = list(warnings or [])
         self.without_geometry = list(without_geometry or [])
 

@@ -104,6 +104,21 @@ _PROBE_BEYOND_WALL_M = 0.3  # door side probes: distance beyond the wall face
 _DEFAULT_HALF_WALL_M = 0.25  # half wall thickness when the host wall has no geometry near the door
 
 
+def geometry_classes(f: Any) -> list[str]:
+    """The entries of :data:`GEOMETRY_CLASSES` that exist in the schema of the open file ``f``."""
+    import ifcopenshell.ifcopenshell_wrapper as wrapper
+
+    schema = wrapper.schema_by_name(f.schema)
+    out = []
+    for cls in GEOMETRY_CLASSES:
+        try:
+            schema.declaration_by_name(cls)
+        except RuntimeError:
+            continue
+        out.append(cls)
+    return out
+
+
 # -- opening the file --------------------------------------------------------------------------------------------
 def geometry_settings() -> Any:
     """The ``ifcopenshell.geom.settings`` the loader uses: world coordinates (metres), welded vertices."""
@@ -308,6 +323,7 @@ class _Placer:
                     "y": placement.y,
                     "z": placement.z,
                     "rotation_deg": placement.rotation_deg,
+                    "scale": getattr(placement, "scale", 1.0),
                 },
             )
 
@@ -345,7 +361,7 @@ def _iterate(path: Path, f: Any) -> dict[int, _Shape]:
     shapes: dict[int, _Shape] = {}
     try:
         it = ifcopenshell.geom.iterator(
-            geometry_settings(), f, os.cpu_count() or 1, include=list(GEOMETRY_CLASSES)
+            geometry_settings(), f, os.cpu_count() or 1, include=geometry_classes(f)
         )
         if not it.initialize():
             return shapes
@@ -391,10 +407,32 @@ def _footprint(tris: Sequence[FloatArray]) -> BaseGeometry | None:
         return None
     rings = np.concatenate([tri, tri[:, :1]], axis=1)
     polys = shapely.polygons(rings)
-    geom = shapely.union_all(polys, grid_size=1e-6)
+    geom = _union(polys)
+    if geom is None:
+        return None
     if geom.is_empty:
         return None
     return _clean(geom)
+
+
+def _union(geoms: Sequence[BaseGeometry] | np.ndarray) -> BaseGeometry | None:
+    """Union on a 1 µm grid (robust against the float noise of triangle edges); ``None`` if GEOS gives up."""
+    try:
+        return shapely.union_all(geoms, grid_size=1e-6)
+    except shapely.errors.GEOSException:
+        try:
+            return shapely.union_all(shapely.make_valid(np.asarray(geoms, dtype=object)))
+        except shapely.errors.GEOSException as exc:
+            log.warning("cannot union %d polygons (%s); footprint left out", len(geoms), exc)
+            return None
+
+
+def _difference(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
+    try:
+        return _clean(a.difference(b, grid_size=1e-6))
+    except shapely.errors.GEOSException as exc:
+        log.warning("cannot subtract wall footprints from slab footprints (%s); slabs kept whole", exc)
+        return a
 
 
 def _clean(geom: BaseGeometry) -> BaseGeometry:
@@ -580,7 +618,7 @@ def load_ifc(
     rel = _Relations(f, {s.id() for s in storey_entities})
     elements: dict[int, _Element] = {}
     seen: set[int] = set()
-    for cls in GEOMETRY_CLASSES:
+    for cls in geometry_classes(f):
         for e in f.by_type(cls):
             if e.id() in seen:
                 continue
@@ -1095,7 +1133,8 @@ def _walkable(
                 and d["passage"] is not None
                 and (d["side_a"] in space_ids or d["side_b"] in space_ids)
             ]
-            out[sid] = _clean(shapely.union_all(parts, grid_size=1e-6))
+            merged = _union(parts)
+            out[sid] = Polygon() if merged is None else _clean(merged)
             continue
         slabs = [
             _tri_geometry(el.shape)[0]
@@ -1112,7 +1151,7 @@ def _walkable(
             out[sid] = Polygon()
             continue
         blocked = _footprint(walls)
-        out[sid] = _clean(floor.difference(blocked, grid_size=1e-6)) if blocked is not None else floor
+        out[sid] = floor if blocked is None else _difference(floor, blocked)
     return out
 
 
