@@ -706,6 +706,37 @@ def test_authored_georeference(tmp_path, schema, mm):
     np.testing.assert_allclose(b.storeys["elevation_m"], [12.0, 15.0])
 
 
+def _georeferenced_copy(path: Path, crs: str) -> Path:
+    f = ifcopenshell.open(str(path))
+    ifcopenshell.api.georeference.add_georeferencing(f, name=crs)
+    ifcopenshell.api.georeference.edit_georeferencing(
+        f, coordinate_operation={"Eastings": 385_500.0, "Northings": 6_672_300.0, "OrthogonalHeight": 12.0}
+    )
+    out = path.with_name(f"geo_{path.name}")
+    f.write(str(out))
+    return out
+
+
+def test_placement_overrides_georeference(tmp_path):
+    path = _georeferenced_copy(author_building(tmp_path / "house.ifc"), "EPSG:3067")
+    frame = Frame("EPSG:3067", (385_000.0, 6_672_000.0, 0.0))
+    b = load_ifc(path, frame=frame, placement=Placement(x=385_010.0, y=6_672_020.0, z=1.0, rotation_deg=90.0))
+    assert b.crs_info["method"] == "placement"
+    assert not b.crs_info["georeferenced"]
+    assert b.crs_info["map_conversion"]["eastings"] == 385_500.0  # still recorded
+    front = b.doors.set_index("name").loc["front door"]
+    # model (1.5, -0.1, 0) rotated by 90° → (0.1, 1.5), moved to (10, 20, 1) in the local frame
+    assert (front.x_m, front.y_m, front.z_m) == pytest.approx((10.1, 21.5, 1.0))
+
+
+def test_unknown_crs_is_not_a_georeference(tmp_path):
+    path = _georeferenced_copy(author_building(tmp_path / "house.ifc"), "EPSG:999999")
+    b = load_ifc(path, frame=Frame())
+    assert not b.summary()["georeferenced"]
+    assert any("EPSG:999999" in w for w in b.summary()["warnings"])
+    assert b.doors.set_index("name").loc["front door", "x_m"] == pytest.approx(1.5)
+
+
 def test_city_load_and_bundle(tmp_path):
     path = author_building(tmp_path / "house.ifc")
     city = City()

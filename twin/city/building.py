@@ -7,7 +7,8 @@ A :class:`Building` holds
 - ``doors`` — one row per ``IfcDoor`` with its centre, width and the two sides it connects;
 - ``stairs`` — one row per stair (an ``IfcStair``, or an ``IfcStairFlight`` that is part of none) with the two
   storeys it links, its footprint and walking-line lengths;
-- ``walkable`` — per storey GUID, the area people can walk on as a shapely (Multi)Polygon;
+- ``walkable`` — per storey GUID, the area people can walk on as a shapely (Multi)Polygon (spaces, door
+  passages and stairs; see :mod:`twin.city.ifc`);
 - ``meshes`` — one merged triangle :class:`Mesh` per element family (:data:`FAMILIES`).
 
 All coordinates are metres in the city's local frame (x east, y north, z up). GUIDs (``IfcRoot.GlobalId``) are kept

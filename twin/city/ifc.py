@@ -25,8 +25,10 @@ What is read
   the top of the walking line.
 - meshes of walls, slabs, doors, windows, stairs, roofs, spaces and other building elements
   (:data:`twin.city.building.FAMILIES`), with GUID, IFC class and storey per element.
-- walkable area per storey: the union of the storey's space footprints and of the footprints of stairs that start
-  on it; a storey without spaces gets its slab footprints minus its wall footprints.
+- walkable area per storey: the union of the storey's space footprints, of the footprints of stairs that start
+  on it, and of the door passages (the opening through the wall, width × wall thickness + 5 cm each side, for
+  doors with a space on at least one side), so that rooms joined by a door form one connected area; a storey
+  without spaces gets its slab footprints minus its wall footprints.
 
 Placement into the city frame
 -----------------------------
