@@ -212,6 +212,7 @@ class Building:
         self.meshes = {f: meshes[f] if f in meshes else Mesh.empty() for f in FAMILIES}
         self.warnings = list(warnings or [])
         self.without_geometry = list(without_geometry or [])
+        self.timings: dict[str, float] = {}  # set by the loader (open_s, iterator_s, total_s); not saved
 
     def __repr__(self) -> str:
         return (

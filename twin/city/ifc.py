@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -599,8 +600,10 @@ def load_ifc(
     Raises :class:`InputError` naming the file when it is missing, not IFC, truncated, or has no
     ``IfcBuildingStorey``. Elements whose geometry fails are logged and listed in ``Building.warnings``.
     """
+    t_start = time.perf_counter()
     p = Path(path)
     f = open_ifc(p)
+    t_opened = time.perf_counter()
     import ifcopenshell.util.unit
 
     storey_entities = f.by_type("IfcBuildingStorey")
@@ -615,7 +618,9 @@ def load_ifc(
     placer = _Placer(p, f, unit_scale, frame, placement)
     warnings = list(placer.warnings)
 
+    t_iter = time.perf_counter()
     shapes = _iterate(p, f)
+    t_iterated = time.perf_counter()
 
     rel = _Relations(f, {s.id() for s in storey_entities})
     elements: dict[int, _Element] = {}
@@ -674,6 +679,11 @@ def load_ifc(
         warnings=warnings,
         without_geometry=failed,
     )
+    building.timings = {
+        "open_s": t_opened - t_start,
+        "iterator_s": t_iterated - t_iter,
+        "total_s": time.perf_counter() - t_start,
+    }
     log.info(
         "%s: %s, %d storeys, %d spaces, %d doors, %d stairs, georeferenced=%s",
         p.name,
