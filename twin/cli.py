@@ -34,9 +34,9 @@ def _parse_place(text: str) -> dict[str, float]:
 def _load_city(files: Sequence[str], *, crs: str | None, place: dict[str, float] | None) -> Any:
     from twin.city import City, detect_format
 
+    city = City(crs)  # checks --crs before any file is read
     if len(files) == 1 and detect_format(files[0]) == "bundle":
         return City.load(files[0])
-    city = City(crs)
     for f in files:
         city.add_file(f, placement=place)
     return city
@@ -46,13 +46,21 @@ def _format_value(value: Any, width: int = 100) -> str:
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".")
     if isinstance(value, list | tuple):
-        items = [_format_value(v) for v in value]
+        items = [_format_named(v) if isinstance(v, dict) and "name" in v else _format_value(v) for v in value]
         text = ", ".join(items)
         return text if len(text) <= width else text[: width - 3] + "..."
     if isinstance(value, dict):
         text = ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
         return text if len(text) <= width else text[: width - 3] + "..."
     return str(value)
+
+
+def _format_named(item: dict[str, Any]) -> str:
+    """A named record (a storey…) as its name, with its elevation when it has one."""
+    z = item.get("elevation_m")
+    return (
+        f"{item['name']} ({_format_value(float(z))} m)" if isinstance(z, int | float) else str(item["name"])
+    )
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from twin.errors import TwinError
 log = logging.getLogger(__name__)
 
 DEMO_CRS = "EPSG:3067"  # ETRS-TM35FIN, the national projected CRS of Finland
-OFFICE_PLACE = Placement(x=385_640.0, y=6_672_480.0, z=8.0, rotation_deg=-12.0)
+OFFICE_PLACE = Placement(x=385_780.0, y=6_672_720.0, z=8.0, rotation_deg=-12.0)  # on open ground
 NET3_SCALE = 22.0  # Net3's map units are a drawing; 22 m per unit spreads it under the district
 
 
