@@ -1,0 +1,38 @@
+"""``make demo``'s city: built only from installed data, written as bundle, summary and picture."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from twin.city import City
+from twin.demo import OFFICE_PLACE, run_demo
+
+
+def test_demo_writes_bundle_summary_and_picture(tmp_path):
+    result = run_demo(tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    kinds = sorted(layer["kind"] for layer in summary["layers"])
+    assert kinds == ["building", "citymodel", "pipes", "roads"]
+    assert summary["crs"] == "EPSG:3067"
+    picture = result["outputs"]["picture"]
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert picture.stat().st_size > 50_000  # a real drawing, not an empty canvas
+
+    city = City.load(result["outputs"]["bundle"])
+    office = city.buildings["office"]
+    assert len(office.storeys) >= 3
+    assert len(office.exits()) >= 2
+    # the office sits where it was placed, inside the street network's extent
+    centre = city.frame.to_world(office.bounds().mean(axis=0, keepdims=True))[0]
+    assert abs(centre[0] - OFFICE_PLACE.x) < 60
+    assert abs(centre[1] - OFFICE_PLACE.y) < 60
+    roads = city.roads.bounds()
+    local = office.bounds().mean(axis=0)
+    assert np.all(local[:2] > roads[0, :2])
+    assert np.all(local[:2] < roads[1, :2])
+    # the water network lies under the district
+    nodes = city.pipes["water"].nodes[["x_m", "y_m"]].to_numpy()
+    assert np.all(nodes > roads[0, :2] - 200)
+    assert np.all(nodes < roads[1, :2] + 200)
