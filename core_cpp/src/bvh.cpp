@@ -395,7 +395,7 @@ class Collapser {
 struct Ray {
     double o[3];
     double d[3];   // the direction scaled by a power of two so that its largest component is in [0.5, 1)
-    double scale;  // t along the caller's direction = t along d * scale (exact)
+    double scale;  // power of two: d = caller's direction * scale, caller's t = t along d * scale (exact)
     // Watertight test: kz is the dominant axis, (kx, ky) the other two (swapped to keep the winding).
     int kx, ky, kz;
     double sx, sy, sz;
@@ -412,11 +412,10 @@ inline void setup_ray(Ray& r, const double* o, const double* d, const double* ce
     const int biased = static_cast<int>(bits >> 52);  // m > 0, so the sign bit is clear
     int e = biased - 1022;                            // m = f * 2^e with f in [0.5, 1)
     if (biased == 0) std::frexp(m, &e);               // subnormal
-    r.scale = std::ldexp(1.0, e);
-    const double down = std::ldexp(1.0, -e);
+    r.scale = std::ldexp(1.0, -e);  // d = caller's direction * 2^-e, so t = caller's t * 2^e
     for (int a = 0; a < 3; ++a) {
         r.o[a] = o[a];
-        r.d[a] = d[a] * down;
+        r.d[a] = d[a] * r.scale;
     }
     int kz = 0;
     if (std::fabs(r.d[1]) > std::fabs(r.d[kz])) kz = 1;
