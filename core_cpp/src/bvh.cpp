@@ -96,14 +96,17 @@ inline float next_up(float f) {
     return f;
 }
 
-// The largest float <= x and the smallest float >= x.
+// The largest float <= x and the smallest float >= x (selects rather than branches: the comparison is a
+// coin toss).
 inline float round_down(double x) {
     const float f = static_cast<float>(x);
-    return static_cast<double>(f) > x ? -next_up(-f) : f;
+    const float g = -next_up(-f);
+    return static_cast<double>(f) > x ? g : f;
 }
 inline float round_up(double x) {
     const float f = static_cast<float>(x);
-    return static_cast<double>(f) < x ? next_up(f) : f;
+    const float g = next_up(f);
+    return static_cast<double>(f) < x ? g : f;
 }
 
 inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
@@ -412,7 +415,13 @@ inline void setup_ray(Ray& r, const double* o, const double* d, const double* ce
     const int biased = static_cast<int>(bits >> 52);  // m > 0, so the sign bit is clear
     int e = biased - 1022;                            // m = f * 2^e with f in [0.5, 1)
     if (biased == 0) std::frexp(m, &e);               // subnormal
-    r.scale = std::ldexp(1.0, -e);  // d = caller's direction * 2^-e, so t = caller's t * 2^e
+    // d = caller's direction * 2^-e, so t = caller's t * 2^e
+    if (e <= 1022 && e >= -1022) {
+        const uint64_t pow2 = static_cast<uint64_t>(1023 - e) << 52;
+        std::memcpy(&r.scale, &pow2, sizeof(pow2));
+    } else {
+        r.scale = std::ldexp(1.0, -e);
+    }
     for (int a = 0; a < 3; ++a) {
         r.o[a] = o[a];
         r.d[a] = d[a] * r.scale;
@@ -436,9 +445,11 @@ inline void setup_ray(Ray& r, const double* o, const double* d, const double* ce
             std::fabs(inv) < 1e30 ? static_cast<float>(inv) : std::copysign(1e30f, float(r.d[a]));
         const bool neg = std::signbit(invf);
         const double rel = o[a] - centre[a];
-        const double delta = kBoxPad * (std::fabs(rel) + extent);
-        const float on = neg ? round_down(rel - delta) : round_up(rel + delta);
-        const float of = neg ? round_up(rel + delta) : round_down(rel - delta);
+        // origin moved forward by >= delta for the near planes and back for the far planes; the extra half
+        // delta covers the rounding to float (at most 2^-25 relative, far below kBoxPad / 2)
+        const double shift = std::copysign(1.5 * kBoxPad * (std::fabs(rel) + extent), double(invf));
+        const float on = static_cast<float>(rel + shift);
+        const float of = static_cast<float>(rel - shift);
         r.o_near[a] = f4_set1(on);
         r.o_far[a] = f4_set1(of);
         r.inv[a] = f4_set1(invf);
@@ -459,7 +470,7 @@ inline int box_hits(const Bvh4Node& nd, const Ray& r, f4 tmin, f4 tmax, f4& tnea
 }
 
 // Watertight ray/triangle test (float64). Returns the hit distance along r.d, or NaN when the ray misses
-// the triangle or lies in its plane.
+// the triangle or lies in its plane. Written without early exits: whether a ray hits is unpredictable.
 inline double intersect(const double* v, const Ray& r) {
     const int kx = r.kx, ky = r.ky, kz = r.kz;
     const double az = v[kz] - r.o[kz], bz = v[3 + kz] - r.o[kz], cz = v[6 + kz] - r.o[kz];
@@ -469,11 +480,12 @@ inline double intersect(const double* v, const Ray& r) {
     const double U = Cx * By - Cy * Bx;
     const double V = Ax * Cy - Ay * Cx;
     const double W = Bx * Ay - By * Ax;
-    if ((U < 0 || V < 0 || W < 0) && (U > 0 || V > 0 || W > 0)) return std::nan("");
+    const bool some_neg = (U < 0) | (V < 0) | (W < 0);
+    const bool some_pos = (U > 0) | (V > 0) | (W > 0);
     const double det = U + V + W;
-    if (det == 0) return std::nan("");
     const double T = U * (r.sz * az) + V * (r.sz * bz) + W * (r.sz * cz);
-    return T / det;
+    const bool inside = !(some_neg & some_pos) & (det != 0);
+    return inside ? T / det : std::numeric_limits<double>::quiet_NaN();
 }
 
 inline double dot3(const double* a, const double* b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
@@ -498,8 +510,24 @@ struct StackEntry {
 // nearest, farthest first; returns the nearest in `next`.
 inline void push_sorted(const Bvh4Node& nd, int mask, const float* dist, StackEntry* stack, int& sp,
                         StackEntry& next) {
-    int idx[4];
-    int cnt = 0;
+    const int i0 = lowest_bit(mask);
+    mask &= mask - 1;
+    if (mask == 0) {  // one child: the common case
+        next = StackEntry{nd.child[i0], nd.count[i0], dist[i0]};
+        return;
+    }
+    const int i1 = lowest_bit(mask);
+    mask &= mask - 1;
+    if (mask == 0) {  // two children
+        const bool swap = dist[i1] < dist[i0];
+        const int near = swap ? i1 : i0, far = swap ? i0 : i1;
+        stack[sp++] = StackEntry{nd.child[far], nd.count[far], dist[far]};
+        next = StackEntry{nd.child[near], nd.count[near], dist[near]};
+        return;
+    }
+    int idx[4] = {i0, i1, 0, 0};
+    int cnt = 2;
+    if (dist[i1] < dist[i0]) std::swap(idx[0], idx[1]);
     while (mask) {
         const int i = lowest_bit(mask);
         mask &= mask - 1;
@@ -738,7 +766,8 @@ constexpr int64_t kChunk = 256;  // rays per scheduling unit
 
 struct RayState {
     Ray r;
-    f4 vtmin, vtmax;
+    f4 vtmin, vtmax;  // box test range: tmin, and the best hit so far (or tmax), rounded outward
+    float limit;      // vtmax's value: pending children farther than this are dropped
     double tlo, thi;  // accepted hit range along r.d
     double best_t;
     int64_t best_k;   // leaf-order index of the best hit, -1 if none
@@ -766,7 +795,8 @@ class Traversal {
         s.tlo = tmin / s.r.scale;
         s.thi = tmax / s.r.scale;
         s.vtmin = f4_set1(round_down(s.tlo));
-        s.vtmax = f4_set1(round_up(s.thi));
+        s.limit = round_up(s.thi);
+        s.vtmax = f4_set1(s.limit);
         s.sp = 0;
         s.cur = StackEntry{0, 0, 0.0f};
         return nd_ != nullptr;
@@ -792,7 +822,7 @@ class Traversal {
             bool improved = false;
             for (int32_t k = s.cur.child; k < end; ++k) {
                 const double t = intersect(tri_v_ + 9 * static_cast<std::size_t>(k), s.r);
-                if (!(t >= s.tlo && t <= s.thi && t <= s.best_t && t < kInf)) continue;
+                if (!((t >= s.tlo) & (t <= s.thi) & (t <= s.best_t) & (t < kInf))) continue;
                 if constexpr (kAnyHit) {
                     s.best_t = t;
                     s.best_k = k;
@@ -807,11 +837,13 @@ class Traversal {
                     }
                 }
             }
-            if (improved) s.vtmax = f4_set1(round_up(s.best_t));
+            if (improved) {
+                s.limit = round_up(s.best_t);
+                s.vtmax = f4_set1(s.limit);
+            }
         }
         // the next pending child still in front of the best hit
-        const float limit = round_up(std::min(s.best_t, s.thi));
-        while (s.sp > 0 && s.stack[s.sp - 1].t > limit) --s.sp;
+        while (s.sp > 0 && s.stack[s.sp - 1].t > s.limit) --s.sp;
         if (s.sp == 0) return false;
         s.cur = s.stack[--s.sp];
         fetch(s.cur);
