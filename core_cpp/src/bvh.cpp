@@ -408,7 +408,8 @@ struct Ray {
     int near_row[3], far_row[3];
 };
 
-inline void setup_ray(Ray& r, const double* o, const double* d, const double* centre, double extent) {
+inline void setup_ray(Ray& r, const double* o, const double* d, const double* centre, double unit,
+                      double extent) {
     const double m = std::max(std::max(std::fabs(d[0]), std::fabs(d[1])), std::fabs(d[2]));
     uint64_t bits;
     std::memcpy(&bits, &m, sizeof(bits));
@@ -444,7 +445,7 @@ inline void setup_ray(Ray& r, const double* o, const double* d, const double* ce
         const float invf =
             std::fabs(inv) < 1e30 ? static_cast<float>(inv) : std::copysign(1e30f, float(r.d[a]));
         const bool neg = std::signbit(invf);
-        const double rel = o[a] - centre[a];
+        const double rel = (o[a] - centre[a]) * unit;
         // origin moved forward by >= delta for the near planes and back for the far planes; the extra half
         // delta covers the rounding to float (at most 2^-25 relative, far below kBoxPad / 2)
         const double shift = std::copysign(1.5 * kBoxPad * (std::fabs(rel) + extent), double(invf));
@@ -496,6 +497,9 @@ inline void triangle_normal(const double* v, double* n) {
     n[0] = e1[1] * e2[2] - e1[2] * e2[1];
     n[1] = e1[2] * e2[0] - e1[0] * e2[2];
     n[2] = e1[0] * e2[1] - e1[1] * e2[0];
+    // scale first so that squaring neither underflows nor overflows (n is nonzero for a kept triangle)
+    const double m = std::max(std::max(std::fabs(n[0]), std::fabs(n[1])), std::fabs(n[2]));
+    for (int a = 0; a < 3; ++a) n[a] /= m;
     const double len = std::sqrt(dot3(n, n));
     for (int a = 0; a < 3; ++a) n[a] /= len;
 }
@@ -678,17 +682,20 @@ void TriangleBVH::build(const double* vertices, const int64_t* triangles) {
     nodes_.clear();
     tri_v_.clear();
     tri_id_.clear();
-    extent_ = 0;
-    double cmax = 0;
+    double extent = 0, cmax = 0;
     if (n_triangles_ > 0) {
         for (int a = 0; a < 3; ++a) {
             centre_[a] = 0.5 * (bounds_[a] + bounds_[3 + a]);
-            extent_ = std::max(extent_, 0.5 * (bounds_[3 + a] - bounds_[a]));
+            extent = std::max(extent, 0.5 * (bounds_[3 + a] - bounds_[a]));
             cmax = std::max(cmax, std::fabs(centre_[a]));
         }
     }
+    int unit_exp = 0;
+    if (extent > 0) std::frexp(extent, &unit_exp);  // extent <= 2^unit_exp
+    unit_ = std::ldexp(1.0, -unit_exp);
+    extent_ = extent * unit_;
     // Padding of every triangle box: covers the rounding of `coordinate - centre`, far below any feature.
-    const double pad = 1e-7 * extent_ + 1e-14 * cmax;
+    const double pad = 1e-7 * extent + 1e-14 * cmax;
 
     const int64_t m = static_cast<int64_t>(n_triangles_);
     std::vector<PrimRef, HugePageAllocator<PrimRef>> prims(m);
@@ -706,8 +713,8 @@ void TriangleBVH::build(const double* vertices, const int64_t* triangles) {
         r.id = static_cast<uint32_t>(i);
         r.unused = (n0 != 0 || n1 != 0 || n2 != 0) ? 0 : 1;  // zero area: never hit, left out of the tree
         for (int k = 0; k < 3; ++k) {
-            r.lo[k] = round_down(std::min(std::min(a[k], b[k]), c[k]) - centre_[k] - pad);
-            r.hi[k] = round_up(std::max(std::max(a[k], b[k]), c[k]) - centre_[k] + pad);
+            r.lo[k] = round_down((std::min(std::min(a[k], b[k]), c[k]) - centre_[k] - pad) * unit_);
+            r.hi[k] = round_up((std::max(std::max(a[k], b[k]), c[k]) - centre_[k] + pad) * unit_);
         }
     }
     prims.erase(std::remove_if(prims.begin(), prims.end(), [](const PrimRef& r) { return r.unused != 0; }),
@@ -781,21 +788,21 @@ struct RayState {
 template <bool kAnyHit>
 class Traversal {
   public:
-    Traversal(const Bvh4Node* nodes, const double* tri_v, const int64_t* tri_id)
-        : nd_(nodes), tri_v_(tri_v), tri_id_(tri_id) {}
+    Traversal(const Bvh4Node* nodes, const double* tri_v, const int64_t* tri_id, const double* centre,
+              double unit, double extent)
+        : nd_(nodes), tri_v_(tri_v), tri_id_(tri_id), centre_(centre), unit_(unit), extent_(extent) {}
 
     // Starts a ray; returns false if there is nothing to traverse.
-    bool start(RayState& s, int64_t index, const double* o, const double* d, double tmin, double tmax,
-               const double* centre, double extent) const {
+    bool start(RayState& s, int64_t index, const double* o, const double* d, double tmin, double tmax) const {
         s.index = index;
         s.best_t = kInf;
         s.best_k = -1;
         s.best_id = -1;
-        setup_ray(s.r, o, d, centre, extent);
+        setup_ray(s.r, o, d, centre_, unit_, extent_);
         s.tlo = tmin / s.r.scale;
         s.thi = tmax / s.r.scale;
-        s.vtmin = f4_set1(round_down(s.tlo));
-        s.limit = round_up(s.thi);
+        s.vtmin = f4_set1(round_down(s.tlo * unit_));
+        s.limit = round_up(s.thi * unit_);
         s.vtmax = f4_set1(s.limit);
         s.sp = 0;
         s.cur = StackEntry{0, 0, 0.0f};
@@ -838,7 +845,7 @@ class Traversal {
                 }
             }
             if (improved) {
-                s.limit = round_up(s.best_t);
+                s.limit = round_up(s.best_t * unit_);
                 s.vtmax = f4_set1(s.limit);
             }
         }
@@ -854,6 +861,9 @@ class Traversal {
     const Bvh4Node* nd_;
     const double* tri_v_;
     const int64_t* tri_id_;
+    const double* centre_;  // box frame: box coordinates are (x - centre) * unit, ray parameters t * unit
+    double unit_;
+    double extent_;
 
     void fetch(const StackEntry& e) const {
         if (e.count == 0) {
@@ -909,9 +919,9 @@ void TriangleBVH::cast_rays(const double* origins, const double* directions, std
                             double tmax, double* t_out, int64_t* tri_out, double* normal_out,
                             double* point_out) const {
     const Bvh4Node* nd = nodes_.empty() ? nullptr : nodes_.data();
-    const Traversal<false> trav(nd, tri_v_.data(), tri_id_.data());
+    const Traversal<false> trav(nd, tri_v_.data(), tri_id_.data(), centre_, unit_, extent_);
     auto start = [&](RayState& s, int64_t i) {
-        return trav.start(s, i, origins + 3 * i, directions + 3 * i, tmin, tmax, centre_, extent_);
+        return trav.start(s, i, origins + 3 * i, directions + 3 * i, tmin, tmax);
     };
     auto finish = [&](const RayState& s) {
         const int64_t i = s.index;
@@ -936,7 +946,7 @@ void TriangleBVH::cast_rays(const double* origins, const double* directions, std
 
 void TriangleBVH::occluded(const double* a, const double* b, std::size_t n, double eps, uint8_t* out) const {
     const Bvh4Node* nd = nodes_.empty() ? nullptr : nodes_.data();
-    const Traversal<true> trav(nd, tri_v_.data(), tri_id_.data());
+    const Traversal<true> trav(nd, tri_v_.data(), tri_id_.data(), centre_, unit_, extent_);
     auto start = [&](RayState& s, int64_t i) {
         const double d[3] = {b[3 * i] - a[3 * i], b[3 * i + 1] - a[3 * i + 1], b[3 * i + 2] - a[3 * i + 2]};
         if (d[0] == 0 && d[1] == 0 && d[2] == 0) {  // an empty segment: nothing to cross
@@ -944,7 +954,7 @@ void TriangleBVH::occluded(const double* a, const double* b, std::size_t n, doub
             s.best_k = -1;
             return false;
         }
-        return trav.start(s, i, a + 3 * i, d, eps, 1.0 - eps, centre_, extent_);
+        return trav.start(s, i, a + 3 * i, d, eps, 1.0 - eps);
     };
     auto finish = [&](const RayState& s) { out[s.index] = s.best_k >= 0 ? 1 : 0; };
     run_interleaved(trav, static_cast<int64_t>(n), start, finish);
@@ -964,7 +974,7 @@ void TriangleBVH::closest_points(const double* points, std::size_t n, double* cl
             // The query point relative to the centre, as a float interval padded by the rounding bound.
             f4 p_up[3], p_dn[3];
             for (int a = 0; a < 3; ++a) {
-                const double rel = p[a] - centre_[a];
+                const double rel = (p[a] - centre_[a]) * unit_;
                 const double delta = kBoxPad * (std::fabs(rel) + extent_);
                 p_up[a] = f4_set1(round_up(rel + delta));
                 p_dn[a] = f4_set1(round_down(rel - delta));
@@ -1009,7 +1019,10 @@ void TriangleBVH::closest_points(const double* points, std::size_t n, double* cl
                             }
                         }
                     }
-                    if (improved) limit = round_up(best_d2);
+                    if (improved) {  // the best squared distance in box units, rounded up
+                        const double b = std::sqrt(best_d2) * unit_;
+                        limit = round_up(b * b * (1.0 + 1e-12));
+                    }
                 }
                 while (sp > 0 && stack[sp - 1].t > limit) --sp;
                 if (sp == 0) break;

@@ -196,6 +196,28 @@ def test_direction_length_scales_t():
     np.testing.assert_allclose(scaled.point, base.point, rtol=1e-12, atol=1e-12)
 
 
+def test_extreme_direction_lengths_and_mesh_scales():
+    rng = np.random.default_rng(11)
+    vertices, triangles = random_soup(rng, m=150)
+    origins, directions = random_rays(rng, 300)
+    base = TriangleBVH(vertices, triangles).cast_rays(origins, directions)
+    assert (base.triangle >= 0).sum() > 50
+    for scale in (1e-60, 1e60):  # beyond float range: boxes are kept in a scaled frame
+        bvh = TriangleBVH(vertices * scale, triangles)
+        hits = bvh.cast_rays(origins * scale, directions * scale)
+        np.testing.assert_array_equal(hits.triangle, base.triangle)
+        np.testing.assert_allclose(hits.t, base.t, rtol=1e-9)
+        ok = hits.triangle >= 0
+        np.testing.assert_allclose(np.linalg.norm(hits.normal[ok], axis=1), 1.0, rtol=1e-12)
+        cp = bvh.closest_points(origins * scale)
+        ref = TriangleBVH(vertices, triangles).closest_points(origins)
+        np.testing.assert_allclose(cp.distance, ref.distance * scale, rtol=1e-9)
+    for scale in (1e-150, 1e150):  # tiny or huge direction vectors: t in units of the direction
+        tiny = TriangleBVH(vertices, triangles).cast_rays(origins, directions * scale)
+        np.testing.assert_array_equal(tiny.triangle, base.triangle)
+        np.testing.assert_allclose(tiny.t, base.t / scale, rtol=1e-12)
+
+
 def test_far_from_origin_coordinates():
     rng = np.random.default_rng(4)
     vertices, triangles = random_soup(rng)

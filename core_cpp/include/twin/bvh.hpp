@@ -1,14 +1,19 @@
 // TriangleBVH: a bounding volume hierarchy over a triangle mesh for batched ray casts (first hit), any-hit
 // occlusion between point pairs (line of sight) and closest points on the mesh.
 //
-// Layout: a binary tree is built top-down with a binned surface area heuristic (32-byte nodes), then
-// collapsed into a 4-wide tree whose nodes hold their four children's boxes as float rows, so that one
-// SIMD slab test checks all four; triangles are copied into leaf order (three float64 vertices each). Boxes
-// are stored relative to the mesh centre and padded outward, and every query pads them again by its own
-// rounding bound, so float rounding never culls a hit. Ray/triangle tests use the watertight algorithm of
-// Woop, Benthin and Wald (JCGT 2013) in float64: a ray through an edge or vertex shared by two triangles hits
-// at least one of them. Queries are independent per ray and ties are broken by the lower triangle id, so
-// every result is the same whatever the traversal order or thread count.
+// Build: a binary tree, top-down with a binned surface area heuristic (32 bins per axis, OpenMP tasks for
+// large subtrees, 32-byte nodes), is collapsed into a 4-wide tree whose nodes hold their four children's
+// boxes as float rows, so that one SIMD slab test checks all four. Triangles are copied into leaf order
+// (three float64 vertices each, at most 8 per leaf); zero-area triangles are left out. Boxes are stored
+// relative to the mesh centre and padded outward, and every query pads them again by its own rounding
+// bound, so float rounding never culls a hit.
+//
+// Queries: ray/triangle tests use the watertight algorithm of Woop, Benthin and Wald (JCGT 2013) in float64,
+// so a ray through an edge or vertex shared by two triangles hits at least one of them. Each thread keeps
+// several rays in flight and prefetches the node or leaf each one needs next, so that cache misses overlap.
+// Children are visited nearest first; closest points prune by squared distance to boxes. Every query is
+// independent and ties are broken by the lower triangle id, so no result depends on the traversal order or
+// the number of threads.
 #pragma once
 
 #include <cstddef>
@@ -106,8 +111,11 @@ class TriangleBVH {
     std::size_t n_vertices_ = 0;
     std::size_t n_triangles_ = 0;
     double bounds_[6];
-    double centre_[3] = {0, 0, 0};  // boxes are stored relative to this point
-    double extent_ = 0;             // largest |coordinate - centre| of the mesh
+    // Boxes are stored as (coordinate - centre_) * unit_ in float, unit_ a power of two that brings the mesh
+    // into [-1, 1]: float range and precision then hold for any mesh scale.
+    double centre_[3] = {0, 0, 0};
+    double unit_ = 1;    // box units per metre
+    double extent_ = 0;  // largest |coordinate - centre| of the mesh, in box units (<= 1)
     // node 0 is the root; empty for a mesh without (non-degenerate) triangles
     Bvh4NodeVector nodes_;
     std::vector<double, HugePageAllocator<double>>
