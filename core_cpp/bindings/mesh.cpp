@@ -182,6 +182,7 @@ void bind_mesh(py::module_& m) {
         .def_property_readonly("stats", [](const TriangleBVH& self) {
             const twin::BvhStats& s = self.stats();
             py::dict d;
+            d["n_binary_nodes"] = s.n_binary_nodes;
             d["n_nodes"] = s.n_nodes;
             d["n_leaves"] = s.n_leaves;
             d["depth"] = s.depth;

@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 #endif
 
-#if defined(__SSE2__) || defined(_M_X64)
+#if defined(__SSE2__)
 #include <emmintrin.h>
 #define TWIN_BVH_SSE 1
 #endif
@@ -49,7 +49,6 @@ using f4 = __m128;
 inline f4 f4_load(const float* p) { return _mm_load_ps(p); }  // 16-byte aligned
 inline f4 f4_loadu(const float* p) { return _mm_loadu_ps(p); }
 inline f4 f4_set1(float x) { return _mm_set1_ps(x); }
-inline f4 f4_set(float a, float b, float c, float d) { return _mm_setr_ps(a, b, c, d); }
 // +, - and * on __m128 are GCC/Clang vector extensions (addps, subps, mulps).
 inline f4 f4_min(f4 a, f4 b) { return _mm_min_ps(a, b); }
 inline f4 f4_max(f4 a, f4 b) { return _mm_max_ps(a, b); }
@@ -62,7 +61,6 @@ struct f4 {
 inline f4 f4_load(const float* p) { return f4{{p[0], p[1], p[2], p[3]}}; }
 inline f4 f4_loadu(const float* p) { return f4_load(p); }
 inline f4 f4_set1(float x) { return f4{{x, x, x, x}}; }
-inline f4 f4_set(float a, float b, float c, float d) { return f4{{a, b, c, d}}; }
 #define TWIN_F4_OP(name, expr)                       \
     inline f4 name(f4 a, f4 b) {                     \
         f4 r;                                        \
@@ -120,7 +118,7 @@ struct PrimRef {
     float lo[3];
     uint32_t id;  // triangle id
     float hi[3];
-    uint32_t unused;
+    uint32_t flags;  // 1: zero area, left out of the tree
 };
 
 struct BinNode {
@@ -402,8 +400,9 @@ struct Ray {
     // Watertight test: kz is the dominant axis, (kx, ky) the other two (swapped to keep the winding).
     int kx, ky, kz;
     double sx, sy, sz;
-    // Box test in float, relative to the mesh centre: t = (plane - origin) * inv, with the origin moved by
-    // the rounding bound so that the box seen is always a little larger than the true one.
+    // Box test in float in the box frame (x - centre) * unit, where the ray parameter is t * unit:
+    // t = (plane - origin) * inv, with the origin moved by the rounding bound so that the box seen is always
+    // a little larger than the true one.
     f4 o_near[3], o_far[3], inv[3];
     int near_row[3], far_row[3];
 };
@@ -711,13 +710,13 @@ void TriangleBVH::build(const double* vertices, const int64_t* triangles) {
         const double n2 = e1[0] * e2[1] - e1[1] * e2[0];
         PrimRef& r = prims[i];
         r.id = static_cast<uint32_t>(i);
-        r.unused = (n0 != 0 || n1 != 0 || n2 != 0) ? 0 : 1;  // zero area: never hit, left out of the tree
+        r.flags = (n0 != 0 || n1 != 0 || n2 != 0) ? 0 : 1;
         for (int k = 0; k < 3; ++k) {
             r.lo[k] = round_down((std::min(std::min(a[k], b[k]), c[k]) - centre_[k] - pad) * unit_);
             r.hi[k] = round_up((std::max(std::max(a[k], b[k]), c[k]) - centre_[k] + pad) * unit_);
         }
     }
-    prims.erase(std::remove_if(prims.begin(), prims.end(), [](const PrimRef& r) { return r.unused != 0; }),
+    prims.erase(std::remove_if(prims.begin(), prims.end(), [](const PrimRef& r) { return r.flags != 0; }),
                 prims.end());
     const std::size_t np = prims.size();
     if (np > 0) {
