@@ -165,7 +165,7 @@ class Builder {
         Box root;
         for (int32_t i = 0; i < n_; ++i) root.grow(load_lo(prims_ + i), load_hi(prims_ + i));
         set_box(0, root);
-#pragma omp parallel
+#pragma omp parallel if (n_ > kTaskGrain)
         {
 #pragma omp single
             build(0, 0, n_, 1);
@@ -698,7 +698,7 @@ void TriangleBVH::build(const double* vertices, const int64_t* triangles) {
 
     const int64_t m = static_cast<int64_t>(n_triangles_);
     std::vector<PrimRef, HugePageAllocator<PrimRef>> prims(m);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m > 65536)
     for (int64_t i = 0; i < m; ++i) {
         const double* a = vertices + 3 * triangles[3 * i];
         const double* b = vertices + 3 * triangles[3 * i + 1];
@@ -734,7 +734,7 @@ void TriangleBVH::build(const double* vertices, const int64_t* triangles) {
         tri_v_.resize(9 * np);
         tri_id_.resize(np);
         const int64_t npi = static_cast<int64_t>(np);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (npi > 65536)
         for (int64_t i = 0; i < npi; ++i) {
             const int64_t id = prims[i].id;
             tri_id_[i] = id;
