@@ -646,11 +646,12 @@ def test_query_errors():
 
 def test_results_do_not_depend_on_thread_count():
     rng = np.random.default_rng(10)
-    vertices, triangles = grid_mesh(40, 30, rng=rng)
+    # > 4096 triangles, so that the build itself runs as parallel tasks
+    vertices, triangles = grid_mesh(60, 50, rng=rng)
     soup_v, soup_t = random_soup(rng, m=400, size=2.0)
-    vertices = np.concatenate([vertices, soup_v * 30])
-    triangles = np.concatenate([triangles, soup_t + len(grid_mesh(40, 30)[0])])
-    origins = rng.uniform([-2, -2, -3], [42, 32, 30], (6000, 3))
+    triangles = np.concatenate([triangles, soup_t + len(vertices)])
+    vertices = np.concatenate([vertices, soup_v * 50])
+    origins = rng.uniform([-2, -2, -3], [62, 52, 50], (6000, 3))
     directions = rng.normal(size=(6000, 3))
     before = get_num_threads()
     try:
