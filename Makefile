@@ -40,6 +40,8 @@ format: setup
 	$(VENV)/bin/clang-format -i core_cpp/*/*.cpp core_cpp/*/*.hpp core_cpp/include/twin/*.hpp
 
 bench: setup
+	# open3d (the Embree peer) needs libusb at import time
+	@ldconfig -p | grep -q libusb-1.0 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0)
 	$(PIP) install -q ".[bench]" --no-build-isolation
 	$(PY) -m bench
 
