@@ -42,7 +42,7 @@ format: setup
 bench: setup
 	# open3d (the Embree peer) needs libusb at import time
 	@ldconfig -p | grep -q libusb-1.0 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0)
-	$(PIP) install -q ".[bench]" --no-build-isolation
+	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
 	$(PY) -m bench
 
 clean:
