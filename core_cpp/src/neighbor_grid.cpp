@@ -1,0 +1,647 @@
+// NeighborGrid: counting-sort rebuild, radius queries (two-pass CSR), k-nearest by expanding rings.
+#include "twin/neighbor_grid.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace twin {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kMaxAxisCells = 1099511627776.0;  // 2^40 cells per axis at most (hashed mode)
+constexpr double kQueryClamp = 4398046511104.0;    // query cell coordinates are clamped to +-2^42
+constexpr int64_t kDenseCap = int64_t(1) << 26;    // never more than 2^26 dense cells
+constexpr int64_t kMinParallel = 1 << 15;          // below this many points a rebuild runs serially
+
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+struct Entry {
+    double d;
+    int64_t i;
+};
+
+inline bool by_distance(const Entry& a, const Entry& b) { return a.d < b.d || (a.d == b.d && a.i < b.i); }
+inline bool by_index(const Entry& a, const Entry& b) { return a.i < b.i; }
+
+template <typename Less>
+void sort_entries(Entry* e, size_t m, Less less) {
+    if (m <= 24) {  // rows are short (about a dozen neighbours): insertion sort beats std::sort
+        for (size_t a = 1; a < m; ++a) {
+            Entry x = e[a];
+            size_t b = a;
+            while (b > 0 && less(x, e[b - 1])) {
+                e[b] = e[b - 1];
+                --b;
+            }
+            e[b] = x;
+        }
+    } else {
+        std::sort(e, e + m, less);
+    }
+}
+
+inline uint64_t hash_cell(const int64_t* c, int dim) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int a = 0; a < dim; ++a) {
+        h = (h ^ static_cast<uint64_t>(c[a])) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    return h * 0x94D049BB133111EBull;
+}
+
+}  // namespace
+
+// Everything a query kernel reads, as raw pointers (the grid is immutable during queries).
+struct NeighborGrid::View {
+    int64_t n;
+    double origin[3];
+    int64_t cells[3];
+    double cs, inv;
+    double max_abs;
+    bool hashed;
+    uint64_t mask;
+    const int64_t* start;
+    const double* pts;
+    const int64_t* ids;
+
+    explicit View(const NeighborGrid& g)
+        : n(g.n_),
+          origin{g.origin_[0], g.origin_[1], g.origin_[2]},
+          cells{g.cells_[0], g.cells_[1], g.cells_[2]},
+          cs(g.cs_),
+          inv(g.inv_cs_),
+          max_abs(g.max_abs_),
+          hashed(g.hashed_),
+          mask(static_cast<uint64_t>(g.buckets_ > 0 ? g.buckets_ - 1 : 0)),
+          start(g.start_.data()),
+          pts(g.pts_.data()),
+          ids(g.ids_.data()) {}
+
+    // Cell coordinate of an indexed point along axis a (always inside the grid; NaN-safe).
+    int64_t point_cell(double x, int a) const {
+        double v = (x - origin[a]) * inv;
+        v = v > 0 ? v : 0;
+        const double top = static_cast<double>(cells[a] - 1);
+        v = v < top ? v : top;
+        return static_cast<int64_t>(v);
+    }
+    // Cell coordinate of an arbitrary position (may lie outside the grid; clamped to +-2^42).
+    int64_t query_cell(double x, int a) const {
+        double v = std::floor((x - origin[a]) * inv);
+        v = v > -kQueryClamp ? v : -kQueryClamp;
+        v = v < kQueryClamp ? v : kQueryClamp;
+        return static_cast<int64_t>(v);
+    }
+    template <int D>
+    uint64_t bucket(const int64_t* c) const {
+        if (hashed) return hash_cell(c, D) & mask;
+        int64_t b = c[D - 1];
+        for (int a = D - 2; a >= 0; --a) b = b * cells[a] + c[a];
+        return static_cast<uint64_t>(b);
+    }
+    // Bucket of an arbitrary position, clamped into the grid (used to order queries for cache locality).
+    template <int D>
+    uint64_t clamped_bucket(const double* q) const {
+        int64_t c[3];
+        for (int a = 0; a < D; ++a) c[a] = point_cell(q[a], a);
+        return bucket<D>(c);
+    }
+    // Is sorted point j in cell c? (Only needed when hashing may put several cells in one bucket.)
+    template <int D>
+    bool in_cell(int64_t j, const int64_t* c) const {
+        for (int a = 0; a < D; ++a)
+            if (point_cell(pts[j * D + a], a) != c[a]) return false;
+        return true;
+    }
+    // Absolute slack that covers rounding in cell assignment and distances near position q.
+    template <int D>
+    double slack(const double* q, double r) const {
+        double m = max_abs + r + cs;
+        for (int a = 0; a < D; ++a) m = std::max(m, std::fabs(q[a]));
+        return 1e-12 * m + 1e-300;
+    }
+    // Call visit(j) for each sorted point j in cell c.
+    template <int D, typename F>
+    void scan_cell(const int64_t* c, F&& visit) const {
+        const uint64_t b = bucket<D>(c);
+        const int64_t e = start[b + 1];
+        if (hashed) {
+            for (int64_t j = start[b]; j < e; ++j)
+                if (in_cell<D>(j, c)) visit(j);
+        } else {
+            for (int64_t j = start[b]; j < e; ++j) visit(j);
+        }
+    }
+    bool cell_empty_or_absent(uint64_t b) const { return start[b] == start[b + 1]; }
+
+    // Call visit(j) for every sorted point j that may lie within r of q (a superset: cells overlapping the
+    // query box). Falls back to all points when the box spans more cells than 4 n + 64.
+    template <int D, typename F>
+    void candidates(const double* q, double r, F&& visit) const {
+        if (n == 0) return;
+        const double s = slack<D>(q, r);
+        int64_t lo[3], hi[3];
+        double ncell = 1;
+        for (int a = 0; a < D; ++a) {
+            lo[a] = std::max<int64_t>(query_cell(q[a] - r - s, a), 0);
+            hi[a] = std::min<int64_t>(query_cell(q[a] + r + s, a), cells[a] - 1);
+            if (lo[a] > hi[a]) return;
+            ncell *= static_cast<double>(hi[a] - lo[a] + 1);
+        }
+        if (ncell > 4.0 * static_cast<double>(n) + 64.0) {
+            for (int64_t j = 0; j < n; ++j) visit(j);
+            return;
+        }
+        if (!hashed) {  // dense: cells along x are consecutive, so each x-run is one contiguous range of
+                        // points
+            if (D == 2) {
+                for (int64_t y = lo[1]; y <= hi[1]; ++y) {
+                    const int64_t row = y * cells[0];
+                    const int64_t e = start[row + hi[0] + 1];
+                    for (int64_t j = start[row + lo[0]]; j < e; ++j) visit(j);
+                }
+            } else {
+                for (int64_t z = lo[2]; z <= hi[2]; ++z)
+                    for (int64_t y = lo[1]; y <= hi[1]; ++y) {
+                        const int64_t row = (z * cells[1] + y) * cells[0];
+                        const int64_t e = start[row + hi[0] + 1];
+                        for (int64_t j = start[row + lo[0]]; j < e; ++j) visit(j);
+                    }
+            }
+            return;
+        }
+        int64_t c[3] = {0, 0, 0};
+        if (D == 2) {
+            for (c[1] = lo[1]; c[1] <= hi[1]; ++c[1])
+                for (c[0] = lo[0]; c[0] <= hi[0]; ++c[0]) scan_cell<D>(c, visit);
+        } else {
+            for (c[2] = lo[2]; c[2] <= hi[2]; ++c[2])
+                for (c[1] = lo[1]; c[1] <= hi[1]; ++c[1])
+                    for (c[0] = lo[0]; c[0] <= hi[0]; ++c[0]) scan_cell<D>(c, visit);
+        }
+    }
+
+    template <int D>
+    double dist2(int64_t j, const double* q) const {
+        const double* p = pts + j * D;
+        double d0 = p[0] - q[0];
+        double d1 = p[1] - q[1];
+        double s = d0 * d0 + d1 * d1;
+        if (D == 3) {
+            double d2 = p[2] - q[2];
+            s += d2 * d2;
+        }
+        return s;
+    }
+
+    // Points within r of q (distance computed as sqrt of the sum of squared differences, <= r).
+    // accept(id) filters by original index; emit(id, distance) receives each hit.
+    template <int D, typename Accept, typename Emit>
+    void within(const double* q, double r, Accept&& accept, Emit&& emit) const {
+        const double r2 = r * r * (1 + 1e-14);  // pre-filter; the exact test is sqrt(d2) <= r
+        candidates<D>(q, r, [&](int64_t j) {
+            const double d2 = dist2<D>(j, q);
+            if (d2 > r2) return;
+            const double d = std::sqrt(d2);
+            if (d > r) return;
+            const int64_t id = ids[j];
+            if (accept(id)) emit(id, d);
+        });
+    }
+
+    // The kn nearest points of q, excluding original index `self` (-1: none), into top[0..kn) sorted by
+    // (distance, index); returns how many were found.
+    template <int D>
+    int64_t knn(const double* q, int64_t kn, int64_t self, Entry* top) const {
+        int64_t cnt = 0;
+        double thr2 = kInf;  // d2 above this cannot enter the full list
+        auto consider = [&](int64_t j) {
+            const double d2 = dist2<D>(j, q);
+            if (d2 > thr2) return;
+            const int64_t id = ids[j];
+            if (id == self) return;
+            const Entry x{std::sqrt(d2), id};
+            if (cnt == kn && !by_distance(x, top[kn - 1])) return;
+            int64_t b = cnt < kn ? cnt++ : kn - 1;
+            while (b > 0 && by_distance(x, top[b - 1])) {
+                top[b] = top[b - 1];
+                --b;
+            }
+            top[b] = x;
+            if (cnt == kn) {
+                const double dk = top[kn - 1].d;
+                thr2 = dk * dk * (1 + 1e-14);  // d2 > thr2 implies sqrt(d2) > dk even after rounding
+            }
+        };
+        const int64_t available = n - (self >= 0 && self < n ? 1 : 0);
+        if (kn <= 0 || n == 0) return 0;
+        if (kn >= available) {  // every point is an answer: scan them all
+            for (int64_t j = 0; j < n; ++j) consider(j);
+            return cnt;
+        }
+        const double s = slack<D>(q, 0.0);
+        int64_t c[3], lo[3], hi[3], L[3], H[3];
+        int64_t r0 = 0;
+        for (int a = 0; a < D; ++a) {
+            c[a] = query_cell(q[a], a);
+            r0 = std::max(r0, std::max(-c[a], c[a] - (cells[a] - 1)));
+        }
+        const double limit = 4.0 * static_cast<double>(n) + 64.0;
+        double visited = 0;
+        bool brute = false;
+        auto cell = [&](const int64_t* cc) {
+            visited += 1;
+            if (visited > limit) {
+                brute = true;
+                return;
+            }
+            if (!hashed && cell_empty_or_absent(bucket<D>(cc))) return;
+            if (cnt == kn) {  // skip cells whose box is farther than the current k-th distance
+                double m2 = 0;
+                for (int a = 0; a < D; ++a) {
+                    const double lo_x = origin[a] + static_cast<double>(cc[a]) * cs;
+                    const double hi_x = origin[a] + static_cast<double>(cc[a] + 1) * cs;
+                    const double g = std::max(0.0, std::max(lo_x - q[a], q[a] - hi_x));
+                    m2 += g * g;
+                }
+                const double lim = top[kn - 1].d + s;
+                if (m2 > lim * lim) return;
+            }
+            scan_cell<D>(cc, consider);
+        };
+        for (int64_t R = r0;; ++R) {
+            bool covered = true;
+            for (int a = 0; a < D; ++a) {
+                lo[a] = c[a] - R;
+                hi[a] = c[a] + R;
+                L[a] = std::max<int64_t>(lo[a], 0);
+                H[a] = std::min<int64_t>(hi[a], cells[a] - 1);
+                covered = covered && lo[a] <= 0 && hi[a] >= cells[a] - 1;
+            }
+            // the shell of cells at Chebyshev distance R from c, clipped to the grid
+            int64_t cc[3] = {0, 0, 0};
+            if (D == 2) {
+                for (cc[1] = L[1]; cc[1] <= H[1] && !brute; ++cc[1]) {
+                    if (cc[1] == lo[1] || cc[1] == hi[1]) {
+                        for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) cell(cc);
+                    } else {
+                        if (lo[0] >= 0 && lo[0] < cells[0]) cc[0] = lo[0], cell(cc);
+                        if (hi[0] >= 0 && hi[0] < cells[0] && hi[0] != lo[0] && !brute)
+                            cc[0] = hi[0], cell(cc);
+                    }
+                }
+            } else {
+                for (cc[2] = L[2]; cc[2] <= H[2] && !brute; ++cc[2]) {
+                    const bool slab = cc[2] == lo[2] || cc[2] == hi[2];
+                    for (cc[1] = L[1]; cc[1] <= H[1] && !brute; ++cc[1]) {
+                        if (slab || cc[1] == lo[1] || cc[1] == hi[1]) {
+                            for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) cell(cc);
+                        } else {
+                            if (lo[0] >= 0 && lo[0] < cells[0]) cc[0] = lo[0], cell(cc);
+                            if (hi[0] >= 0 && hi[0] < cells[0] && hi[0] != lo[0] && !brute)
+                                cc[0] = hi[0], cell(cc);
+                        }
+                    }
+                }
+            }
+            if (brute) break;
+            if (covered) return cnt;
+            if (cnt == kn) {  // unsearched points lie outside the box: stop if the k-th is strictly closer
+                double db = kInf;
+                for (int a = 0; a < D; ++a) {
+                    if (lo[a] > 0) db = std::min(db, q[a] - (origin[a] + static_cast<double>(lo[a]) * cs));
+                    if (hi[a] < cells[a] - 1)
+                        db = std::min(db, origin[a] + static_cast<double>(hi[a] + 1) * cs - q[a]);
+                }
+                if (top[kn - 1].d < db - s) return cnt;
+            }
+        }
+        // The rings became too many for the number of points: an exhaustive scan gives the same answer.
+        cnt = 0;
+        thr2 = kInf;
+        for (int64_t j = 0; j < n; ++j) consider(j);
+        return cnt;
+    }
+};
+
+NeighborGrid::NeighborGrid(double cell_size, int dim) : dim_(dim), cell_size_(cell_size) {
+    if (dim != 2 && dim != 3) throw std::invalid_argument("dim must be 2 or 3, got " + std::to_string(dim));
+    if (!(cell_size > 0) || !std::isfinite(cell_size))
+        throw std::invalid_argument("cell_size must be a finite number > 0, got " +
+                                    std::to_string(cell_size));
+    cs_ = cell_size;
+    inv_cs_ = 1.0 / cell_size;
+}
+
+void NeighborGrid::rebuild(const double* points, int64_t n) {
+    if (n < 0 || n >= (int64_t(1) << 31))
+        throw std::invalid_argument("points must have fewer than 2^31 rows, got " + std::to_string(n));
+    n_ = n;
+    if (dim_ == 2)
+        rebuild_impl<2>(points);
+    else
+        rebuild_impl<3>(points);
+}
+
+template <int D>
+void NeighborGrid::rebuild_impl(const double* p) {
+    const int64_t n = n_;
+    pts_.resize(static_cast<size_t>(n * D));
+    ids_.resize(static_cast<size_t>(n));
+    key_.resize(static_cast<size_t>(n));
+    if (n == 0) {
+        hashed_ = false;
+        buckets_ = 0;
+        for (int a = 0; a < 3; ++a) cells_[a] = 0, origin_[a] = 0;
+        start_.assign(1, 0);
+        max_abs_ = 0;
+        return;
+    }
+    double lo[3] = {kInf, kInf, kInf}, hi[3] = {-kInf, -kInf, -kInf};
+    for (int64_t i = 0; i < n; ++i)
+        for (int a = 0; a < D; ++a) {
+            const double x = p[i * D + a];
+            lo[a] = x < lo[a] ? x : lo[a];
+            hi[a] = x > hi[a] ? x : hi[a];
+        }
+    max_abs_ = 0;
+    for (int a = 0; a < D; ++a) max_abs_ = std::max({max_abs_, std::fabs(lo[a]), std::fabs(hi[a])});
+
+    // Dense grid if the box needs few enough cells, else hashing (see the header).
+    cs_ = cell_size_;
+    inv_cs_ = 1.0 / cs_;
+    double total = 1, widest = 0;
+    for (int a = 0; a < D; ++a) {
+        const double span = std::floor((hi[a] - lo[a]) * inv_cs_) + 1;  // inf/NaN-safe below
+        total *= span;
+        widest = std::max(widest, (hi[a] - lo[a]));
+    }
+    const int64_t cap = std::min<int64_t>(4 * n + 1024, kDenseCap);
+    hashed_ = !(total <= static_cast<double>(cap));
+    if (hashed_ && !(widest * inv_cs_ <= kMaxAxisCells)) {
+        cs_ = widest / kMaxAxisCells;
+        if (!(cs_ > 0) || !std::isfinite(cs_)) cs_ = std::numeric_limits<double>::max();
+        inv_cs_ = 1.0 / cs_;
+    }
+    for (int a = 0; a < 3; ++a) {
+        origin_[a] = a < D ? lo[a] : 0;
+        double span = a < D ? std::floor((hi[a] - lo[a]) * inv_cs_) + 1 : 1;
+        if (!(span >= 1)) span = 1;  // NaN from an overflowing extent: one cell along this axis
+        cells_[a] = static_cast<int64_t>(std::min(span, kMaxAxisCells + 1));
+    }
+    if (hashed_) {
+        int64_t b = 1024;
+        while (b < 2 * n) b <<= 1;
+        buckets_ = b;
+    } else {
+        buckets_ = 1;
+        for (int a = 0; a < D; ++a) buckets_ *= cells_[a];
+    }
+    start_.resize(static_cast<size_t>(buckets_ + 1));
+
+    const View v(*this);
+    const int64_t B = buckets_;
+    const int T = n >= kMinParallel ? max_threads() : 1;
+    hist_.resize(static_cast<size_t>(B) * T);
+    uint32_t* key = key_.data();
+    double* out_p = pts_.data();
+    int64_t* out_i = ids_.data();
+    int64_t* start = start_.data();
+
+    // Stable counting sort: each thread counts a contiguous chunk, a prefix over (bucket, thread) gives each
+    // thread its write cursors, and the scatter keeps input order within a bucket — the same permutation for
+    // any number of threads.
+#pragma omp parallel num_threads(T)
+    {
+        const int nt = team_size();
+        const int t = thread_id();
+        const int64_t b0 = n * t / nt, b1 = n * (t + 1) / nt;
+        uint32_t* h = hist_.data() + static_cast<size_t>(B) * t;
+        std::memset(h, 0, sizeof(uint32_t) * static_cast<size_t>(B));
+        for (int64_t i = b0; i < b1; ++i) {
+            int64_t c[3];
+            for (int a = 0; a < D; ++a) c[a] = v.point_cell(p[i * D + a], a);
+            const uint32_t k = static_cast<uint32_t>(v.bucket<D>(c));
+            key[i] = k;
+            ++h[k];
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            uint64_t run = 0;
+            for (int64_t b = 0; b < B; ++b) {
+                start[b] = static_cast<int64_t>(run);
+                for (int u = 0; u < nt; ++u) {
+                    uint32_t* hu = hist_.data() + static_cast<size_t>(B) * u + b;
+                    const uint32_t cnt = *hu;
+                    *hu = static_cast<uint32_t>(run);
+                    run += cnt;
+                }
+            }
+            start[B] = n;
+        }
+        for (int64_t i = b0; i < b1; ++i) {
+            const uint32_t pos = h[key[i]]++;
+            for (int a = 0; a < D; ++a) out_p[static_cast<size_t>(pos) * D + a] = p[i * D + a];
+            out_i[pos] = i;
+        }
+    }
+}
+
+namespace {
+
+// Order in which to process queries: grouped by the bucket each falls in, so that consecutive queries read
+// the same cells (a large speed-up for big random batches). Results do not depend on the order.
+template <int D>
+std::vector<int64_t> query_order(const NeighborGrid::View& v, const double* q, int64_t k, int64_t buckets) {
+    std::vector<int64_t> order;
+    if (k < 4096 || v.n == 0) return order;
+    std::vector<uint32_t> key(static_cast<size_t>(k));
+    std::vector<int64_t> cnt(static_cast<size_t>(buckets) + 1, 0);
+    for (int64_t i = 0; i < k; ++i) {
+        key[i] = static_cast<uint32_t>(v.clamped_bucket<D>(q + i * D));
+        ++cnt[key[i] + 1];
+    }
+    for (int64_t b = 0; b < buckets; ++b) cnt[b + 1] += cnt[b];
+    order.resize(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i) order[cnt[key[i]]++] = i;
+    return order;
+}
+
+// Two-pass CSR over `rows` query rows. row_of(t) gives the row processed t-th, pos(row) its position,
+// each_hit(row, emit) calls emit(id, distance) for each hit. sort: 0 none, 1 by (distance, index), 2 by
+// index.
+template <typename RowOf, typename Hits>
+void two_pass(int64_t rows, RowOf row_of, Hits each_hit, int sort, CsrNeighbors& out) {
+    out.offsets.allocate(rows + 1);
+    int64_t* off = out.offsets.data.get();
+    off[0] = 0;
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int64_t t = 0; t < rows; ++t) {
+        const int64_t row = row_of(t);
+        int64_t m = 0;
+        each_hit(row, [&](int64_t, double) { ++m; });
+        off[row + 1] = m;
+    }
+    for (int64_t r = 0; r < rows; ++r) off[r + 1] += off[r];
+    const int64_t nnz = off[rows];
+    out.indices.allocate(nnz);
+    out.distances.allocate(nnz);
+    int64_t* idx = out.indices.data.get();
+    double* dist = out.distances.data.get();
+#pragma omp parallel
+    {
+        std::vector<Entry> buf;
+#pragma omp for schedule(dynamic, 256)
+        for (int64_t t = 0; t < rows; ++t) {
+            const int64_t row = row_of(t);
+            buf.clear();
+            each_hit(row, [&](int64_t id, double d) { buf.push_back({d, id}); });
+            if (sort == 1) sort_entries(buf.data(), buf.size(), by_distance);
+            if (sort == 2) sort_entries(buf.data(), buf.size(), by_index);
+            int64_t o = off[row];
+            for (const Entry& e : buf) {
+                idx[o] = e.i;
+                dist[o] = e.d;
+                ++o;
+            }
+        }
+    }
+}
+
+template <int D>
+CsrNeighbors radius_impl(const NeighborGrid::View& v, int64_t buckets, const double* q, int64_t k, double r,
+                         bool exclude_self, bool sort) {
+    CsrNeighbors out;
+    const std::vector<int64_t> order = query_order<D>(v, q, k, buckets);
+    const int64_t* ord = order.empty() ? nullptr : order.data();
+    auto row_of = [ord](int64_t t) { return ord ? ord[t] : t; };
+    auto hits = [&](int64_t row, auto&& emit) {
+        const int64_t self = exclude_self ? row : -1;
+        v.within<D>(q + row * D, r, [self](int64_t id) { return id != self; }, emit);
+    };
+    two_pass(k, row_of, hits, sort ? 1 : 0, out);
+    return out;
+}
+
+template <int D>
+KNearest knn_impl(const NeighborGrid::View& v, int64_t buckets, const double* q, int64_t k, int64_t kn,
+                  bool exclude_self) {
+    KNearest out;
+    out.indices.allocate(k * kn);
+    out.distances.allocate(k * kn);
+    int64_t* idx = out.indices.data.get();
+    double* dist = out.distances.data.get();
+    const std::vector<int64_t> order = query_order<D>(v, q, k, buckets);
+    const int64_t* ord = order.empty() ? nullptr : order.data();
+#pragma omp parallel
+    {
+        // never more than n answers: the search list is bounded by the point count, the rest is padding
+        const int64_t kfind = std::min<int64_t>(kn, v.n);
+        std::vector<Entry> top(static_cast<size_t>(std::max<int64_t>(kfind, 1)));
+#pragma omp for schedule(dynamic, 256)
+        for (int64_t t = 0; t < k; ++t) {
+            const int64_t row = ord ? ord[t] : t;
+            const int64_t found = v.knn<D>(q + row * D, kfind, exclude_self ? row : -1, top.data());
+            for (int64_t m = 0; m < kn; ++m) {
+                idx[row * kn + m] = m < found ? top[m].i : -1;
+                dist[row * kn + m] = m < found ? top[m].d : kInf;
+            }
+        }
+    }
+    return out;
+}
+
+template <int D>
+Buffer<int64_t> pairs_impl(const NeighborGrid::View& v, double r) {
+    // Rows are original indices i; the t-th row processed is the t-th point in cell order (locality).
+    CsrNeighbors csr;
+    auto row_of = [&](int64_t t) { return v.ids[t]; };
+    // position of original row i is needed inside hits: keep it from the sorted order
+    std::vector<int64_t> where(static_cast<size_t>(v.n));
+    for (int64_t j = 0; j < v.n; ++j) where[v.ids[j]] = j;
+    auto hits = [&](int64_t row, auto&& emit) {
+        v.within<D>(v.pts + where[row] * D, r, [row](int64_t id) { return id > row; }, emit);
+    };
+    two_pass(v.n, row_of, hits, 2, csr);
+    Buffer<int64_t> out;
+    const int64_t p = csr.offsets.data[v.n];
+    out.allocate(2 * p);
+    const int64_t* off = csr.offsets.data.get();
+    const int64_t* idx = csr.indices.data.get();
+    int64_t* o = out.data.get();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < v.n; ++i)
+        for (int64_t e = off[i]; e < off[i + 1]; ++e) {
+            o[2 * e] = i;
+            o[2 * e + 1] = idx[e];
+        }
+    return out;
+}
+
+void check_radius(double r) {
+    if (!(r >= 0) || !std::isfinite(r))
+        throw std::invalid_argument("radius must be a finite number >= 0, got " + std::to_string(r));
+}
+
+}  // namespace
+
+CsrNeighbors NeighborGrid::query_radius(const double* q, int64_t k, double radius, bool exclude_self,
+                                        bool sort) const {
+    check_radius(radius);
+    if (exclude_self && k != n_)
+        throw std::invalid_argument("exclude_self needs the queries to be the indexed points: " +
+                                    std::to_string(k) + " queries for " + std::to_string(n_) + " points");
+    const View v(*this);
+    return dim_ == 2 ? radius_impl<2>(v, buckets_, q, k, radius, exclude_self, sort)
+                     : radius_impl<3>(v, buckets_, q, k, radius, exclude_self, sort);
+}
+
+KNearest NeighborGrid::query_knn(const double* q, int64_t k, int64_t kn, bool exclude_self) const {
+    if (kn < 1) throw std::invalid_argument("k_neighbors must be >= 1, got " + std::to_string(kn));
+    if (exclude_self && k != n_)
+        throw std::invalid_argument("exclude_self needs the queries to be the indexed points: " +
+                                    std::to_string(k) + " queries for " + std::to_string(n_) + " points");
+    const View v(*this);
+    return dim_ == 2 ? knn_impl<2>(v, buckets_, q, k, kn, exclude_self)
+                     : knn_impl<3>(v, buckets_, q, k, kn, exclude_self);
+}
+
+Buffer<int64_t> NeighborGrid::pairs_within(double radius) const {
+    check_radius(radius);
+    const View v(*this);
+    return dim_ == 2 ? pairs_impl<2>(v, radius) : pairs_impl<3>(v, radius);
+}
+
+}  // namespace twin
