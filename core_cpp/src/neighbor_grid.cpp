@@ -5,14 +5,34 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <stdexcept>
 #include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 namespace twin {
+
+void* allocate_large(size_t bytes) {
+    constexpr size_t kHuge = size_t(2) << 20;
+    void* p = nullptr;
+    if (bytes >= 2 * kHuge) {
+        const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+        if (posix_memalign(&p, kHuge, rounded) != 0) p = nullptr;
+#ifdef __linux__
+        if (p) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: harmless if huge pages are unavailable
+#endif
+    } else {
+        p = std::malloc(bytes);
+    }
+    if (!p) throw std::bad_alloc();
+    return p;
+}
 
 namespace {
 
@@ -51,8 +71,14 @@ struct Entry {
     int64_t i;
 };
 
-inline bool by_distance(const Entry& a, const Entry& b) { return a.d < b.d || (a.d == b.d && a.i < b.i); }
-inline bool by_index(const Entry& a, const Entry& b) { return a.i < b.i; }
+// (distance, index) order. Distances are never negative, so their IEEE bit patterns order like the values and
+// integer comparisons can be used (no NaN handling in the hot sort).
+inline bool by_distance(const Entry& a, const Entry& b) {
+    uint64_t x, y;
+    std::memcpy(&x, &a.d, sizeof x);
+    std::memcpy(&y, &b.d, sizeof y);
+    return x < y || (x == y && a.i < b.i);
+}
 
 template <typename Less>
 void sort_entries(Entry* e, size_t m, Less less) {
@@ -225,16 +251,40 @@ struct NeighborGrid::View {
         return s;
     }
 
-    // Points within r of q (distance computed as sqrt of the sum of squared differences, <= r).
-    // accept(id) filters by original index; emit(id, distance) receives each hit.
-    template <int D, typename Accept, typename Emit>
-    void within(const double* q, double r, Accept&& accept, Emit&& emit) const {
-        const double r2 = r * r * (1 + 1e-14);  // pre-filter; the exact test is sqrt(d2) <= r
-        candidates<D>(q, r, [&](int64_t j) {
+    // Squared-distance bounds for "sqrt(d2) <= r": below lo2 a point is surely in, above hi2 surely out, and
+    // in between (a band of a few ulps) the exact test decides. Safe for subnormal squares too.
+    struct RadiusBand {
+        double r, lo2, hi2;
+        explicit RadiusBand(double radius)
+            : r(radius),
+              lo2(radius * radius >= 1e-290 ? radius * radius * (1 - 1e-14) : 0.0),
+              hi2(radius * radius * (1 + 1e-14) + 1e-290) {}
+    };
+
+    // Number of points within r of q (distance = sqrt of the summed squared differences, <= r) whose original
+    // index passes accept(id). Distances are only rooted in the narrow band around r.
+    template <int D, typename Accept>
+    int64_t count_within(const double* q, const RadiusBand& b, Accept&& accept) const {
+        int64_t m = 0;
+        candidates<D>(q, b.r, [&](int64_t j) {
             const double d2 = dist2<D>(j, q);
-            if (d2 > r2) return;
+            if (d2 <= b.lo2) {
+                m += accept(ids[j]) ? 1 : 0;
+            } else if (d2 <= b.hi2 && std::sqrt(d2) <= b.r) {
+                m += accept(ids[j]) ? 1 : 0;
+            }
+        });
+        return m;
+    }
+
+    // Same hits as count_within, each passed to emit(id, distance).
+    template <int D, typename Accept, typename Emit>
+    void within(const double* q, const RadiusBand& b, Accept&& accept, Emit&& emit) const {
+        candidates<D>(q, b.r, [&](int64_t j) {
+            const double d2 = dist2<D>(j, q);
+            if (d2 > b.hi2) return;
             const double d = std::sqrt(d2);
-            if (d > r) return;
+            if (d > b.r) return;
             const int64_t id = ids[j];
             if (accept(id)) emit(id, d);
         });
@@ -261,7 +311,7 @@ struct NeighborGrid::View {
             top[b] = x;
             if (cnt == kn) {
                 const double dk = top[kn - 1].d;
-                thr2 = dk * dk * (1 + 1e-14);  // d2 > thr2 implies sqrt(d2) > dk even after rounding
+                thr2 = dk * dk * (1 + 1e-14) + 1e-290;  // d2 > thr2 implies sqrt(d2) > dk after rounding
             }
         };
         const int64_t available = n - (self >= 0 && self < n ? 1 : 0);
@@ -481,12 +531,28 @@ void NeighborGrid::rebuild_impl(const double* p) {
 
 namespace {
 
-// Order in which to process queries: grouped by the bucket each falls in, so that consecutive queries read
-// the same cells (a large speed-up for big random batches). Results do not depend on the order.
+struct ByDistance {
+    bool operator()(const Entry& a, const Entry& b) const { return by_distance(a, b); }
+};
+struct ByIndex {
+    bool operator()(const Entry& a, const Entry& b) const { return a.i < b.i; }
+};
+
+// Queries in the order they are processed: grouped by the bucket each falls in, and copied contiguously, so
+// that consecutive queries read the same cells and memory (a large speed-up for big random batches). Results
+// never depend on this order.
+struct QueryPlan {
+    std::vector<int64_t> order;  // processing position -> query row (empty: identity)
+    std::vector<double> gathered;
+    const double* q = nullptr;  // (k * D) queries in processing order
+    int64_t row(int64_t t) const { return order.empty() ? t : order[t]; }
+};
+
 template <int D>
-std::vector<int64_t> query_order(const NeighborGrid::View& v, const double* q, int64_t k, int64_t buckets) {
-    std::vector<int64_t> order;
-    if (k < 4096 || v.n == 0) return order;
+QueryPlan plan_queries(const NeighborGrid::View& v, const double* q, int64_t k, int64_t buckets) {
+    QueryPlan plan;
+    plan.q = q;
+    if (k < 4096 || v.n == 0) return plan;
     std::vector<uint32_t> key(static_cast<size_t>(k));
     std::vector<int64_t> cnt(static_cast<size_t>(buckets) + 1, 0);
     for (int64_t i = 0; i < k; ++i) {
@@ -494,27 +560,30 @@ std::vector<int64_t> query_order(const NeighborGrid::View& v, const double* q, i
         ++cnt[key[i] + 1];
     }
     for (int64_t b = 0; b < buckets; ++b) cnt[b + 1] += cnt[b];
-    order.resize(static_cast<size_t>(k));
-    for (int64_t i = 0; i < k; ++i) order[cnt[key[i]]++] = i;
-    return order;
+    plan.order.resize(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i) plan.order[cnt[key[i]]++] = i;
+    plan.gathered.resize(static_cast<size_t>(k * D));
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < k; ++t)
+        for (int a = 0; a < D; ++a) plan.gathered[t * D + a] = q[plan.order[t] * D + a];
+    plan.q = plan.gathered.data();
+    return plan;
 }
 
-// Two-pass CSR over `rows` query rows. row_of(t) gives the row processed t-th, pos(row) its position,
-// each_hit(row, emit) calls emit(id, distance) for each hit. sort: 0 none, 1 by (distance, index), 2 by
+// Two-pass CSR over `rows` query rows processed in plan order: count(t) gives the hits of the t-th processed
+// query, collect(t, emit) emits them as (id, distance). sort: 0 scan order, 1 by (distance, index), 2 by
 // index.
-template <typename RowOf, typename Hits>
-void two_pass(int64_t rows, RowOf row_of, Hits each_hit, int sort, CsrNeighbors& out) {
+template <typename Plan, typename Count, typename Collect>
+void two_pass(int64_t rows, const Plan& plan, Count count, Collect collect, int sort, CsrNeighbors& out) {
     out.offsets.allocate(rows + 1);
     int64_t* off = out.offsets.data.get();
+    std::vector<int64_t> at(static_cast<size_t>(rows));  // per processing position: count, then output start
+#pragma omp parallel for schedule(dynamic, 1024)
+    for (int64_t t = 0; t < rows; ++t) at[t] = count(t);
     off[0] = 0;
-#pragma omp parallel for schedule(dynamic, 256)
-    for (int64_t t = 0; t < rows; ++t) {
-        const int64_t row = row_of(t);
-        int64_t m = 0;
-        each_hit(row, [&](int64_t, double) { ++m; });
-        off[row + 1] = m;
-    }
+    for (int64_t t = 0; t < rows; ++t) off[plan.row(t) + 1] = at[t];
     for (int64_t r = 0; r < rows; ++r) off[r + 1] += off[r];
+    for (int64_t t = 0; t < rows; ++t) at[t] = off[plan.row(t)];
     const int64_t nnz = off[rows];
     out.indices.allocate(nnz);
     out.distances.allocate(nnz);
@@ -523,14 +592,17 @@ void two_pass(int64_t rows, RowOf row_of, Hits each_hit, int sort, CsrNeighbors&
 #pragma omp parallel
     {
         std::vector<Entry> buf;
-#pragma omp for schedule(dynamic, 256)
+#pragma omp for schedule(dynamic, 1024)
         for (int64_t t = 0; t < rows; ++t) {
-            const int64_t row = row_of(t);
+            if (t + 1 < rows) {  // the next row's output lands elsewhere in memory: start fetching it
+                __builtin_prefetch(idx + at[t + 1], 1);
+                __builtin_prefetch(dist + at[t + 1], 1);
+            }
             buf.clear();
-            each_hit(row, [&](int64_t id, double d) { buf.push_back({d, id}); });
-            if (sort == 1) sort_entries(buf.data(), buf.size(), by_distance);
-            if (sort == 2) sort_entries(buf.data(), buf.size(), by_index);
-            int64_t o = off[row];
+            collect(t, [&](int64_t id, double d) { buf.push_back({d, id}); });
+            if (sort == 1) sort_entries(buf.data(), buf.size(), ByDistance());
+            if (sort == 2) sort_entries(buf.data(), buf.size(), ByIndex());
+            int64_t o = at[t];
             for (const Entry& e : buf) {
                 idx[o] = e.i;
                 dist[o] = e.d;
@@ -544,14 +616,24 @@ template <int D>
 CsrNeighbors radius_impl(const NeighborGrid::View& v, int64_t buckets, const double* q, int64_t k, double r,
                          bool exclude_self, bool sort) {
     CsrNeighbors out;
-    const std::vector<int64_t> order = query_order<D>(v, q, k, buckets);
-    const int64_t* ord = order.empty() ? nullptr : order.data();
-    auto row_of = [ord](int64_t t) { return ord ? ord[t] : t; };
-    auto hits = [&](int64_t row, auto&& emit) {
-        const int64_t self = exclude_self ? row : -1;
-        v.within<D>(q + row * D, r, [self](int64_t id) { return id != self; }, emit);
-    };
-    two_pass(k, row_of, hits, sort ? 1 : 0, out);
+    const QueryPlan plan = plan_queries<D>(v, q, k, buckets);
+    const NeighborGrid::View::RadiusBand band(r);
+    auto any = [](int64_t) { return true; };
+    if (exclude_self) {
+        auto count = [&](int64_t t) {
+            const int64_t self = plan.row(t);
+            return v.count_within<D>(plan.q + t * D, band, [self](int64_t id) { return id != self; });
+        };
+        auto collect = [&](int64_t t, auto&& emit) {
+            const int64_t self = plan.row(t);
+            v.within<D>(plan.q + t * D, band, [self](int64_t id) { return id != self; }, emit);
+        };
+        two_pass(k, plan, count, collect, sort ? 1 : 0, out);
+    } else {
+        auto count = [&](int64_t t) { return v.count_within<D>(plan.q + t * D, band, any); };
+        auto collect = [&](int64_t t, auto&& emit) { v.within<D>(plan.q + t * D, band, any, emit); };
+        two_pass(k, plan, count, collect, sort ? 1 : 0, out);
+    }
     return out;
 }
 
@@ -563,17 +645,20 @@ KNearest knn_impl(const NeighborGrid::View& v, int64_t buckets, const double* q,
     out.distances.allocate(k * kn);
     int64_t* idx = out.indices.data.get();
     double* dist = out.distances.data.get();
-    const std::vector<int64_t> order = query_order<D>(v, q, k, buckets);
-    const int64_t* ord = order.empty() ? nullptr : order.data();
+    const QueryPlan plan = plan_queries<D>(v, q, k, buckets);
 #pragma omp parallel
     {
         // never more than n answers: the search list is bounded by the point count, the rest is padding
         const int64_t kfind = std::min<int64_t>(kn, v.n);
         std::vector<Entry> top(static_cast<size_t>(std::max<int64_t>(kfind, 1)));
-#pragma omp for schedule(dynamic, 256)
+#pragma omp for schedule(dynamic, 1024)
         for (int64_t t = 0; t < k; ++t) {
-            const int64_t row = ord ? ord[t] : t;
-            const int64_t found = v.knn<D>(q + row * D, kfind, exclude_self ? row : -1, top.data());
+            const int64_t row = plan.row(t);
+            if (t + 1 < k) {
+                __builtin_prefetch(idx + plan.row(t + 1) * kn, 1);
+                __builtin_prefetch(dist + plan.row(t + 1) * kn, 1);
+            }
+            const int64_t found = v.knn<D>(plan.q + t * D, kfind, exclude_self ? row : -1, top.data());
             for (int64_t m = 0; m < kn; ++m) {
                 idx[row * kn + m] = m < found ? top[m].i : -1;
                 dist[row * kn + m] = m < found ? top[m].d : kInf;
@@ -583,18 +668,26 @@ KNearest knn_impl(const NeighborGrid::View& v, int64_t buckets, const double* q,
     return out;
 }
 
+// Rows of the sorted points, processed in cell order (the stored order): row of position t is ids[t].
+struct SortedPlan {
+    const int64_t* ids;
+    int64_t row(int64_t t) const { return ids[t]; }
+};
+
 template <int D>
 Buffer<int64_t> pairs_impl(const NeighborGrid::View& v, double r) {
-    // Rows are original indices i; the t-th row processed is the t-th point in cell order (locality).
     CsrNeighbors csr;
-    auto row_of = [&](int64_t t) { return v.ids[t]; };
-    // position of original row i is needed inside hits: keep it from the sorted order
-    std::vector<int64_t> where(static_cast<size_t>(v.n));
-    for (int64_t j = 0; j < v.n; ++j) where[v.ids[j]] = j;
-    auto hits = [&](int64_t row, auto&& emit) {
-        v.within<D>(v.pts + where[row] * D, r, [row](int64_t id) { return id > row; }, emit);
+    const SortedPlan plan{v.ids};
+    const NeighborGrid::View::RadiusBand band(r);
+    auto count = [&](int64_t t) {
+        const int64_t row = v.ids[t];
+        return v.count_within<D>(v.pts + t * D, band, [row](int64_t id) { return id > row; });
     };
-    two_pass(v.n, row_of, hits, 2, csr);
+    auto collect = [&](int64_t t, auto&& emit) {
+        const int64_t row = v.ids[t];
+        v.within<D>(v.pts + t * D, band, [row](int64_t id) { return id > row; }, emit);
+    };
+    two_pass(v.n, plan, count, collect, 2, csr);
     Buffer<int64_t> out;
     const int64_t p = csr.offsets.data[v.n];
     out.allocate(2 * p);

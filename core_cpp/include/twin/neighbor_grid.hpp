@@ -3,18 +3,27 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
 namespace twin {
 
-// A heap array that is not zero-initialised (results are written once; zeroing would cost a full extra pass).
+// Raw storage for large results: not zero-initialised (results are written once; zeroing would cost an extra
+// pass) and, on Linux, backed by transparent huge pages when large (results are written in scattered rows,
+// and 4 KiB pages would make every row a TLB miss). Release with std::free.
+void* allocate_large(size_t bytes);
+
+struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+};
+
 template <typename T>
 struct Buffer {
-    std::unique_ptr<T[]> data;
+    std::unique_ptr<T[], FreeDeleter> data;
     int64_t size = 0;
     void allocate(int64_t n) {
-        data.reset(new T[static_cast<size_t>(n > 0 ? n : 1)]);
+        data.reset(static_cast<T*>(allocate_large(sizeof(T) * static_cast<size_t>(n > 0 ? n : 1))));
         size = n;
     }
 };
