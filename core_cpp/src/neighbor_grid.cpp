@@ -359,30 +359,40 @@ struct NeighborGrid::View {
                 H[a] = std::min<int64_t>(hi[a], cells[a] - 1);
                 covered = covered && lo[a] <= 0 && hi[a] >= cells[a] - 1;
             }
-            // the shell of cells at Chebyshev distance R from c, clipped to the grid
+            // The shell of cells at Chebyshev distance R from c, clipped to the grid, each cell once. Work is
+            // proportional to the cells visited (counted against the limit), however far the query is.
+            const bool row_lo = lo[1] >= 0 && lo[1] < cells[1];
+            const bool row_hi = hi[1] != lo[1] && hi[1] >= 0 && hi[1] < cells[1];
+            const bool col_lo = lo[0] >= 0 && lo[0] < cells[0];
+            const bool col_hi = hi[0] != lo[0] && hi[0] >= 0 && hi[0] < cells[0];
             int64_t cc[3] = {0, 0, 0};
-            if (D == 2) {
-                for (cc[1] = L[1]; cc[1] <= H[1] && !brute; ++cc[1]) {
-                    if (cc[1] == lo[1] || cc[1] == hi[1]) {
-                        for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) cell(cc);
-                    } else {
-                        if (lo[0] >= 0 && lo[0] < cells[0]) cc[0] = lo[0], cell(cc);
-                        if (hi[0] >= 0 && hi[0] < cells[0] && hi[0] != lo[0] && !brute)
-                            cc[0] = hi[0], cell(cc);
-                    }
+            auto row = [&](int64_t y) {
+                cc[1] = y;
+                for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) cell(cc);
+            };
+            auto layer = [&](bool full) {  // one (x, y) layer: the whole rectangle, or only its rim
+                if (full) {
+                    for (int64_t y = L[1]; y <= H[1] && !brute; ++y) row(y);
+                    return;
                 }
+                if (row_lo) row(lo[1]);
+                if (row_hi && !brute) row(hi[1]);
+                if (!col_lo && !col_hi) return;
+                const int64_t y1 = std::min<int64_t>(hi[1] - 1, cells[1] - 1);
+                for (cc[1] = std::max<int64_t>(lo[1] + 1, 0); cc[1] <= y1 && !brute; ++cc[1]) {
+                    if (col_lo) cc[0] = lo[0], cell(cc);
+                    if (col_hi && !brute) cc[0] = hi[0], cell(cc);
+                }
+            };
+            if (D == 2) {
+                layer(false);
             } else {
-                for (cc[2] = L[2]; cc[2] <= H[2] && !brute; ++cc[2]) {
-                    const bool slab = cc[2] == lo[2] || cc[2] == hi[2];
-                    for (cc[1] = L[1]; cc[1] <= H[1] && !brute; ++cc[1]) {
-                        if (slab || cc[1] == lo[1] || cc[1] == hi[1]) {
-                            for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) cell(cc);
-                        } else {
-                            if (lo[0] >= 0 && lo[0] < cells[0]) cc[0] = lo[0], cell(cc);
-                            if (hi[0] >= 0 && hi[0] < cells[0] && hi[0] != lo[0] && !brute)
-                                cc[0] = hi[0], cell(cc);
-                        }
-                    }
+                if (lo[2] >= 0 && lo[2] < cells[2]) cc[2] = lo[2], layer(true);
+                if (hi[2] != lo[2] && hi[2] >= 0 && hi[2] < cells[2] && !brute) cc[2] = hi[2], layer(true);
+                if (row_lo || row_hi || col_lo || col_hi) {
+                    const int64_t z1 = std::min<int64_t>(hi[2] - 1, cells[2] - 1);
+                    for (int64_t z = std::max<int64_t>(lo[2] + 1, 0); z <= z1 && !brute; ++z)
+                        cc[2] = z, layer(false);
                 }
             }
             if (brute) break;

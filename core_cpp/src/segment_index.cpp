@@ -90,13 +90,12 @@ void build_tree(const double* segs, std::vector<int64_t> items, SegmentIndex2D::
         const int64_t half = job.count / 2;
         std::nth_element(key.begin(), key.begin() + half, key.begin() + job.count);
         // Rewrite the range in partitioned order (ids and centroids follow the keys).
-        std::vector<double> c2(static_cast<size_t>(job.count) * 2);
-        std::vector<std::pair<double, int64_t>> part(key.begin(), key.begin() + job.count);
         for (int64_t i = 0; i < job.count; ++i) {
-            const double* s = segs + part[i].second * 4;
-            tree.ids[job.first + i] = part[i].second;
-            cen[2 * (job.first + i)] = 0.5 * (s[0] + s[2]);
-            cen[2 * (job.first + i) + 1] = 0.5 * (s[1] + s[3]);
+            const int64_t p = job.first + i;
+            tree.ids[p] = key[i].second;
+            const double* s = segs + key[i].second * 4;
+            cen[2 * p] = 0.5 * (s[0] + s[2]);
+            cen[2 * p + 1] = 0.5 * (s[1] + s[3]);
         }
         const int64_t left = static_cast<int64_t>(tree.nodes.size());
         nd.first = left;

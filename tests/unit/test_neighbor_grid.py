@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -250,6 +252,22 @@ def test_huge_spread_uses_hashing(dim):
         ridx, rdist = _ref_knn(p, q, kn)
         np.testing.assert_array_equal(idx, ridx)
         np.testing.assert_array_equal(dist, rdist)
+
+
+def test_sparse_line_knn_stays_cheap():
+    # One cell wide, 5e8 m tall, hashed: a ring search must cost only the cells it visits, then fall back to a
+    # scan of all points (a search that walks every row of every ring would take minutes here).
+    p = np.stack([np.zeros(5000), np.arange(5000) * 1e5], axis=1)
+    g = NeighborGrid(1.0)
+    g.rebuild(p)
+    assert g.hashed
+    q = np.vstack([p[::50] + [0.0, 0.3], p[::500] + [2e5, 0.0]])
+    t0 = time.perf_counter()
+    idx, dist = g.query_knn(q, 3)
+    assert time.perf_counter() - t0 < 5.0
+    ridx, rdist = _ref_knn(p, q, 3)
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(dist, rdist)
 
 
 def test_tiny_cell_uses_hashing_and_stays_exact():
