@@ -97,6 +97,33 @@ void sort_entries(Entry* e, size_t m, Less less) {
     }
 }
 
+// Write entries to idx/dist in (distance, index) order. Short rows (the usual dozen neighbours) are placed by
+// rank — a branch-free count of smaller distances that the compiler vectorises — instead of a branchy sort.
+inline void write_by_distance(Entry* e, size_t m, int64_t* idx, double* dist) {
+    constexpr size_t kRankMax = 32;
+    if (m > kRankMax) {
+        sort_entries(e, m, [](const Entry& x, const Entry& y) { return by_distance(x, y); });
+        for (size_t a = 0; a < m; ++a) idx[a] = e[a].i, dist[a] = e[a].d;
+        return;
+    }
+    double d[kRankMax];
+    for (size_t a = 0; a < m; ++a) d[a] = e[a].d;
+    for (size_t a = 0; a < m; ++a) {
+        const double x = d[a];
+        size_t lt = 0, le = 0;
+        for (size_t b = 0; b < m; ++b) {
+            lt += d[b] < x;
+            le += d[b] <= x;
+        }
+        size_t r = lt;
+        if (le - lt > 1) {  // equal distances: order them by index
+            for (size_t b = 0; b < m; ++b) r += (d[b] == x && e[b].i < e[a].i);
+        }
+        idx[r] = e[a].i;
+        dist[r] = x;
+    }
+}
+
 inline uint64_t hash_cell(const int64_t* c, int dim) {
     uint64_t h = 0x9E3779B97F4A7C15ull;
     for (int a = 0; a < dim; ++a) {
@@ -541,9 +568,6 @@ void NeighborGrid::rebuild_impl(const double* p) {
 
 namespace {
 
-struct ByDistance {
-    bool operator()(const Entry& a, const Entry& b) const { return by_distance(a, b); }
-};
 struct ByIndex {
     bool operator()(const Entry& a, const Entry& b) const { return a.i < b.i; }
 };
@@ -610,7 +634,10 @@ void two_pass(int64_t rows, const Plan& plan, Count count, Collect collect, int 
             }
             buf.clear();
             collect(t, [&](int64_t id, double d) { buf.push_back({d, id}); });
-            if (sort == 1) sort_entries(buf.data(), buf.size(), ByDistance());
+            if (sort == 1) {
+                write_by_distance(buf.data(), buf.size(), idx + at[t], dist + at[t]);
+                continue;
+            }
             if (sort == 2) sort_entries(buf.data(), buf.size(), ByIndex());
             int64_t o = at[t];
             for (const Entry& e : buf) {
