@@ -143,6 +143,7 @@ struct NeighborGrid::View {
     double cs, inv;
     double max_abs;
     bool hashed;
+    bool single;  // one cell holds every point: scan them all
     uint64_t mask;
     const int64_t* start;
     const double* pts;
@@ -156,6 +157,7 @@ struct NeighborGrid::View {
           inv(g.inv_cs_),
           max_abs(g.max_abs_),
           hashed(g.hashed_),
+          single(!g.hashed_ && g.buckets_ == 1),
           mask(static_cast<uint64_t>(g.buckets_ > 0 ? g.buckets_ - 1 : 0)),
           start(g.start_.data()),
           pts(g.pts_.data()),
@@ -223,6 +225,10 @@ struct NeighborGrid::View {
     template <int D, typename F>
     void candidates(const double* q, double r, F&& visit) const {
         if (n == 0) return;
+        if (single) {
+            for (int64_t j = 0; j < n; ++j) visit(j);
+            return;
+        }
         const double s = slack<D>(q, r);
         int64_t lo[3], hi[3];
         double ncell = 1;
@@ -279,12 +285,14 @@ struct NeighborGrid::View {
     }
 
     // Squared-distance bounds for "sqrt(d2) <= r": below lo2 a point is surely in, above hi2 surely out, and
-    // in between (a band of a few ulps) the exact test decides. Safe for subnormal squares too.
+    // in between (a band of a few ulps) the exact test decides. Safe for subnormal and overflowing squares.
     struct RadiusBand {
         double r, lo2, hi2;
         explicit RadiusBand(double radius)
             : r(radius),
-              lo2(radius * radius >= 1e-290 ? radius * radius * (1 - 1e-14) : 0.0),
+              lo2(radius * radius >= 1e-290
+                      ? std::min(radius * radius * (1 - 1e-14), std::numeric_limits<double>::max())
+                      : 0.0),
               hi2(radius * radius * (1 + 1e-14) + 1e-290) {}
     };
 
@@ -343,7 +351,7 @@ struct NeighborGrid::View {
         };
         const int64_t available = n - (self >= 0 && self < n ? 1 : 0);
         if (kn <= 0 || n == 0) return 0;
-        if (kn >= available) {  // every point is an answer: scan them all
+        if (kn >= available || single) {  // every point is an answer, or all share one cell: scan them all
             for (int64_t j = 0; j < n; ++j) consider(j);
             return cnt;
         }
@@ -488,6 +496,8 @@ void NeighborGrid::rebuild_impl(const double* p) {
     // Dense grid if the box needs few enough cells, else hashing (see the header).
     cs_ = cell_size_;
     inv_cs_ = 1.0 / cs_;
+    bool overflow = false;  // coordinates spread over more than ~1.8e308: one cell, every query scans all
+    for (int a = 0; a < D; ++a) overflow = overflow || !std::isfinite(hi[a] - lo[a]);
     double total = 1, widest = 0;
     for (int a = 0; a < D; ++a) {
         const double span = std::floor((hi[a] - lo[a]) * inv_cs_) + 1;  // inf/NaN-safe below
@@ -495,7 +505,7 @@ void NeighborGrid::rebuild_impl(const double* p) {
         widest = std::max(widest, (hi[a] - lo[a]));
     }
     const int64_t cap = std::min<int64_t>(4 * n + 1024, kDenseCap);
-    hashed_ = !(total <= static_cast<double>(cap));
+    hashed_ = !overflow && !(total <= static_cast<double>(cap));
     if (hashed_ && !(widest * inv_cs_ <= kMaxAxisCells)) {
         cs_ = widest / kMaxAxisCells;
         if (!(cs_ > 0) || !std::isfinite(cs_)) cs_ = std::numeric_limits<double>::max();
@@ -503,7 +513,7 @@ void NeighborGrid::rebuild_impl(const double* p) {
     }
     for (int a = 0; a < 3; ++a) {
         origin_[a] = a < D ? lo[a] : 0;
-        double span = a < D ? std::floor((hi[a] - lo[a]) * inv_cs_) + 1 : 1;
+        double span = a < D && !overflow ? std::floor((hi[a] - lo[a]) * inv_cs_) + 1 : 1;
         if (!(span >= 1)) span = 1;  // NaN from an overflowing extent: one cell along this axis
         cells_[a] = static_cast<int64_t>(std::min(span, kMaxAxisCells + 1));
     }

@@ -254,6 +254,33 @@ def test_huge_spread_uses_hashing(dim):
         np.testing.assert_array_equal(dist, rdist)
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_extreme_coordinates(dim):
+    # a spread beyond the float range (distances overflow to inf) and values near the top of the range
+    rng = np.random.default_rng(12)
+    near = rng.uniform(-5, 5, (200, dim))
+    p = np.vstack([near, np.full((3, dim), 1e308), np.full((3, dim), -1e308), np.full((2, dim), 3e307)])
+    g = NeighborGrid(1.0, dim=dim)
+    g.rebuild(p)
+    q = np.vstack([near[:20] + 0.25, p[-8:]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = _ref_radius(p, q, 2.0)
+        ridx, rdist = _ref_knn(p, q, 6)
+    _assert_csr(g.query_radius(q, 2.0), rows)
+    idx, dist = g.query_knn(q, 6)
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(dist, rdist)
+    vast = np.vstack([near, np.full((1, dim), 1e300)])  # finite but vast extent: hashed, with a coarser cell
+    huge = NeighborGrid(1.0, dim=dim)
+    huge.rebuild(vast)
+    assert huge.hashed
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = _ref_radius(vast, near, 1.0)
+        ridx, _ = _ref_knn(vast, near, 4)
+    np.testing.assert_array_equal(huge.query_knn(near, 4).indices, ridx)
+    _assert_csr(huge.query_radius(near, 1.0), rows)
+
+
 def test_sparse_line_knn_stays_cheap():
     # One cell wide, 5e8 m tall, hashed: a ring search must cost only the cells it visits, then fall back to a
     # scan of all points (a search that walks every row of every ring would take minutes here).
