@@ -47,7 +47,7 @@ struct KNearest {
 // the same cells, but a cell's points live in bucket hash(cell) of a table of the next power of two >= 2 n
 // buckets, so memory stays O(n). In hashed mode cells never exceed 2^40 per axis (the cell is made coarser if
 // needed). A query that would visit more cells than 4 n + 64 scans all points instead (same answer, bounded
-// cost).
+// cost), and coordinates spread beyond the float range (extent > ~1.8e308) put every point in one cell.
 //
 // Points are stored sorted by cell (stable: by original index within a cell), so results never depend on the
 // number of threads. All queries are const and may run concurrently; rebuild must not overlap a query.
