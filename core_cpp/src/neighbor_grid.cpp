@@ -599,10 +599,9 @@ QueryPlan plan_queries(const NeighborGrid::View& v, const double* q, int64_t k, 
     if (k < 4096 || v.n == 0) return plan;
     std::vector<uint32_t> key(static_cast<size_t>(k));
     std::vector<int64_t> cnt(static_cast<size_t>(buckets) + 1, 0);
-    for (int64_t i = 0; i < k; ++i) {
-        key[i] = static_cast<uint32_t>(v.clamped_bucket<D>(q + i * D));
-        ++cnt[key[i] + 1];
-    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < k; ++i) key[i] = static_cast<uint32_t>(v.clamped_bucket<D>(q + i * D));
+    for (int64_t i = 0; i < k; ++i) ++cnt[key[i] + 1];
     for (int64_t b = 0; b < buckets; ++b) cnt[b + 1] += cnt[b];
     plan.order.resize(static_cast<size_t>(k));
     for (int64_t i = 0; i < k; ++i) plan.order[cnt[key[i]]++] = i;
