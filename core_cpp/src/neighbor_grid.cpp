@@ -385,6 +385,29 @@ struct NeighborGrid::View {
             }
             scan_cell<D>(cc, consider);
         };
+        // First the 2^D cells nearest to q (its own and the neighbours on the sides q is closer to): they
+        // hold the likely answers, so the k-th distance is small before the rest of ring 1 is checked against
+        // it.
+        int64_t side[3] = {0, 0, 0};
+        const bool block = r0 == 0;
+        if (block) {
+            for (int a = 0; a < D; ++a)
+                side[a] = q[a] >= origin[a] + (static_cast<double>(c[a]) + 0.5) * cs ? 1 : -1;
+            int64_t cc[3] = {0, 0, 0};
+            for (int m = 0; m < (1 << D) && !brute; ++m) {
+                bool inside = true;
+                for (int a = 0; a < D; ++a) {
+                    cc[a] = c[a] + (((m >> a) & 1) ? side[a] : 0);
+                    inside = inside && cc[a] >= 0 && cc[a] < cells[a];
+                }
+                if (inside) cell(cc);
+            }
+        }
+        auto in_block = [&](const int64_t* cc) {
+            for (int a = 0; a < D; ++a)
+                if (cc[a] != c[a] && cc[a] != c[a] + side[a]) return false;
+            return true;
+        };
         for (int64_t R = r0;; ++R) {
             bool covered = true;
             for (int a = 0; a < D; ++a) {
@@ -401,9 +424,13 @@ struct NeighborGrid::View {
             const bool col_lo = lo[0] >= 0 && lo[0] < cells[0];
             const bool col_hi = hi[0] != lo[0] && hi[0] >= 0 && hi[0] < cells[0];
             int64_t cc[3] = {0, 0, 0};
+            const bool skip_block = block && R <= 1;
+            auto shell_cell = [&](const int64_t* x) {
+                if (!(skip_block && in_block(x))) cell(x);
+            };
             auto row = [&](int64_t y) {
                 cc[1] = y;
-                for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) cell(cc);
+                for (cc[0] = L[0]; cc[0] <= H[0] && !brute; ++cc[0]) shell_cell(cc);
             };
             auto layer = [&](bool full) {  // one (x, y) layer: the whole rectangle, or only its rim
                 if (full) {
@@ -415,8 +442,8 @@ struct NeighborGrid::View {
                 if (!col_lo && !col_hi) return;
                 const int64_t y1 = std::min<int64_t>(hi[1] - 1, cells[1] - 1);
                 for (cc[1] = std::max<int64_t>(lo[1] + 1, 0); cc[1] <= y1 && !brute; ++cc[1]) {
-                    if (col_lo) cc[0] = lo[0], cell(cc);
-                    if (col_hi && !brute) cc[0] = hi[0], cell(cc);
+                    if (col_lo) cc[0] = lo[0], shell_cell(cc);
+                    if (col_hi && !brute) cc[0] = hi[0], shell_cell(cc);
                 }
             };
             if (D == 2) {
