@@ -126,6 +126,9 @@ class SegmentIndex2D:
     def __len__(self) -> int:
         return int(self._index.size)
 
+    def __repr__(self) -> str:
+        return f"SegmentIndex2D({len(self)} segments, levels {self.levels.tolist()})"
+
     @property
     def levels(self) -> np.ndarray:
         """(m,) int32 distinct levels, ascending."""
@@ -196,6 +199,10 @@ class NeighborGrid:
 
     def __len__(self) -> int:
         return int(self._grid.size)
+
+    def __repr__(self) -> str:
+        mode = "hashed" if self.hashed else "dense"
+        return f"NeighborGrid({len(self)} points, dim={self.dim}, cell_size={self.cell_size:g}, {mode})"
 
     def rebuild(self, points: FloatArray) -> None:
         """Index ``points`` : (n, dim) float64, metres (finite). Row i is point i in every answer."""
