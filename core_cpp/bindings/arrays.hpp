@@ -1,4 +1,5 @@
-// Shared checks at the Python boundary: shapes and finiteness are verified once, with errors that name the argument.
+// Shared checks at the Python boundary: shapes and finiteness are verified once, with errors that name the
+// argument.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -67,7 +68,8 @@ inline void require_finite(const carray<double>& a, const char* name) {
     const py::ssize_t n = a.size();
     for (py::ssize_t i = 0; i < n; ++i) {
         if (!std::isfinite(p[i])) {
-            throw py::value_error(std::string(name) + " must be finite, found a non-finite value at flat index " +
+            throw py::value_error(std::string(name) +
+                                  " must be finite, found a non-finite value at flat index " +
                                   std::to_string(i));
         }
     }

@@ -29,7 +29,8 @@ PYBIND11_MODULE(_core, m) {
             omp_set_num_threads(n);
 #endif
         },
-        py::arg("n"), "Set the number of threads the core uses for batched queries (results never depend on it).");
+        py::arg("n"),
+        "Set the number of threads the core uses for batched queries (results never depend on it).");
     m.def(
         "get_num_threads",
         []() {
