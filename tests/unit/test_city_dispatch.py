@@ -7,6 +7,7 @@ import gzip
 import pytest
 
 from twin.city import City, detect_format
+from twin.city.layer import layer_id_from_path
 from twin.errors import InputError
 
 
@@ -101,3 +102,19 @@ def test_save_refuses_to_overwrite_a_foreign_folder(tmp_path):
     with pytest.raises(InputError, match="refusing to overwrite"):
         City().save(target)
     assert (target / "thesis.txt").read_text() == "years of work"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("West-Oakland.osm.bz2", "West-Oakland"),
+        ("BadHersfeld_osm_edited.net.xml.gz", "BadHersfeld_osm_edited"),
+        ("delft.city.json", "delft"),
+        ("Net3.inp", "Net3"),
+        ("AC20-FZK-Haus.ifc", "AC20-FZK-Haus"),
+        ("terrain.tif", "terrain"),
+        (".gz", ".gz"),
+    ],
+)
+def test_default_layer_ids_drop_compound_suffixes(name, expected):
+    assert layer_id_from_path(f"/data/{name}") == expected

@@ -57,6 +57,7 @@ from twin.city.citymodel import (
     triangulate_polygons,
 )
 from twin.city.frame import Frame, Placement, crs_name
+from twin.city.layer import layer_id_from_path
 from twin.errors import InputError
 from twin.typing import FloatArray, IntArray
 
@@ -158,7 +159,7 @@ def load_cityjson(
 
     buildings = _buildings(city_objects, objects, chosen, local, vertices, faces, face_object, frame)
     layer = CityModel(
-        id=id or _default_id(p),
+        id=id or layer_id_from_path(p),
         source=str(p),
         source_format="cityjson",
         crs=crs_name(frame.crs),
@@ -185,11 +186,6 @@ def _none_for_missing(col: pd.Series) -> pd.Series:
 
 
 # -- reading and header ----------------------------------------------------------------------------------------------
-def _default_id(p: Path) -> str:
-    name = p.name
-    for suffix in (".gz", ".json", ".city"):
-        name = name.removesuffix(suffix)
-    return name or p.stem
 
 
 def _read_json(p: Path) -> dict[str, Any]:

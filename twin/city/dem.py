@@ -33,6 +33,7 @@ import rasterio.warp
 from rasterio.enums import Resampling
 
 from twin.city.frame import Frame, Placement, crs_name, parse_crs
+from twin.city.layer import layer_id_from_path
 from twin.city.terrain import Terrain
 from twin.errors import InputError
 
@@ -130,7 +131,7 @@ def load_dem(
     return Terrain(
         heights,
         transform,
-        id=id or p.stem,
+        id=id or layer_id_from_path(p),
         source=str(p),
         crs=crs_name(frame.crs),
         source_crs=crs_name(raster_crs),

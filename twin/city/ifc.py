@@ -74,6 +74,7 @@ from twin.city.building import (
     Mesh,
 )
 from twin.city.frame import Frame, Placement, crs_name
+from twin.city.layer import layer_id_from_path
 from twin.errors import InputError
 from twin.typing import FloatArray
 
@@ -666,7 +667,7 @@ def load_ifc(
     walkable_model = _walkable(elements, spaces_model, doors_model, stairs_model, storeys)
 
     building = Building(
-        id=id or p.stem,
+        id=id or layer_id_from_path(p),
         source=str(p),
         schema=f.schema,
         crs_info=placer.info | {"length_unit_scale": unit_scale},

@@ -47,6 +47,34 @@ class Layer(Protocol):
 
 EMPTY_BOUNDS = np.full((2, 3), np.nan)
 
+_SOURCE_SUFFIXES = (
+    ".gz",
+    ".bz2",
+    ".pbf",
+    ".xml",
+    ".osm",
+    ".net",
+    ".json",
+    ".city",
+    ".ifc",
+    ".inp",
+    ".tif",
+    ".tiff",
+)
+
+
+def layer_id_from_path(path: str | os.PathLike[str]) -> str:
+    """A default layer id: the file name without its (compound) suffixes, e.g. ``West-Oakland`` for
+    ``West-Oakland.osm.bz2`` and ``delft`` for ``delft.city.json``."""
+    name = Path(path).name
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _SOURCE_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, stripped = name[: -len(suffix)], True
+    return name
+
 
 def bounds_of(points: FloatArray) -> FloatArray:
     """(2, 3) min/max of (n, 3) points; NaN bounds when there are none."""

@@ -65,7 +65,8 @@ import pandas as pd
 import pyproj
 
 from twin.city.frame import WGS84, Frame
-from twin.city.roads import RoadNetwork, polyline_length, stem_id
+from twin.city.layer import layer_id_from_path
+from twin.city.roads import RoadNetwork, polyline_length
 from twin.errors import InputError
 from twin.typing import FloatArray
 
@@ -832,7 +833,7 @@ def build_network(data: OsmRoadData, *, frame: Frame, path: Path, id: str | None
         "missing_node_locations": data.missing_nodes,
     }
     return RoadNetwork(
-        id=id or stem_id(path),
+        id=id or layer_id_from_path(path),
         source=str(path),
         source_kind="osm",
         junctions=junctions,

@@ -48,6 +48,7 @@ from twin.city.citymodel import (
     triangulate_polygons,
 )
 from twin.city.frame import WGS84, Frame, crs_name
+from twin.city.layer import layer_id_from_path
 from twin.errors import InputError
 from twin.typing import FloatArray
 
@@ -219,7 +220,7 @@ def load_osm_buildings(
         columns=list(OBJECT_COLUMNS),
     )
     layer = CityModel(
-        id=id or f"{_stem(p)}-buildings",
+        id=id or layer_id_from_path(p),
         source=str(p),
         source_format="osm",
         crs=crs_name(frame.crs),
@@ -233,13 +234,6 @@ def load_osm_buildings(
     )
     log.info("%s: %d building footprints, %d triangles", p.name, len(buildings), len(faces))
     return layer
-
-
-def _stem(p: Path) -> str:
-    name = p.name
-    for suffix in (".gz", ".bz2", ".pbf", ".xml", ".osm"):
-        name = name.removesuffix(suffix)
-    return name or p.stem
 
 
 def _read(p: Path) -> tuple[list[dict[str, Any]], list[str], int]:

@@ -48,7 +48,7 @@ import pandas as pd
 import pyproj
 
 from twin.city.frame import Frame, Placement, crs_name
-from twin.city.layer import bounds_of, read_table, write_table
+from twin.city.layer import bounds_of, layer_id_from_path, read_table, write_table
 from twin.errors import InputError
 from twin.typing import FloatArray, IntArray
 
@@ -399,7 +399,7 @@ def assemble_network(
     return PipeNetwork(
         nodes,
         links,
-        id=id or path.stem,
+        id=id or layer_id_from_path(path),
         source=str(path),
         kind_of_network=kind_of_network,
         crs=crs_name(frame.crs),

@@ -400,12 +400,3 @@ def polyline_length(xy: FloatArray) -> float:
     """Length in metres of an (n, 2) float64 polyline."""
     xy = np.asarray(xy, dtype=np.float64)
     return float(np.hypot(*np.diff(xy[:, :2], axis=0).T).sum()) if len(xy) > 1 else 0.0
-
-
-def stem_id(path: Path) -> str:
-    """A layer id from a file name: the name without its (compound) suffixes, e.g. ``West-Oakland``."""
-    name = path.name
-    for suffix in (".gz", ".bz2", ".pbf", ".xml", ".osm", ".net"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name or path.name

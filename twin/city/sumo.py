@@ -24,7 +24,8 @@ import pandas as pd
 import pyproj
 
 from twin.city.frame import Frame, Placement, crs_name
-from twin.city.roads import RoadNetwork, stem_id
+from twin.city.layer import layer_id_from_path
+from twin.city.roads import RoadNetwork
 from twin.errors import InputError
 from twin.typing import FloatArray
 
@@ -280,7 +281,7 @@ def load_sumo_net(
         "frame_crs": crs_name(frame.crs),
     }
     return RoadNetwork(
-        id=id or stem_id(p),
+        id=id or layer_id_from_path(p),
         source=str(p),
         source_kind="sumo",
         junctions=junctions,
