@@ -40,6 +40,9 @@ _BOX_FACES = np.array(
 )
 
 
+REQUIRED = {"random rays": 0.5, "downward grid rays": 0.5, "closest points": 1.0}
+
+
 def terrain_height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Rolling hills, metres."""
     return 20.0 * np.sin(x / 170.0) * np.cos(y / 230.0) + 8.0 * np.sin((x + y) / 60.0)
@@ -91,7 +94,7 @@ def _interleaved(twin_fn, peer_fn, repeats: int) -> tuple[float, float]:
     return tt, tp
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[int, tuple[float, float]]]:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller mesh and fewer queries")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per measurement (best kept)")
@@ -193,8 +196,18 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, tuple[float, floa
             ratio = f"{twin_rate / peer_rate:7.2f}" if peer_fn else "      -"
             peer = f"{peer_rate:12.3e}" if peer_fn else f"{'-':>12}"
             print(f"{name:<20} {nt:>7} {twin_rate:12.3e} {peer} {ratio}")
-    return results
+    if scene is None:
+        print("open3d is not installed: no peer, no ratios (pip install open3d)")
+        return 1
+    ok = True
+    for name, need in REQUIRED.items():
+        worst = min(twin / peer for twin, peer in results[name].values())
+        ok &= worst >= need
+        print(
+            f"required: {name} >= {need}x Embree at 1 and 2 threads: worst {worst:.2f}x {'ok' if worst >= need else 'FAIL'}"
+        )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

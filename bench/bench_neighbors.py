@@ -49,7 +49,7 @@ def _row(label: str, ours: float, theirs: float) -> float:
     return ratio
 
 
-def main() -> None:
+def main() -> int:
     rng = np.random.default_rng(12345)
     threads_before = spatial.get_num_threads()
     ratios, rebuild_rates = [], []
@@ -105,7 +105,8 @@ def main() -> None:
         f"minimum ratio {min(ratios):.1f}x (target {TARGET_RATIO:.0f}x), slowest rebuild "
         f"{min(rebuild_rates) / 1e6:.1f} M points/s (target {TARGET_REBUILD / 1e6:.0f}M): {'PASS' if ok else 'FAIL'}"
     )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
