@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         name = name if name.startswith("bench.") else f"bench.{name}"
         print(f"\n=== {name} ===", flush=True)
         t0 = time.perf_counter()
+        sys.argv = [name]  # benchmarks with their own options run with their defaults here
         try:
             if importlib.import_module(name).main():  # a non-zero return: a required ratio was not reached
                 failed.append(name)
