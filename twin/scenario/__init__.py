@@ -1,0 +1,1 @@
+"""Scenarios: the YAML contract (schema), the runner, results, reports and what-if comparison."""
