@@ -230,11 +230,13 @@ def _crowd_state_figure(kpis: pd.DataFrame | None, path: Path) -> bool:
         ax.plot(sp[0], sp[1], color="#2a9d8f", lw=1.6, label="mean speed of moving agents")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("speed (m/s)", color="#2a9d8f")
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if de is not None:
         ax2 = ax.twinx()
         ax2.plot(de[0], de[1], color="#c0392b", lw=1.2, label="max local density")
         ax2.set_ylabel("max local density (P/m², r = 1 m)", color="#c0392b")
+        ax2.set_ylim(bottom=0)
     ax.set_title("Speed and density over time")
     fig.tight_layout()
     _save(fig, path)
@@ -254,7 +256,7 @@ def _density_figure(dm: DensityMap, level: int, path: Path) -> None:
     sel = dm.wall_levels == level
     if sel.any():
         segs = dm.walls[sel].reshape(-1, 2, 2)
-        ax.add_collection(LineCollection(segs, colors="#1f2933", linewidths=0.8))
+        ax.add_collection(LineCollection(segs, colors="#1c7ed6", linewidths=1.5, zorder=3))
         lo = np.minimum(segs.reshape(-1, 2).min(axis=0), [xe[0], ye[0]])
         hi = np.maximum(segs.reshape(-1, 2).max(axis=0), [xe[-1], ye[-1]])
         ax.set_xlim(lo[0], hi[0])
@@ -332,7 +334,7 @@ def _provenance_html(prov: Mapping[str, Any]) -> str:
     )
     meta = [[html.escape(k), _fmt(prov.get(k))] for k in ("seed", "git_revision", "platform") if k in prov]
     if meta:
-        parts.append(_table(meta, ["", ""]))
+        parts.append(_table(meta, ["run", "value"]))
     inputs = prov.get("inputs") or []
     if inputs:
         rows = [
@@ -391,7 +393,6 @@ def write_report(
         _table(
             [[html.escape(k), _fmt(summary.get(k), k), _unit(k)] for k in meta_keys if k in summary],
             ["run", "value", "unit"],
-            {1},
         )
     )
 
