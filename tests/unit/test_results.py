@@ -299,6 +299,9 @@ def test_to_pedpy_errors(tmp_path):
         to_pedpy(dup, frame_rate=2.0)
     with pytest.raises(InputError, match="cannot read"):
         to_pedpy(tmp_path / "missing.parquet", frame_rate=2.0)
+    df.drop(columns="x_m").to_parquet(tmp_path / "no_x.parquet")
+    with pytest.raises(InputError, match=r"no_x.parquet: missing trajectory columns \['x_m'\]"):
+        to_pedpy(tmp_path / "no_x.parquet", frame_rate=2.0)
 
 
 # -- KPIs ------------------------------------------------------------------------------------------------------------

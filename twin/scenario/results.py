@@ -234,8 +234,8 @@ def local_density(positions: FloatArray, levels: IntArray, *, radius_m: float = 
     """Local density at each agent, persons/m²: the number of agents on the same level whose centre lies within
     ``radius_m`` of its centre (itself included, distance <= r) divided by the disc area π r².
 
-    positions : (n, 2) float64, metres; levels : (n,) int. Returns (n,) float64. Uses ``twin.spatial.NeighborGrid``
-    in 3-D with the levels stacked far apart in z, so agents on different levels never count each other.
+    positions : (n, 2) float64, metres; levels : (n,) int. Returns (n,) float64. Uses one
+    ``twin.spatial.NeighborGrid`` per level and counts each agent's close pairs (O(n) per level).
     """
     # the C++ core, imported here so that reading results needs no compiled extension
     from twin.spatial import NeighborGrid
@@ -245,12 +245,15 @@ def local_density(positions: FloatArray, levels: IntArray, *, radius_m: float = 
     r = float(radius_m)
     if not r > 0:
         raise ValueError(f"radius_m must be > 0, got {radius_m}")
-    if pos.shape[0] == 0:
-        return np.zeros(0)
-    pts = np.column_stack([pos, lev.astype(np.float64) * (4.0 * r)])
-    grid = NeighborGrid(r, dim=3)
-    grid.rebuild(pts)
-    counts = grid.query_radius(pts, r, sort=False).counts()
+    counts = np.ones(pos.shape[0], dtype=np.int64)  # each agent counts itself
+    grid = NeighborGrid(r, dim=2)
+    for level in np.unique(lev):
+        rows = np.flatnonzero(lev == level)
+        if rows.size < 2:
+            continue
+        grid.rebuild(np.ascontiguousarray(pos[rows]))
+        pairs = grid.pairs_within(r)
+        counts[rows] += np.bincount(pairs.reshape(-1), minlength=rows.size)
     return counts.astype(np.float64) / (math.pi * r * r)
 
 
@@ -388,7 +391,9 @@ def to_pedpy(
         df = path_or_df
     else:
         try:
-            df = pq.read_table(path_or_df, columns=["t_s", "agent_id", "x_m", "y_m", "storey"]).to_pandas()
+            names = set(pq.read_schema(path_or_df).names)
+            wanted = [c for c in ("t_s", "agent_id", "x_m", "y_m", "storey") if c in names]
+            df = pq.read_table(path_or_df, columns=wanted).to_pandas()
         except (OSError, KeyError, ValueError) as e:
             raise InputError(source, f"cannot read trajectories ({e})") from e
     missing = [c for c in ("t_s", "agent_id", "x_m", "y_m") if c not in df.columns]
