@@ -143,6 +143,23 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename): readers see the old file or the whole new one."""
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` as UTF-8 atomically (temp file + rename)."""
+    write_bytes(text.encode("utf-8"), path)
+
+
 def write_json(obj: Any, path: Path) -> None:
     """Write JSON atomically."""
     fd, tmp = _atomic_target(path)
