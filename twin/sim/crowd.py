@@ -1,0 +1,222 @@
+"""``CrowdModel``: a Mesa model whose step is one call into the C++ crowd core.
+
+The model owns the crowd space (rasters, walls, exits, stairs), the navigation fields (one per exit and one
+towards all exits), the agents' arrays in the core, exit choice (re-evaluated every ``exit_choice_every_s``
+from expected times: distance over own speed plus the queue at each exit), and recorders for trajectories,
+KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from twin.scenario.results import DensityMap, EventLog, KpiRecorder, TrajectoryRecorder
+from twin.sim.crowd_core import CrowdSim
+from twin.sim.crowd_space import CrowdSpace
+from twin.sim.mesa_model import SimModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DT_S = {"social_force": 0.01, "collision_free_speed": 0.05}
+EVACUATED = 3
+
+
+class CrowdModel(SimModel):
+    """Crowd evacuation over a :class:`CrowdSpace`.
+
+    Parameters
+    ----------
+    space : the walkable rasters, walls, exits and stairs.
+    population : arrays from :func:`twin.sim.population.build_population` — ``positions (n, 2)`` m,
+        ``levels (n,)``, ``speed (n,)`` m/s, ``radius (n,)`` m, ``premovement (n,)`` s, ``stair_up (n,)``,
+        ``stair_down (n,)`` m/s, ``group (n,)`` and ``allowed_exits`` (per group: exit ids or None).
+    model : ``"social_force"`` or ``"collision_free_speed"``.
+    dt_s : the operational model's time step (default per model).
+    record_every_s : simulated seconds per Mesa step (one core call); frames are recorded at this interval.
+    """
+
+    def __init__(
+        self,
+        space: CrowdSpace,
+        population: Mapping[str, Any],
+        *,
+        model: str = "social_force",
+        dt_s: float | None = None,
+        seed: int = 0,
+        record_every_s: float = 0.5,
+        exit_choice_every_s: float = 2.0,
+        params: Mapping[str, float] | None = None,
+        record_trajectories: bool = True,
+    ) -> None:
+        dt = float(dt_s or DEFAULT_DT_S[model])
+        steps = max(1, round(record_every_s / dt))
+        super().__init__(seed=seed, step_s=steps * dt)
+        self.space = space
+        self.core_steps = steps
+        self.exit_choice_every_s = float(exit_choice_every_s)
+        self.exit_ids = [str(e) for e in space.exits["id"]]
+        n_exits = len(self.exit_ids)
+        # one field per exit, the last one towards all exits (assigned-exit groups use their exit's field)
+        self.fields = space.distance_fields()
+        self.all_exits_field = n_exits
+        self.core = CrowdSim(
+            model=model,
+            dt=dt,
+            seed=seed,
+            walkable=space.walkable,
+            cell_size=space.cell_size,
+            origins=space.origins,
+            level_z=space.level_z,
+            walls=space.walls,
+            wall_levels=space.wall_levels,
+            exit_cells=space.exit_cells,
+            stairs=space.stairs,
+            params=dict(params or {}),
+        )
+        self.core.set_fields(self.fields)
+        pop = population
+        self.n_agents = len(pop["positions"])
+        self.speed = np.asarray(pop["speed"], dtype=np.float64)
+        self.allowed = self._allowed_exit_mask(pop)
+        field = self._initial_fields(pop)
+        self.ids = self.core.add_agents(
+            positions=pop["positions"],
+            levels=pop["levels"],
+            desired_speed=pop["speed"],
+            radius=pop["radius"],
+            start_time=pop["premovement"],
+            field=field,
+            stair_up_speed=pop["stair_up"],
+            stair_down_speed=pop["stair_down"],
+        )
+        self.events = EventLog()
+        self.trajectories = TrajectoryRecorder(level_names=space.level_names) if record_trajectories else None
+        self.kpis = KpiRecorder(exit_ids=self.exit_ids)
+        x0, y0 = space.origins.min(axis=0)
+        ny, nx = space.walkable.shape[1:]
+        self.density = DensityMap(
+            level_names=space.level_names,
+            bounds=[x0, y0, x0 + nx * space.cell_size, y0 + ny * space.cell_size],
+            cell_m=1.0,
+            walls=space.walls,
+            wall_levels=space.wall_levels,
+        )
+        self._next_choice_s = self.exit_choice_every_s
+        self._record()
+
+    # -- exits ---------------------------------------------------------------------------------------------------
+    def _allowed_exit_mask(self, pop: Mapping[str, Any]) -> np.ndarray | None:
+        """(n, n_exits) bool of the exits each agent may use, or None when every agent may use every exit."""
+        allowed = pop.get("allowed_exits")
+        if not allowed or all(a is None for a in allowed):
+            return None
+        index = {e: i for i, e in enumerate(self.exit_ids)}
+        per_group = np.ones((len(allowed), len(self.exit_ids)), dtype=bool)
+        for g, exits in enumerate(allowed):
+            if exits is not None:
+                per_group[g] = False
+                per_group[g, [index[e] for e in exits]] = True
+        return per_group[np.asarray(pop["group"], dtype=np.int64)]
+
+    def _initial_fields(self, pop: Mapping[str, Any]) -> np.ndarray:
+        current = np.full(self.n_agents, self.all_exits_field, dtype=np.int32)
+        return self._choose(pop["positions"], pop["levels"], current, np.zeros(len(self.exit_ids)))
+
+    def _choose(self, positions: np.ndarray, levels: np.ndarray, current: np.ndarray, queues: np.ndarray):
+        return self.space.choose_exits(
+            positions,
+            levels,
+            self.speed,
+            self.fields[: len(self.exit_ids)],
+            queue_counts=queues,
+            current=current,
+            allowed=self.allowed,
+        ).astype(np.int32)
+
+    def _queues(self) -> np.ndarray:
+        """Agents heading to each exit that stand within 5 m of it (a queue length proxy), per exit."""
+        state = self.core.state
+        inside = (state == 1) | (state == 0)
+        field = self.core.field
+        counts = np.zeros(len(self.exit_ids))
+        for e in range(len(self.exit_ids)):
+            mine = inside & (field == e)
+            if mine.any():
+                d = self.space.sample_distance(
+                    self.fields[e], self.core.positions[mine], self.core.levels[mine]
+                )
+                counts[e] = float(np.count_nonzero(d < 5.0))
+        return counts
+
+    def _update_exit_choice(self) -> None:
+        state = self.core.state
+        active = np.flatnonzero(state == 1)
+        if active.size == 0:
+            return
+        current = self.core.field.copy()
+        chosen = self._choose(self.core.positions, self.core.levels, current, self._queues())
+        changed = active[chosen[active] != current[active]]
+        if changed.size:
+            self.core.set_field_of(self.ids[changed], chosen[changed])
+
+    # -- stepping ------------------------------------------------------------------------------------------------
+    @property
+    def remaining(self) -> int:
+        return int(np.count_nonzero(self.core.state != EVACUATED))
+
+    def step(self) -> None:
+        """One Mesa step: ``core_steps`` operational steps in one C++ call, then exit choice and recording."""
+        self.core.step(self.core_steps)
+        self.advance_clock()
+        if self.time_s + 1e-9 >= self._next_choice_s:
+            self._update_exit_choice()
+            self._next_choice_s += self.exit_choice_every_s
+        self._record()
+        if self.remaining == 0:
+            self.running = False
+
+    def _record(self) -> None:
+        c = self.core
+        if self.trajectories is not None:
+            self.trajectories.record(
+                self.time_s,
+                positions=c.positions,
+                velocities=c.velocities,
+                levels=c.levels,
+                z=c.z,
+                state=c.state,
+                ids=self.ids,
+            )
+        self.kpis.record(
+            self.time_s,
+            positions=c.positions,
+            velocities=c.velocities,
+            levels=c.levels,
+            state=c.state,
+            exit_index=c.exit_index,
+        )
+        self.density.add(c.positions, c.levels, dt_s=self.step_s, state=c.state)
+
+    def run(self, duration_s: float, *, progress: bool = True) -> float:
+        """Step until everyone has left or ``duration_s`` simulated seconds have passed; returns wall seconds."""
+        from tqdm import tqdm
+
+        t0 = time.perf_counter()
+        total = math.ceil(duration_s / self.step_s - 1e-9)
+        bar = tqdm(total=self.n_agents, unit="agent", desc="evacuated", disable=not progress, leave=False)
+        done = 0
+        for _ in range(total):
+            if not self.running:
+                break
+            self.step()
+            evacuated = self.n_agents - self.remaining
+            bar.update(evacuated - done)
+            done = evacuated
+        bar.close()
+        return time.perf_counter() - t0
