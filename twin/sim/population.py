@@ -559,10 +559,6 @@ def _jitter(
     return np.where(ok[:, None], moved, sites)
 
 
-def _describe(region: BaseGeometry, name: str) -> str:
-    return f"{name} ({region.area:.0f} m²)"
-
-
 def place_agents(
     region: BaseGeometry,
     radii: FloatArray,
@@ -572,6 +568,7 @@ def place_agents(
     avoid: tuple[FloatArray, FloatArray] | None = None,
     gap: float = GAP_M,
     name: str = "the region",
+    what: str | None = None,
     field: str | None = None,
     source: str | None = None,
 ) -> FloatArray:
@@ -587,8 +584,8 @@ def place_agents(
         the crowd space's raster of walkable cells).
     avoid : optional ``(positions (m, 2), radii (m,))`` of bodies already there (other groups) to keep clear of.
     gap : clearance in metres: each pair satisfies ``|p_i - p_j| >= r_i + r_j + gap``.
-    name, field, source : used in the error when the bodies do not fit (``"area 'hall'"``,
-        ``"crowd.groups[1].count"``, the scenario file).
+    name, what, field, source : used in the error when the bodies do not fit: the region (``"area 'hall'"``),
+        the bodies (default ``"n agents"``), the field (``"crowd.groups[1].count"``) and the scenario file.
 
     Returns
     -------
@@ -617,11 +614,11 @@ def place_agents(
     where = f"{field}: " if field else ""
 
     def too_many(cap: int, taken: int) -> InputError:
-        extra = f", {taken} places already taken by other groups" if taken else ""
+        extra = f"; {taken} places already taken by other groups" if taken else ""
         return InputError(
             source,
-            f"{where}{n} agents do not fit in {_describe(region, name)}, at most ~{max(cap - taken, 0)} at "
-            f"this radius ({r_max:g} m){extra}",
+            f"{where}{what or f'{n} agents'} do not fit in {name} ({region.area:.0f} m², at most "
+            f"~{max(cap - taken, 0)} at this radius ({r_max:g} m){extra})",
         )
 
     cap = capacity(region, r_max, gap=gap)
@@ -662,8 +659,8 @@ Region = tuple[BaseGeometry, int]
 
 def _group_regions(
     gi: int, group: Any, regions: Mapping[str, Region], source: str | None
-) -> list[tuple[str, BaseGeometry, int]]:
-    """The (label, polygon, level) regions a group is placed in (see :func:`build_population`)."""
+) -> list[tuple[str, str, BaseGeometry, int]]:
+    """The (key, label, polygon, level) regions a group is placed in (see :func:`build_population`)."""
     where = _get(group, "in")
     field = f"crowd.groups[{gi}].in"
     area = _get(where, "area")
@@ -673,7 +670,7 @@ def _group_regions(
         if area not in regions:
             raise InputError(source, f"{field}.area: no walkable area {area!r}; have {sorted(regions)}")
         poly, level = regions[area]
-        return [(f"area {area!r}", poly, int(level))]
+        return [(area, f"area {area!r}", poly, int(level))]
     if building is not None:
         storeys = _get(where, "storeys")
         prefix = f"{building}/"
@@ -688,12 +685,14 @@ def _group_regions(
                         f"{field}.storeys[{j}]: building {building!r} has no storey {s!r}; have {have}",
                     )
                 poly, level = regions[key]
-                out.append((f"storey {s!r} of building {building!r}", poly, int(level)))
+                out.append((key, f"storey {s!r} of building {building!r}", poly, int(level)))
             return out
         keys = [k for k in regions if k.startswith(prefix)]
         if not keys:
             raise InputError(source, f"{field}.building: no walkable storeys of building {building!r}")
-        return [(f"storey {k[len(prefix) :]!r} of building {building!r}", *_unpack(regions[k])) for k in keys]
+        return [
+            (k, f"storey {k[len(prefix) :]!r} of building {building!r}", *_unpack(regions[k])) for k in keys
+        ]
     if polygon is not None:
         geom = shapely.from_wkt(polygon) if isinstance(polygon, str) else polygon
         level = int(_get(where, "level", 0) or 0)
@@ -703,7 +702,7 @@ def _group_regions(
         geom = _polygonal(geom)
         if geom.is_empty:
             raise InputError(source, f"{field}.polygon: does not overlap any walkable area on level {level}")
-        return [("the polygon", geom, level)]
+        return [(f"<polygon of group {gi}>", f"the polygon of crowd.groups[{gi}].in", geom, level)]
     raise InputError(source, f"{field}: needs one of area, building or polygon")
 
 
@@ -764,17 +763,19 @@ def build_population(
       ``stair_up``, ``stair_down`` (n,) float64 m/s along the slope; ``group`` (n,) int32 index into ``groups``;
       ``group_ids`` list[str]; ``allowed_exits`` list per group (exit ids, or None for "the quickest").
     """
-    parts: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in ("positions", "levels", "speed", "radius", "premovement", "stair_up", "stair_down", "group")
-    }
-    placed_by_level: dict[int, tuple[list[FloatArray], list[FloatArray]]] = {}
-    allowed: list[list[str] | None] = []
     group_ids: list[str] = []
+    allowed: list[list[str] | None] = []
+    attrs: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("speed", "radius", "premovement", "stair_up", "stair_down", "group")
+    }
+    # (key, label, polygon, level) → [(group index, global agent indices)]; agents sharing a key are placed together
+    jobs: dict[str, tuple[str, BaseGeometry, int, list[tuple[int, np.ndarray]]]] = {}
     children = rng.spawn(len(groups))
+    place_rng = rng.spawn(1)[0]
+    n_total = 0
     for gi, (group, grng) in enumerate(zip(groups, children, strict=True)):
         count = int(_get(group, "count"))
-        g_speed, g_radius, g_pre, g_up, g_down, g_place = grng.spawn(6)
+        g_speed, g_radius, g_pre, g_up, g_down = grng.spawn(5)
         speed = sample(_get(group, "speed_mps", DEFAULT_SPEED), count, g_speed, lower=1e-9)
         radius = sample(_get(group, "radius_m", DEFAULT_RADIUS_M), count, g_radius, lower=1e-9)
         pre = sample(_get(group, "premovement_s", 0.0), count, g_pre, lower=0.0)
@@ -782,36 +783,7 @@ def build_population(
         up_spec, down_spec = _get(group, "stair_up_mps"), _get(group, "stair_down_mps")
         up = up_default if up_spec is None else sample(up_spec, count, g_up, lower=1e-9)
         down = down_default if down_spec is None else sample(down_spec, count, g_down, lower=1e-9)
-
-        where = _group_regions(gi, group, regions, source)
-        counts = _split(count, [poly.area for _, poly, _ in where])
-        pos = np.empty((count, 2))
-        lev = np.empty(count, dtype=np.int32)
-        start = 0
-        for (label, poly, level), k in zip(where, counts, strict=True):
-            if k == 0:
-                continue
-            sl = slice(start, start + k)
-            prev_pos, prev_r = placed_by_level.setdefault(level, ([], []))
-            avoid = (np.concatenate(prev_pos), np.concatenate(prev_r)) if prev_pos else None
-            test = None if walkable_test is None else (lambda p, _lv=level: walkable_test(p, _lv))
-            pos[sl] = place_agents(
-                poly,
-                radius[sl],
-                g_place,
-                walkable_test=test,
-                avoid=avoid,
-                name=label,
-                field=f"crowd.groups[{gi}].count",
-                source=source,
-            )
-            lev[sl] = level
-            prev_pos.append(pos[sl])
-            prev_r.append(radius[sl])
-            start += k
         for key, arr in (
-            ("positions", pos),
-            ("levels", lev),
             ("speed", speed),
             ("radius", radius),
             ("premovement", pre),
@@ -819,18 +791,54 @@ def build_population(
             ("stair_down", down),
             ("group", np.full(count, gi, dtype=np.int32)),
         ):
-            parts[key].append(arr)
+            attrs[key].append(arr)
+
+        where = _group_regions(gi, group, regions, source)
+        start = n_total
+        for (key, label, poly, level), k in zip(
+            where, _split(count, [w[2].area for w in where]), strict=True
+        ):
+            if k:
+                jobs.setdefault(key, (label, poly, level, []))[3].append((gi, np.arange(start, start + k)))
+                start += k
+        n_total += count
         exits = _get(group, "exits")
         allowed.append(None if exits is None else list(exits))
         group_ids.append(str(_get(group, "id", f"group{gi}")))
-        log.info("group %s: %d agents in %s", group_ids[-1], count, ", ".join(w[0] for w in where))
-    out: dict[str, Any] = {}
-    for key, chunks in parts.items():
-        if chunks:
-            out[key] = np.concatenate(chunks)
-        else:
-            out[key] = np.zeros((0, 2)) if key == "positions" else np.zeros(0)
-    out["levels"] = out["levels"].astype(np.int32)
+        log.info("group %s: %d agents in %s", group_ids[-1], count, ", ".join(w[1] for w in where))
+
+    out: dict[str, Any] = {
+        key: np.concatenate(chunks) if chunks else np.zeros(0) for key, chunks in attrs.items()
+    }
+    positions = np.full((n_total, 2), np.nan)
+    levels = np.zeros(n_total, dtype=np.int32)
+    placed_by_level: dict[int, tuple[list[FloatArray], list[FloatArray]]] = {}
+    for label, poly, level, members in jobs.values():
+        idx = np.concatenate([m[1] for m in members])
+        radii = out["radius"][idx]
+        prev_pos, prev_r = placed_by_level.setdefault(level, ([], []))
+        avoid = (np.concatenate(prev_pos), np.concatenate(prev_r)) if prev_pos else None
+        what = None
+        if len(members) > 1:
+            names = [f"{group_ids[g]!r} ({len(i)})" for g, i in members]
+            what = f"{len(idx)} agents of groups {', '.join(names[:-1])} and {names[-1]}"
+        test = None if walkable_test is None else (lambda p, _lv=level: walkable_test(p, _lv))
+        positions[idx] = place_agents(
+            poly,
+            radii,
+            place_rng,
+            walkable_test=test,
+            avoid=avoid,
+            name=label,
+            what=what,
+            field=f"crowd.groups[{members[-1][0]}].count",
+            source=source,
+        )
+        levels[idx] = level
+        prev_pos.append(positions[idx])
+        prev_r.append(radii)
+    out["positions"] = positions
+    out["levels"] = levels
     out["group"] = out["group"].astype(np.int32)
     out["allowed_exits"] = allowed
     out["group_ids"] = group_ids
