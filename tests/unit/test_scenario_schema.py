@@ -378,6 +378,10 @@ ERRORS = [
     ),
     (lambda d: d["city"]["buildings"][0].update(ifc=5), "city.buildings[0].ifc: must be a file path (text)"),
     (
+        lambda d: d["city"]["buildings"][0].update(ifc="../models"),
+        "city.buildings[0].ifc: is a folder, not a file: {tmp}/models",
+    ),
+    (
         lambda d: d["city"]["pipes"][0].update(swmm="../data/Example1.inp"),
         "city.pipes[0]: needs exactly one of epanet or swmm",
     ),

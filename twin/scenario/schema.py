@@ -105,7 +105,7 @@ def _base_dir(info: ValidationInfo) -> Path:
 
 
 def _resolve_file(value: Any, info: ValidationInfo) -> Any:
-    """A path relative to the scenario file → absolute ``Path`` that must be an existing file (or bundle folder)."""
+    """A path relative to the scenario file → absolute ``Path`` that must be an existing file."""
     if isinstance(value, str | os.PathLike) and not isinstance(value, bool):
         if isinstance(value, str) and not value.strip():
             raise PydanticCustomError("file_empty", "must be a file path, got an empty string")
@@ -114,6 +114,8 @@ def _resolve_file(value: Any, info: ValidationInfo) -> Any:
         p = Path(os.path.abspath(p if p.is_absolute() else _base_dir(info) / p))
         if not p.exists():
             raise PydanticCustomError("file_not_found", "file not found: {path}", {"path": str(p)})
+        if not p.is_file():
+            raise PydanticCustomError("file_is_dir", "is a folder, not a file: {path}", {"path": str(p)})
         return p
     raise PydanticCustomError("path_type", "must be a file path (text)")
 

@@ -327,7 +327,7 @@ def _hex_density(d: float) -> float:
 def _as_region(region: BaseGeometry) -> BaseGeometry:
     if not isinstance(region, Polygon | MultiPolygon):
         raise ValueError(f"region must be a shapely Polygon or MultiPolygon, got {type(region).__name__}")
-    return region if region.is_valid else shapely.make_valid(region)
+    return region if region.is_valid else _polygonal(shapely.make_valid(region))
 
 
 def capacity(region: BaseGeometry, radius: float, *, gap: float = GAP_M) -> int:
