@@ -116,12 +116,12 @@ def _polygon(value: Any, source: str, path: str) -> BaseGeometry:
         )
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
         raise InputError(source, f"{path} must be a Polygon or MultiPolygon, got a {geom.geom_type}")
-    if geom.is_empty or geom.area <= 0:
-        raise InputError(source, f"{path} is empty (zero area); expected a polygon with an area")
-    if not geom.is_valid:
+    if not geom.is_empty and not geom.is_valid:
         raise InputError(
             source, f"{path} is not a valid polygon ({shapely.is_valid_reason(geom)}); fix its rings"
         )
+    if geom.is_empty or geom.area <= 0:
+        raise InputError(source, f"{path} is empty (zero area); expected a polygon with an area")
     if not np.isfinite(np.asarray(geom.bounds)).all():
         raise InputError(source, f"{path} has non-finite coordinates")
     return geom
