@@ -1128,8 +1128,13 @@ class CrowdSpace:
         flat = labels.ravel()
         counts = np.bincount(flat, minlength=n + 1)
         reach_count = np.bincount(flat, weights=reach.ravel(), minlength=n + 1)
+        level_of_cell = np.broadcast_to(np.arange(self.n_levels)[:, None, None], labels.shape).ravel()
+        pairs = np.unique(np.column_stack([flat, level_of_cell])[flat > 0], axis=0)  # (component, level) rows
+        levels_of: dict[int, list[int]] = {}
+        for c, k in pairs.tolist():
+            levels_of.setdefault(c, []).append(k)
         for c in range(1, n + 1):
-            lv = sorted({int(v) for v in np.nonzero((labels == c).any(axis=(1, 2)))[0]})
+            lv = levels_of.get(c, [])
             comp_rows.append(
                 {
                     "component": c,
