@@ -600,3 +600,17 @@ def test_combine_keeps_levels_apart_and_renumbers_exits(hall):
     ref = two.distance_fields()[-1]
     np.testing.assert_allclose(both[0][: ref.shape[1], : ref.shape[2]], ref[0])
     np.testing.assert_allclose(both[2][: ref.shape[1], : ref.shape[2]], ref[1])
+
+
+def test_fields_follow_cells_closed_after_construction():
+    """Closing cells in place (as a hazard would) changes the next fields: the cached engine is not stale."""
+    s = CrowdSpace.from_areas(hall_areas(), cell_size=H)
+    before = s.distance_fields()[0]
+    c = centres(s)
+    band = (c[..., 0] > 19.0) & (c[..., 0] < 19.6)  # a wall across the hall in front of the door
+    s.walkable[0][band] = 0
+    after = s.distance_fields()[0]
+    assert np.isfinite(before[0][c[..., 0] < 19.0][s.walkable[0][c[..., 0] < 19.0] > 0]).all()
+    assert np.isinf(after[0][c[..., 0] < 19.0]).all()
+    with pytest.raises(InputError, match="'hall'.*cannot reach any exit"):
+        s.validate()

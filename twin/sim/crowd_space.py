@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,18 +175,23 @@ class CrowdSpace:
     walkable : (L, ny, nx) uint8, 1 where people may stand (exit regions included).
     exit_cells : (L, ny, nx) int32, -1 or the row of :attr:`exits` whose region covers the cell.
     exits : DataFrame, one row per exit: ``id`` (scenario exit id or door GUID), ``name``, ``guid``, ``level``,
-        ``polygon`` (shapely, metres), ``width_m``, ``n_cells``, ``source`` (scenario field path or IFC file).
+        ``polygon`` (shapely, metres), ``width_m``, ``n_cells`` (exit cells), ``source`` (scenario or IFC file) and
+        ``path`` (the scenario field path, e.g. ``city.areas[0].exits[1]``; None for IFC doors).
     walls : (w, 4) float64 rows [x0, y0, x1, y1], metres: outline of (walkable ∪ exits) of each level.
     wall_levels : (w,) int32 level of each wall.
     stairs : (s, 8) float64 rows [level_a, xa, ya, level_b, xb, yb, length_m, width_m]: foot (xa, ya) on the
-        lower level_a, head (xb, yb) on the upper level_b, both at centres of walkable cells; length along the
-        slope and width in metres.
+        lower level_a, head (xb, yb) on the upper level_b, each the given end point if its cell is walkable, else
+        the centre of the nearest walkable cell within 1 m; length along the slope and width in metres.
     stairs_table : DataFrame, one row per stair (same order): ``id``, ``name``, ``from_level``, ``to_level``, foot and
-        head positions and cells, ``length_m``, ``width_m``, ``source``.
+        head positions and cells (``foot_iy, foot_ix, head_iy, head_ix``, the connector cells of the distance
+        fields), ``length_m``, ``width_m``, ``source``, ``path``.
     areas : DataFrame of named walkable areas for population placement: ``id``, ``kind`` ("area", "storey" or
-        "space"), ``guid``, ``level``, ``polygon`` (shapely, metres), ``source``.
+        "space"), ``guid``, ``level``, ``polygon`` (shapely, metres), ``source``, ``path``.
     source : where the space came from (scenario file or IFC path).
     warnings : notes on input that was left out (stairs without geometry, exits without position...).
+
+    The arrays may be edited in place (e.g. closing cells a hazard makes impassable): fields and samples are
+    computed from the current ``walkable`` each time (the cached DistanceField is keyed on its content).
     """
 
     cell_size: float
@@ -453,6 +459,9 @@ class CrowdSpace:
                     "storey %s (%s) has no walkable area; it is not a crowd level", st["name"], st["guid"]
                 )
                 continue
+            if not g.is_valid:
+                g = _polygonal(shapely.make_valid(g))
+                log.info("storey %s: walkable polygon was invalid and was repaired", st["name"])
             level_guid.append(st["guid"])
             names.append(str(st["name"]) if st["name"] is not None else st["guid"])
             zs.append(float(st["elevation_m"]))
@@ -795,7 +804,7 @@ class CrowdSpace:
     # -- distance fields ----------------------------------------------------------------------------------------
     def _field_engine(self, costs: tuple[float, ...], stencil: int = 32) -> DistanceField:
         """A DistanceField over the walkable raster with the stairs as connectors of the given costs (cached)."""
-        key = (costs, stencil)
+        key = (costs, stencil, zlib.crc32(self.walkable.tobytes()), self.origins.tobytes(), self.cell_size)
         df = self._df_cache.get(key)
         if df is None:
             if costs:
@@ -1168,6 +1177,14 @@ class CrowdSpace:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Construction helpers
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry:
+    """The polygonal part of a geometry (a repaired polygon may come back as a collection with lines)."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else Polygon()
 
 
 def _where(row: Any) -> str:
