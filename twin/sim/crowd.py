@@ -128,31 +128,27 @@ class CrowdModel(SimModel):
         current = np.full(self.n_agents, self.all_exits_field, dtype=np.int32)
         return self._choose(pop["positions"], pop["levels"], current, np.zeros(len(self.exit_ids)))
 
-    def _choose(self, positions: np.ndarray, levels: np.ndarray, current: np.ndarray, queues: np.ndarray):
-        return self.space.choose_exits(
+    def _choose(
+        self, positions: np.ndarray, levels: np.ndarray, current: np.ndarray, queues: np.ndarray
+    ) -> np.ndarray:
+        """(n,) int32 field per agent: its quickest allowed exit; agents with none reachable keep ``current``."""
+        chosen = self.space.choose_exits(
             positions,
             levels,
             self.speed,
             self.fields[: len(self.exit_ids)],
             queue_counts=queues,
-            current=current,
+            current=np.where(current < len(self.exit_ids), current, -1),
             allowed=self.allowed,
-        ).astype(np.int32)
+        )
+        return np.where(chosen >= 0, chosen, current).astype(np.int32)
 
     def _queues(self) -> np.ndarray:
-        """Agents heading to each exit that stand within 5 m of it (a queue length proxy), per exit."""
-        state = self.core.state
-        inside = (state == 1) | (state == 0)
-        field = self.core.field
-        counts = np.zeros(len(self.exit_ids))
-        for e in range(len(self.exit_ids)):
-            mine = inside & (field == e)
-            if mine.any():
-                d = self.space.sample_distance(
-                    self.fields[e], self.core.positions[mine], self.core.levels[mine]
-                )
-                counts[e] = float(np.count_nonzero(d < 5.0))
-        return counts
+        """Agents within 3 walking metres of each exit (the queues exit choice turns into waiting times)."""
+        inside = self.core.state != EVACUATED
+        return self.space.count_near_exits(
+            self.fields[: len(self.exit_ids)], self.core.positions[inside], self.core.levels[inside]
+        )
 
     def _update_exit_choice(self) -> None:
         state = self.core.state

@@ -280,6 +280,15 @@ class CrowdSpace:
         lev = np.ascontiguousarray(levels, dtype=np.int64).reshape(-1)
         return self._field_engine(()).locate(pos, lev)
 
+    def walkable_at(self, positions: FloatArray, level: int) -> np.ndarray:
+        """(n,) bool: whether each point (n, 2) float64 metres lies in a walkable cell of ``level``."""
+        pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 2)
+        cells = self.locate(pos, np.full(len(pos), int(level), dtype=np.int32))
+        inside = cells[:, 0] >= 0
+        out = np.zeros(len(pos), dtype=bool)
+        out[inside] = self.walkable[cells[inside, 0], cells[inside, 1], cells[inside, 2]] > 0
+        return out
+
     # -- construction: scenario areas ----------------------------------------------------------------------------
     @classmethod
     def from_areas(
