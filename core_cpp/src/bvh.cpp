@@ -369,8 +369,8 @@ class Collapser {
             }
         }
         for (int i = 0; i < 4; ++i) {
-            out_[idx].child[i] = -1;
-            out_[idx].count[i] = 0;
+            out_[idx].ref[i].child = -1;
+            out_[idx].ref[i].count = 0;
         }
         for (int i = 0; i < nk; ++i) {
             const BinNode& k = bin_[kids[i]];
@@ -379,12 +379,12 @@ class Collapser {
                 out_[idx].box[3 + r][i] = k.hi[r];
             }
             if (k.count > 0) {
-                out_[idx].child[i] = k.first;
-                out_[idx].count[i] = k.count;
+                out_[idx].ref[i].child = k.first;
+                out_[idx].ref[i].count = k.count;
             } else {
                 const int32_t c = static_cast<int32_t>(out_.size());
                 collapse(kids[i]);
-                out_[idx].child[i] = c;  // out_ may have grown: index again
+                out_[idx].ref[i].child = c;  // out_ may have grown: index again
             }
         }
     }
@@ -403,8 +403,9 @@ struct Ray {
     // Box test in float in the box frame (x - centre) * unit, where the ray parameter is t * unit:
     // t = (plane - origin) * inv, with the origin moved by the rounding bound so that the box seen is always
     // a little larger than the true one.
+    // near_off/far_off: byte offsets of the near and far plane rows in a node's box (by the sign of d).
     f4 o_near[3], o_far[3], inv[3];
-    int near_row[3], far_row[3];
+    std::ptrdiff_t near_off[3], far_off[3];
 };
 
 inline void setup_ray(Ray& r, const double* o, const double* d, const double* centre, double unit,
@@ -453,17 +454,20 @@ inline void setup_ray(Ray& r, const double* o, const double* d, const double* ce
         r.o_near[a] = f4_set1(on);
         r.o_far[a] = f4_set1(of);
         r.inv[a] = f4_set1(invf);
-        r.near_row[a] = neg ? 3 + a : a;
-        r.far_row[a] = neg ? a : 3 + a;
+        r.near_off[a] = static_cast<std::ptrdiff_t>((neg ? 3 + a : a) * sizeof(f4));
+        r.far_off[a] = static_cast<std::ptrdiff_t>((neg ? a : 3 + a) * sizeof(f4));
     }
 }
 
 // Entry distances of the ray into the node's four boxes; returns the mask of boxes met within [tmin, tmax].
 inline int box_hits(const Bvh4Node& nd, const Ray& r, f4 tmin, f4 tmax, f4& tnear) {
+    const char* box = reinterpret_cast<const char*>(nd.box);
     f4 tn = tmin, tf = tmax;
     for (int a = 0; a < 3; ++a) {
-        tn = f4_max(tn, (f4_load(nd.box[r.near_row[a]]) - r.o_near[a]) * r.inv[a]);
-        tf = f4_min(tf, (f4_load(nd.box[r.far_row[a]]) - r.o_far[a]) * r.inv[a]);
+        const f4 near = f4_load(reinterpret_cast<const float*>(box + r.near_off[a]));
+        const f4 far = f4_load(reinterpret_cast<const float*>(box + r.far_off[a]));
+        tn = f4_max(tn, (near - r.o_near[a]) * r.inv[a]);
+        tf = f4_min(tf, (far - r.o_far[a]) * r.inv[a]);
     }
     tnear = tn;
     return f4_le_mask(tn, tf);
@@ -516,7 +520,7 @@ inline void push_sorted(const Bvh4Node& nd, int mask, const float* dist, StackEn
     const int i0 = lowest_bit(mask);
     mask &= mask - 1;
     if (mask == 0) {  // one child: the common case
-        next = StackEntry{nd.child[i0], nd.count[i0], dist[i0]};
+        next = StackEntry{nd.ref[i0].child, nd.ref[i0].count, dist[i0]};
         return;
     }
     const int i1 = lowest_bit(mask);
@@ -524,8 +528,8 @@ inline void push_sorted(const Bvh4Node& nd, int mask, const float* dist, StackEn
     if (mask == 0) {  // two children
         const bool swap = dist[i1] < dist[i0];
         const int near = swap ? i1 : i0, far = swap ? i0 : i1;
-        stack[sp++] = StackEntry{nd.child[far], nd.count[far], dist[far]};
-        next = StackEntry{nd.child[near], nd.count[near], dist[near]};
+        stack[sp++] = StackEntry{nd.ref[far].child, nd.ref[far].count, dist[far]};
+        next = StackEntry{nd.ref[near].child, nd.ref[near].count, dist[near]};
         return;
     }
     int idx[4] = {i0, i1, 0, 0};
@@ -542,25 +546,8 @@ inline void push_sorted(const Bvh4Node& nd, int mask, const float* dist, StackEn
         idx[j] = i;
     }
     for (int j = cnt - 1; j > 0; --j)
-        stack[sp++] = StackEntry{nd.child[idx[j]], nd.count[idx[j]], dist[idx[j]]};
-    next = StackEntry{nd.child[idx[0]], nd.count[idx[0]], dist[idx[0]]};
-}
-
-// A pending child of a shadow ray.
-struct NodeRef {
-    int32_t child;
-    int32_t count;  // 0: interior node
-};
-
-// Pushes the node's children selected by `mask`, child 0 on top, without branches: all four are written and
-// the stack pointer advances past the selected ones only (the stack has room for three more than it holds).
-inline void push_unordered(const Bvh4Node& nd, int mask, NodeRef* stack, int& sp) {
-    int p = sp;
-    for (int i = 3; i >= 0; --i) {
-        stack[p] = NodeRef{nd.child[i], nd.count[i]};
-        p += (mask >> i) & 1;
-    }
-    sp = p;
+        stack[sp++] = StackEntry{nd.ref[idx[j]].child, nd.ref[idx[j]].count, dist[idx[j]]};
+    next = StackEntry{nd.ref[idx[0]].child, nd.ref[idx[0]].count, dist[idx[0]]};
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -762,14 +749,14 @@ void TriangleBVH::build(const double* vertices, const int64_t* triangles) {
         stats_.n_nodes = nodes_.size();
         stats_.n_leaves = 0;
         for (const Bvh4Node& nd : nodes_)
-            for (int i = 0; i < 4; ++i) stats_.n_leaves += nd.count[i] > 0 ? 1 : 0;
+            for (int i = 0; i < 4; ++i) stats_.n_leaves += nd.ref[i].count > 0 ? 1 : 0;
         // depth: longest chain of interior children
         std::vector<int> depth(nodes_.size(), 1);
         int deepest = 1;
         for (std::size_t i = 0; i < nodes_.size(); ++i) {  // children always come after their parent
             for (int k = 0; k < 4; ++k) {
-                if (nodes_[i].count[k] == 0 && nodes_[i].child[k] >= 0) {
-                    depth[nodes_[i].child[k]] = depth[i] + 1;
+                if (nodes_[i].ref[k].count == 0 && nodes_[i].ref[k].child >= 0) {
+                    depth[nodes_[i].ref[k].child] = depth[i] + 1;
                     deepest = std::max(deepest, depth[i] + 1);
                 }
             }
@@ -803,15 +790,25 @@ struct RayState {
 };
 
 // A shadow ray (any hit): the box range never shrinks, so pending children need no distance and no order.
+// Its stack holds one entry per node with children left to visit: the node and the mask of those children
+// (lowest first), so a node's visit costs one store whatever its number of hit children.
+struct PendingNode {
+    int32_t node;
+    int32_t mask;  // nonzero
+};
+// at most one entry per level of the 4-wide tree, which is no deeper than the binary one: kMaxDepth SAH
+// levels, then object medians down to leaves of at most kMaxLeaf (< 31 more levels for < 2^31 triangles)
+constexpr int kPathSize = kMaxDepth + 48;
+
 struct ShadowState {
     Ray r;
     f4 vtmin, vtmax;  // box test range [tmin, tmax], rounded outward
     double tlo, thi;  // accepted hit range along r.d
     int64_t index;    // which ray (-1: slot free)
     bool hit;
-    NodeRef cur;
+    Bvh4Ref cur;
     int sp;
-    NodeRef stack[kStackSize];
+    PendingNode stack[kPathSize];
 };
 
 // Fetches the node or the leaf's triangles that `e` points to into the cache.
@@ -909,7 +906,7 @@ class Traversal {
 
 // Any-hit traversal for occlusion. Measured on a 1M-triangle city mesh, visiting children nearest first
 // saves no visits here (a shadow ray mostly stops in the first leaf it reaches) but costs a sort with
-// unpredictable branches per node, so the hit children are pushed without branches in their stored order.
+// unpredictable branches per node, so children are visited in their stored order, without branches.
 class ShadowTraversal {
   public:
     ShadowTraversal(const Bvh4Node* nodes, const double* tri_v, const double* centre, double unit,
@@ -927,7 +924,7 @@ class ShadowTraversal {
         s.vtmin = f4_set1(round_down(s.tlo * unit_));
         s.vtmax = f4_set1(round_up(s.thi * unit_));
         s.sp = 0;
-        s.cur = NodeRef{0, 0};
+        s.cur = Bvh4Ref{0, 0};
         return nd_ != nullptr;
     }
 
@@ -936,7 +933,9 @@ class ShadowTraversal {
         if (s.cur.count == 0) {
             const Bvh4Node& node = nd_[s.cur.child];
             f4 tn;
-            push_unordered(node, box_hits(node, s.r, s.vtmin, s.vtmax, tn), s.stack, s.sp);
+            const int mask = box_hits(node, s.r, s.vtmin, s.vtmax, tn);
+            s.stack[s.sp] = PendingNode{s.cur.child, mask};
+            s.sp += mask != 0;
         } else {
             const int32_t end = s.cur.child + s.cur.count;
             for (int32_t k = s.cur.child; k < end; ++k) {
@@ -948,7 +947,11 @@ class ShadowTraversal {
             }
         }
         if (s.sp == 0) return false;
-        s.cur = s.stack[--s.sp];
+        PendingNode& e = s.stack[s.sp - 1];
+        const int i = lowest_bit(e.mask);
+        e.mask &= e.mask - 1;
+        s.sp -= e.mask == 0;
+        s.cur = nd_[e.node].ref[i];  // the node was just read or is on the current path: cached
         fetch(nd_, tri_v_, s.cur.child, s.cur.count);
         return true;
     }
@@ -1077,8 +1080,8 @@ void TriangleBVH::closest_points(const double* points, std::size_t n, double* cl
                     }
                     s = s * shrink;  // a lower bound of the true squared distance despite float rounding
                     const int mask = f4_le_mask(s, f4_set1(limit)) &
-                                     ((node.child[0] >= 0 ? 1 : 0) | (node.child[1] >= 0 ? 2 : 0) |
-                                      (node.child[2] >= 0 ? 4 : 0) | (node.child[3] >= 0 ? 8 : 0));
+                                     ((node.ref[0].child >= 0 ? 1 : 0) | (node.ref[1].child >= 0 ? 2 : 0) |
+                                      (node.ref[2].child >= 0 ? 4 : 0) | (node.ref[3].child >= 0 ? 8 : 0));
                     if (mask != 0) {
                         float dist[4];
                         f4_store(dist, s);

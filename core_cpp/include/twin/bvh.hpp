@@ -22,14 +22,18 @@
 
 namespace twin {
 
+// A child of a 4-wide node: an interior node (count == 0, child = node index), a leaf (count > 0 triangles
+// from child in leaf order) or empty (child == -1).
+struct Bvh4Ref {
+    int32_t child;
+    int32_t count;
+};
+
 // One node of the 4-wide tree: 128 bytes, two cache lines. Rows of `box` are lo x, lo y, lo z, hi x, hi y,
-// hi z of the four children (relative to the mesh centre). Child i is an interior node (count[i] == 0,
-// child[i] = node index), a leaf (count[i] > 0 triangles from child[i] in leaf order) or empty
-// (child[i] == -1, box lo = +inf, hi = -inf).
+// hi z of the four children (relative to the mesh centre; an empty child has lo = +inf, hi = -inf).
 struct alignas(64) Bvh4Node {
     float box[6][4];
-    int32_t child[4];
-    int32_t count[4];
+    Bvh4Ref ref[4];
 };
 static_assert(sizeof(Bvh4Node) == 128, "Bvh4Node must be 128 bytes");
 
