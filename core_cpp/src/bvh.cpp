@@ -459,18 +459,28 @@ inline void setup_ray(Ray& r, const double* o, const double* d, const double* ce
     }
 }
 
-// Entry distances of the ray into the node's four boxes; returns the mask of boxes met within [tmin, tmax].
-inline int box_hits(const Bvh4Node& nd, const Ray& r, f4 tmin, f4 tmax, f4& tnear) {
+// Entry (tn) and exit (tf) distances of the ray into the node's four boxes, clipped to [tmin, tmax].
+inline void box_slabs(const Bvh4Node& nd, const Ray& r, f4 tmin, f4 tmax, f4& tn, f4& tf) {
     const char* box = reinterpret_cast<const char*>(nd.box);
-    f4 tn = tmin, tf = tmax;
+    tn = tmin;
+    tf = tmax;
     for (int a = 0; a < 3; ++a) {
         const f4 near = f4_load(reinterpret_cast<const float*>(box + r.near_off[a]));
         const f4 far = f4_load(reinterpret_cast<const float*>(box + r.far_off[a]));
         tn = f4_max(tn, (near - r.o_near[a]) * r.inv[a]);
         tf = f4_min(tf, (far - r.o_far[a]) * r.inv[a]);
     }
-    tnear = tn;
-    return f4_le_mask(tn, tf);
+}
+
+// The mask of the node's boxes the ray meets within [tmin, tmax], and their entry distances.
+inline int box_hits(const Bvh4Node& nd, const Ray& r, f4 tmin, f4 tmax, f4& tnear) {
+    f4 tf;
+    box_slabs(nd, r, tmin, tmax, tnear, tf);
+    return f4_le_mask(tnear, tf);
+}
+inline int box_hits(const Bvh4Node& nd, const Ray& r, f4 tmin, f4 tmax) {
+    f4 tn;
+    return box_hits(nd, r, tmin, tmax, tn);
 }
 
 // Watertight ray/triangle test (float64). Returns the hit distance along r.d, or NaN when the ray misses
@@ -771,7 +781,7 @@ namespace {
 // Traversal of many rays at once on one thread: each ray advances one node or leaf at a time, in turn, after
 // prefetching what it needs next, so that the cache misses of several rays overlap instead of adding up.
 // Every ray's result depends on that ray alone (first hit: smallest t, then lowest triangle id).
-constexpr int kInterleave = 8;   // rays in flight per thread
+constexpr int kInterleave = 16;  // rays in flight per thread (8 hides too little of a DRAM miss)
 constexpr int64_t kChunk = 256;  // rays per scheduling unit
 
 // A first-hit ray: children are visited nearest first and pruned by the best hit so far.
@@ -932,8 +942,7 @@ class ShadowTraversal {
     bool step(ShadowState& s) const {
         if (s.cur.count == 0) {
             const Bvh4Node& node = nd_[s.cur.child];
-            f4 tn;
-            const int mask = box_hits(node, s.r, s.vtmin, s.vtmax, tn);
+            const int mask = box_hits(node, s.r, s.vtmin, s.vtmax);
             s.stack[s.sp] = PendingNode{s.cur.child, mask};
             s.sp += mask != 0;
         } else {
