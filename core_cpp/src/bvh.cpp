@@ -867,10 +867,8 @@ class Traversal {
             if (mask != 0) {
                 float dist[4];
                 f4_store(dist, tn);
-                const int sp0 = s.sp;
                 push_sorted(node, mask, dist, s.stack, s.sp, s.cur);
-                fetch(s.cur);
-                for (int j = sp0; j < s.sp; ++j) fetch(s.stack[j]);
+                fetch(s.cur);  // only the next one: prefetching the pushed siblings too measured no faster
                 return true;
             }
         } else {
