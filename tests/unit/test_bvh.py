@@ -272,8 +272,8 @@ def _far_from_edges(vertices, triangles, origins, directions, rel=1e-6):
         q = np.cross(s, e1[None])
         v = np.einsum("kmi,kmi->km", d, q) / det
         t = np.einsum("mi,kmi->km", e2, q) / det
-    grazing = np.abs(det) <= 1e-6 * scale
-    near = (np.abs(u) < rel) | (np.abs(v) < rel) | (np.abs(1 - u - v) < rel) | (np.abs(t) < rel)
+        grazing = np.abs(det) <= 1e-6 * scale
+        near = (np.abs(u) < rel) | (np.abs(v) < rel) | (np.abs(1 - u - v) < rel) | (np.abs(t) < rel)
     return ~np.any(grazing | near, axis=1)
 
 
@@ -550,6 +550,53 @@ def test_occlusion_is_watertight_at_shared_edges_and_vertices():
     for slope in ([0.0, 0.0], [0.05, -0.03]):
         bottom = top + np.array([*slope, -1.0]) * 8.0
         assert grid.occluded(top, bottom).all()
+
+
+@pytest.mark.parametrize(
+    ("scale", "offset"),
+    [(1.0, (0.0, 0.0, 0.0)), (30.0, (5.0e5, 5.7e6, 120.0)), (1e-3, (0.0, 0.0, 0.0)), (1e5, (0.0, 0.0, 0.0))],
+)
+def test_occlusion_near_edges_vertices_and_range_ends_agrees_with_float64(scale, offset):
+    """Shadow rays test triangles in float first and fall back to float64 only when rounding could matter;
+    they must give exactly the float64 answers of cast_rays over the same range, for segments aimed at
+    edges and vertices or a hair beside them, ending on or near a surface, from near and far."""
+    rng = np.random.default_rng(15)
+    vertices, triangles = grid_mesh(16, 12, rng=rng)
+    vertices = vertices * scale + offset
+    bvh = TriangleBVH(vertices, triangles)
+    tri = vertices[triangles]
+    k = 4000
+    pick = rng.integers(0, len(triangles), k)
+    corner = rng.integers(0, 3, k)
+    p0 = tri[pick, corner]
+    p1 = tri[pick, (corner + 1) % 3]
+    p2 = tri[pick, (corner + 2) % 3]
+    s_edge = rng.choice([0.0, 0.5, rng.uniform()], k)  # a vertex, a midpoint, anywhere on the edge
+    on_edge = p0 + s_edge[:, None] * (p1 - p0)
+    # displaced towards or away from the triangle's inside by a relative 0 or 1e-12 ... 1e-3
+    delta = rng.choice([0.0, 1e-12, 1e-9, 1e-7, 1e-5, 1e-3], k) * rng.choice([-1.0, 1.0], k)
+    target = on_edge + delta[:, None] * (p2 - on_edge)
+    # origins above the grid, near or far (a far origin makes the float error bound large)
+    dist = rng.choice([2.0, 40.0, 3000.0], k) * scale
+    up = rng.normal(size=(k, 3))
+    up[:, 2] = np.abs(up[:, 2]) + 0.3
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    a = target + dist[:, None] * up
+    # the segment ends beyond the target, exactly on it, or just short of it (range ends at 1 - eps)
+    eps = 1e-6
+    stretch = rng.choice([2.0, 1.0, 1.0 / (1.0 - eps), 1.0 / (1.0 - 2 * eps), 1.0 - 1e-9], k)
+    b = a + stretch[:, None] * (target - a)
+    for e in (eps, 0.0):
+        got = bvh.occluded(a, b, eps=e)
+        ref = bvh.cast_rays(a, b - a, tmin=e, tmax=1.0 - e).triangle >= 0
+        np.testing.assert_array_equal(got, ref)
+        assert 0.3 < got.mean() < 0.95
+    # and from below, through the grid upwards (the other winding)
+    below = 2 * target - a
+    got = bvh.occluded(below, a)
+    ref = bvh.cast_rays(below, a - below, tmin=eps, tmax=1 - eps).triangle >= 0
+    np.testing.assert_array_equal(got, ref)
+    assert got.mean() > 0.3
 
 
 def test_occlusion_in_a_deep_tree_matches_reference():

@@ -123,7 +123,10 @@ class TriangleBVH {
     // node 0 is the root; empty for a mesh without (non-degenerate) triangles
     Bvh4NodeVector nodes_;
     std::vector<double, HugePageAllocator<double>>
-        tri_v_;                    // 9 float64 per triangle in leaf order: v0, v1, v2
+        tri_v_;  // 9 float64 per triangle in leaf order: v0, v1, v2
+    // the same in float, box units relative to centre_, as rows (x of v0 v1 v2, y ..., z ...): a filter in
+    // front of the float64 test for shadow rays; 4 floats of padding at the end
+    std::vector<float, HugePageAllocator<float>> tri_f_;
     std::vector<int64_t> tri_id_;  // original triangle id per leaf-order triangle
     BvhStats stats_;
 };
