@@ -4,16 +4,19 @@
 // Build: a binary tree, top-down with a binned surface area heuristic (32 bins per axis, OpenMP tasks for
 // large subtrees, 32-byte nodes), is collapsed into a 4-wide tree whose nodes hold their four children's
 // boxes as float rows, so that one SIMD slab test checks all four. Triangles are copied into leaf order
-// (three float64 vertices each, at most 8 per leaf); zero-area triangles are left out. Boxes are stored
-// relative to the mesh centre and padded outward, and every query pads them again by its own rounding
-// bound, so float rounding never culls a hit.
+// (three float64 vertices each, at most 8 per leaf, plus a float copy: 108 bytes per triangle in all);
+// zero-area triangles are left out. Boxes are stored relative to the mesh centre and padded outward, and
+// every query pads them again by its own rounding bound, so float rounding never culls a hit.
 //
 // Queries: ray/triangle tests use the watertight algorithm of Woop, Benthin and Wald (JCGT 2013) in float64,
 // so a ray through an edge or vertex shared by two triangles hits at least one of them. Each thread keeps
-// several rays in flight and prefetches the node or leaf each one needs next, so that cache misses overlap.
-// Children are visited nearest first; closest points prune by squared distance to boxes. Every query is
-// independent and ties are broken by the lower triangle id, so no result depends on the traversal order or
-// the number of threads.
+// 16 rays in flight and prefetches the node or leaf each one needs next, so that cache misses overlap.
+// First-hit rays visit children nearest first; closest points prune by squared distance to boxes. Shadow
+// rays (occluded) stop at the first hit, visit children in stored order without branches, and test
+// triangles first in float on the float copy (half the memory traffic) with a bound on the rounding error,
+// falling back to the float64 test whenever rounding could change its answer: their answers are the
+// float64 test's. Every query is independent and ties are broken by the lower
+// triangle id, so no result depends on the traversal order or the number of threads.
 #pragma once
 
 #include <cstddef>
