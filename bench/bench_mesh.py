@@ -3,7 +3,8 @@
 Run from the repository root: ``python -m bench.bench_mesh`` (``--quick`` for a smaller run). For each query
 (random rays, downward rays from a grid, line-of-sight segments, closest points) and for 1 and 2 threads it
 prints twin's and open3d's throughput and their ratio; timings are the best of a few interleaved runs.
-Requirements: twin's ray casts at least 0.5x Embree's throughput, closest points at least 1x open3d's.
+Requirements: twin's ray casts at least 0.5x Embree's throughput, line of sight (any hit over open segments)
+at least 0.7x Embree's ``test_occlusions``, closest points at least 1x open3d's.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _BOX_FACES = np.array(
 )
 
 
-REQUIRED = {"random rays": 0.5, "downward grid rays": 0.5, "closest points": 1.0}
+REQUIRED = {"random rays": 0.5, "downward grid rays": 0.5, "line of sight": 0.7, "closest points": 1.0}
 
 
 def terrain_height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -157,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         theirs = scene.cast_rays(rays_rand[:20000])["primitive_ids"].numpy().astype(np.int64)
         theirs[theirs == np.iinfo(np.uint32).max] = -1
         print(f"same first-hit triangle as Embree: {np.mean(ours == theirs):.2%} of 20,000 random rays")
+        ours_los = bvh.occluded(origins[:20000], seg_b[:20000], eps=1e-6)
+        theirs_los = scene.test_occlusions(rays_seg[:20000], tnear=1e-6, tfar=1 - 1e-6).numpy().astype(bool)
+        print(
+            f"same line-of-sight answer as Embree: {np.mean(ours_los == theirs_los):.2%} of 20,000 segments"
+        )
 
     eps = 1e-6
     queries = {

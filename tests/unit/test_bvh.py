@@ -31,7 +31,7 @@ def ref_cast(vertices, triangles, origins, directions, tmin=0.0, tmax=np.inf):
         q = np.cross(s, e1[None])
         v = np.einsum("kmi,kmi->km", d, q) * inv
         t = np.einsum("mi,kmi->km", e2, q) * inv
-    hit = (det != 0) & ~degenerate[None] & (u >= 0) & (v >= 0) & (u + v <= 1) & (t >= tmin) & (t <= tmax)
+        hit = (det != 0) & ~degenerate[None] & (u >= 0) & (v >= 0) & (u + v <= 1) & (t >= tmin) & (t <= tmax)
     return np.where(hit, t, np.inf)
 
 
@@ -272,8 +272,8 @@ def _far_from_edges(vertices, triangles, origins, directions, rel=1e-6):
         q = np.cross(s, e1[None])
         v = np.einsum("kmi,kmi->km", d, q) / det
         t = np.einsum("mi,kmi->km", e2, q) / det
-    grazing = np.abs(det) <= 1e-6 * scale
-    near = (np.abs(u) < rel) | (np.abs(v) < rel) | (np.abs(1 - u - v) < rel) | (np.abs(t) < rel)
+        grazing = np.abs(det) <= 1e-6 * scale
+        near = (np.abs(u) < rel) | (np.abs(v) < rel) | (np.abs(1 - u - v) < rel) | (np.abs(t) < rel)
     return ~np.any(grazing | near, axis=1)
 
 
@@ -436,6 +436,196 @@ def test_occlusion_endpoints_on_surfaces_are_excluded():
     np.testing.assert_array_equal(bvh.occluded(a, b), [False, True, False, True, False, False])
     # with eps = 0 the end point on the surface counts
     assert bvh.occluded(a[2:3], b[2:3], eps=0.0)[0]
+
+
+def subdivided_cube(n=4, half=1.0):
+    """Closed cube [-half, half]^3 whose faces are n x n grids of quads (2 triangles each), outward winding:
+    6 * 2 * n^2 triangles sharing edges and vertices inside the faces as well as along the cube's edges."""
+    g = np.linspace(-half, half, n + 1)
+    u, v = np.meshgrid(g, g, indexing="xy")
+    u, v = u.ravel(), v.ravel()
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="xy")
+    a = (j * (n + 1) + i).ravel()
+    quads = np.column_stack([a, a + 1, a + n + 2, a + n + 1])
+    vertices, triangles = [], []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            p = np.empty((len(u), 3))
+            p[:, axis] = sign * half
+            p[:, (axis + 1) % 3] = u
+            p[:, (axis + 2) % 3] = v
+            q = (
+                quads if sign > 0 else quads[:, ::-1]
+            )  # (axis+1, axis+2, axis) is right-handed: +axis faces out
+            base = sum(len(x) for x in vertices)
+            vertices.append(p)
+            triangles += [q[:, [0, 1, 2]] + base, q[:, [0, 2, 3]] + base]
+    return np.concatenate(vertices), np.concatenate(triangles)
+
+
+def city_mesh(rng, n_grid=60, n_buildings=120, size=100.0):
+    """A heightfield grid with closed boxes standing on it (a small version of the benchmark's city)."""
+    vertices, triangles = grid_mesh(n_grid, n_grid, rng=rng)
+    vertices[:, :2] *= size / n_grid
+    vertices[:, 2] *= 3.0
+    box_v, box_t = cube(0.5)
+    parts_v, parts_t = [vertices], [triangles]
+    offset = len(vertices)
+    for _ in range(n_buildings):
+        centre = np.array([*rng.uniform(5, size - 5, 2), 0.0])
+        scale = np.array([*rng.uniform(2, 8, 2), rng.uniform(5, 30)])
+        parts_v.append(box_v * scale + centre + [0, 0, scale[2] / 2 - 4.0])
+        parts_t.append(box_t + offset)
+        offset += len(box_v)
+    return np.concatenate(parts_v), np.concatenate(parts_t)
+
+
+def test_occlusion_agrees_with_first_hit_casts_on_a_city():
+    """occluded() and cast_rays() share the triangle test and the box bounds: over the same segment range
+    they must agree exactly, including on segments grazing the ground and the walls."""
+    rng = np.random.default_rng(12)
+    vertices, triangles = city_mesh(rng)
+    bvh = TriangleBVH(vertices, triangles)
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    n = 6000
+    a = rng.uniform(lo - 5, hi + 5, (n, 3))
+    b = rng.uniform(lo - 5, hi + 5, (n, 3))
+    # a third of the segments run nearly level just above the ground, where many boxes overlap each segment
+    low = slice(0, n // 3)
+    a[low, 2] = rng.uniform(3.2, 6.0, n // 3)
+    b[low, 2] = a[low, 2] + rng.normal(0, 0.05, n // 3)
+    # and some start on a wall and run along it or away from it
+    wall = slice(n // 3, n // 3 + 500)
+    a[wall] = vertices[triangles[rng.integers(0, len(triangles), 500), 0]]
+    b[wall] = a[wall] + rng.normal(0, 20, (500, 3)) * rng.integers(0, 2, (500, 3))
+    b[wall][np.all(b[wall] == a[wall], axis=1)] += 1.0
+    eps = 1e-6
+    got = bvh.occluded(a, b, eps=eps)
+    d = b - a
+    keep = np.any(d != 0, axis=1)
+    first = bvh.cast_rays(a[keep], d[keep], tmin=eps, tmax=1 - eps)
+    np.testing.assert_array_equal(got[keep], first.triangle >= 0)
+    assert not got[~keep].any()
+    assert 0.2 < got.mean() < 0.9
+    assert 0.05 < got[low].mean() < 0.95
+    # and a brute-force check of a sample
+    idx = rng.choice(n, 300, replace=False)
+    t_all = ref_cast(vertices, triangles, a[idx], d[idx])
+    ref = np.any((t_all >= eps) & (t_all <= 1 - eps), axis=1)
+    near = np.any((np.abs(t_all - eps) < 1e-9) | (np.abs(t_all - (1 - eps)) < 1e-9), axis=1)
+    np.testing.assert_array_equal(got[idx][~near], ref[~near])
+
+
+def test_occlusion_is_watertight_at_shared_edges_and_vertices():
+    """Segments through an edge or a vertex shared by triangles of a closed surface never slip through."""
+    vertices, triangles = subdivided_cube(4)
+    bvh = TriangleBVH(vertices, triangles)
+    rng = np.random.default_rng(13)
+    # targets on the surface: every vertex, and points on the edges of every triangle
+    tri = vertices[triangles]
+    edge_pts = [
+        tri[:, k] + s * (tri[:, (k + 1) % 3] - tri[:, k]) for k in range(3) for s in (0.5, 0.25, 1 / 3)
+    ]
+    targets = np.unique(np.concatenate([vertices, *edge_pts]), axis=0)
+    # from inside to beyond the surface (the target sits at segment parameter 0.5 or 0.9)
+    inside = rng.uniform(-0.9, 0.9, (12, 3))
+    a = np.repeat(inside, len(targets), axis=0)
+    t = np.tile(targets, (len(inside), 1))
+    for s in (0.5, 0.9):
+        assert bvh.occluded(a, a + (t - a) / s).all(), "a segment slipped out of the closed cube"
+    # from outside through the surface into the interior: any segment from outside to a point strictly
+    # inside must cross the closed surface, here exactly at an edge or a vertex
+    outside = np.array([[3.0, 2.5, 2.0], [-2.6, 0.3, 0.1], [0.2, -0.4, -3.1]])
+    for o in outside:
+        end = o + 1.2 * (targets - o)  # 20% past the surface point
+        enters = np.abs(end).max(axis=1) < 1.0 - 1e-6
+        assert enters.sum() > 20
+        assert bvh.occluded(np.repeat(o[None], enters.sum(), axis=0), end[enters]).all()
+    # an open heightfield with integer heights: vertical and slanted segments through its vertices and edge
+    # midpoints from above to below
+    gv, gt = grid_mesh(10, 8, integer=True)
+    grid = TriangleBVH(gv, gt)
+    xs, ys = np.meshgrid(np.arange(1.0, 9.5, 0.5), np.arange(1.0, 7.5, 0.5))
+    top = np.column_stack([xs.ravel(), ys.ravel(), np.full(xs.size, 5.0)])
+    for slope in ([0.0, 0.0], [0.05, -0.03]):
+        bottom = top + np.array([*slope, -1.0]) * 8.0
+        assert grid.occluded(top, bottom).all()
+
+
+@pytest.mark.parametrize(
+    ("scale", "offset"),
+    [(1.0, (0.0, 0.0, 0.0)), (30.0, (5.0e5, 5.7e6, 120.0)), (1e-3, (0.0, 0.0, 0.0)), (1e5, (0.0, 0.0, 0.0))],
+)
+def test_occlusion_near_edges_vertices_and_range_ends_agrees_with_float64(scale, offset):
+    """Shadow rays test triangles in float first and fall back to float64 only when rounding could matter;
+    they must give exactly the float64 answers of cast_rays over the same range, for segments aimed at
+    edges and vertices or a hair beside them, ending on or near a surface, from near and far."""
+    rng = np.random.default_rng(15)
+    vertices, triangles = grid_mesh(16, 12, rng=rng)
+    vertices = vertices * scale + offset
+    bvh = TriangleBVH(vertices, triangles)
+    tri = vertices[triangles]
+    k = 4000
+    pick = rng.integers(0, len(triangles), k)
+    corner = rng.integers(0, 3, k)
+    p0 = tri[pick, corner]
+    p1 = tri[pick, (corner + 1) % 3]
+    p2 = tri[pick, (corner + 2) % 3]
+    s_edge = rng.choice([0.0, 0.5, rng.uniform()], k)  # a vertex, a midpoint, anywhere on the edge
+    on_edge = p0 + s_edge[:, None] * (p1 - p0)
+    # displaced towards or away from the triangle's inside by a relative 0 or 1e-12 ... 1e-3
+    delta = rng.choice([0.0, 1e-12, 1e-9, 1e-7, 1e-5, 1e-3], k) * rng.choice([-1.0, 1.0], k)
+    target = on_edge + delta[:, None] * (p2 - on_edge)
+    # origins above the grid, near or far (a far origin makes the float error bound large)
+    dist = rng.choice([2.0, 40.0, 3000.0], k) * scale
+    up = rng.normal(size=(k, 3))
+    up[:, 2] = np.abs(up[:, 2]) + 0.3
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    a = target + dist[:, None] * up
+    # the segment ends beyond the target, exactly on it, or just short of it (range ends at 1 - eps)
+    eps = 1e-6
+    stretch = rng.choice([2.0, 1.0, 1.0 / (1.0 - eps), 1.0 / (1.0 - 2 * eps), 1.0 - 1e-9], k)
+    b = a + stretch[:, None] * (target - a)
+    for e in (eps, 0.0):
+        got = bvh.occluded(a, b, eps=e)
+        ref = bvh.cast_rays(a, b - a, tmin=e, tmax=1.0 - e).triangle >= 0
+        np.testing.assert_array_equal(got, ref)
+        assert 0.3 < got.mean() < 0.95
+    # and from below, through the grid upwards (the other winding)
+    below = 2 * target - a
+    got = bvh.occluded(below, a)
+    ref = bvh.cast_rays(below, a - below, tmin=eps, tmax=1 - eps).triangle >= 0
+    np.testing.assert_array_equal(got, ref)
+    assert got.mean() > 0.3
+
+
+def test_occlusion_in_a_deep_tree_matches_reference():
+    """Triangles at geometrically growing spacing make an unbalanced tree; segments along it cross many
+    nested boxes, so the shadow stack holds many pending nodes."""
+    n = 1500
+    x = 1.02 ** np.arange(n)
+    size = 0.01 * x
+    vertices = np.zeros((3 * n, 3))
+    vertices[0::3, 0] = x
+    vertices[1::3] = np.column_stack([x + size, size, np.zeros(n)])
+    vertices[2::3] = np.column_stack([x, np.zeros(n), size])
+    triangles = np.arange(3 * n).reshape(n, 3)
+    bvh = TriangleBVH(vertices, triangles)
+    assert bvh.stats["depth"] >= 12
+    rng = np.random.default_rng(14)
+    k = 400
+    xa = np.exp(rng.uniform(0, np.log(x[-1]), k))
+    xb = np.exp(rng.uniform(0, np.log(x[-1]), k))
+    # segments roughly along the chain, through the triangles' corners region
+    a = np.column_stack([xa, rng.uniform(0, 0.008, k) * xa, rng.uniform(0, 0.008, k) * xa])
+    b = np.column_stack([xb, rng.uniform(0, 0.008, k) * xb, rng.uniform(0, 0.008, k) * xb])
+    got = bvh.occluded(a, b)
+    t_all = ref_cast(vertices, triangles, a, b - a)
+    eps = 1e-6
+    ref = np.any((t_all >= eps) & (t_all <= 1 - eps), axis=1)
+    near = np.any((np.abs(t_all - eps) < 1e-9) | (np.abs(t_all - (1 - eps)) < 1e-9), axis=1)
+    np.testing.assert_array_equal(got[~near], ref[~near])
+    assert 0.2 < ref.mean() < 0.95
 
 
 # ------------------------------------------------------------------------------------------------------------

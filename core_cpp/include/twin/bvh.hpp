@@ -4,16 +4,19 @@
 // Build: a binary tree, top-down with a binned surface area heuristic (32 bins per axis, OpenMP tasks for
 // large subtrees, 32-byte nodes), is collapsed into a 4-wide tree whose nodes hold their four children's
 // boxes as float rows, so that one SIMD slab test checks all four. Triangles are copied into leaf order
-// (three float64 vertices each, at most 8 per leaf); zero-area triangles are left out. Boxes are stored
-// relative to the mesh centre and padded outward, and every query pads them again by its own rounding
-// bound, so float rounding never culls a hit.
+// (three float64 vertices each, at most 8 per leaf, plus a float copy: 108 bytes per triangle in all);
+// zero-area triangles are left out. Boxes are stored relative to the mesh centre and padded outward, and
+// every query pads them again by its own rounding bound, so float rounding never culls a hit.
 //
 // Queries: ray/triangle tests use the watertight algorithm of Woop, Benthin and Wald (JCGT 2013) in float64,
 // so a ray through an edge or vertex shared by two triangles hits at least one of them. Each thread keeps
-// several rays in flight and prefetches the node or leaf each one needs next, so that cache misses overlap.
-// Children are visited nearest first; closest points prune by squared distance to boxes. Every query is
-// independent and ties are broken by the lower triangle id, so no result depends on the traversal order or
-// the number of threads.
+// 16 rays in flight and prefetches the node or leaf each one needs next, so that cache misses overlap.
+// First-hit rays visit children nearest first; closest points prune by squared distance to boxes. Shadow
+// rays (occluded) stop at the first hit, visit children in stored order without branches, and test
+// triangles first in float on the float copy (half the memory traffic) with a bound on the rounding error,
+// falling back to the float64 test whenever rounding could change its answer: their answers are the
+// float64 test's. Every query is independent and ties are broken by the lower
+// triangle id, so no result depends on the traversal order or the number of threads.
 #pragma once
 
 #include <cstddef>
@@ -22,14 +25,18 @@
 
 namespace twin {
 
+// A child of a 4-wide node: an interior node (count == 0, child = node index), a leaf (count > 0 triangles
+// from child in leaf order) or empty (child == -1).
+struct Bvh4Ref {
+    int32_t child;
+    int32_t count;
+};
+
 // One node of the 4-wide tree: 128 bytes, two cache lines. Rows of `box` are lo x, lo y, lo z, hi x, hi y,
-// hi z of the four children (relative to the mesh centre). Child i is an interior node (count[i] == 0,
-// child[i] = node index), a leaf (count[i] > 0 triangles from child[i] in leaf order) or empty
-// (child[i] == -1, box lo = +inf, hi = -inf).
+// hi z of the four children (relative to the mesh centre; an empty child has lo = +inf, hi = -inf).
 struct alignas(64) Bvh4Node {
     float box[6][4];
-    int32_t child[4];
-    int32_t count[4];
+    Bvh4Ref ref[4];
 };
 static_assert(sizeof(Bvh4Node) == 128, "Bvh4Node must be 128 bytes");
 
@@ -119,7 +126,10 @@ class TriangleBVH {
     // node 0 is the root; empty for a mesh without (non-degenerate) triangles
     Bvh4NodeVector nodes_;
     std::vector<double, HugePageAllocator<double>>
-        tri_v_;                    // 9 float64 per triangle in leaf order: v0, v1, v2
+        tri_v_;  // 9 float64 per triangle in leaf order: v0, v1, v2
+    // the same in float, box units relative to centre_, as rows (x of v0 v1 v2, y ..., z ...): a filter in
+    // front of the float64 test for shadow rays; 4 floats of padding at the end
+    std::vector<float, HugePageAllocator<float>> tri_f_;
     std::vector<int64_t> tri_id_;  // original triangle id per leaf-order triangle
     BvhStats stats_;
 };
