@@ -355,10 +355,6 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
 
 CrowdSim::~CrowdSim() = default;
 
-bool CrowdSim::locate(double x, double y, int level, int& iy, int& ix) const {
-    return nav_.locate(x, y, level, iy, ix);
-}
-
 void CrowdSim::grow(int64_t capacity) {
     if (capacity <= capacity_) return;
     capacity = std::max(capacity, capacity_ + capacity_ / 2);
@@ -577,6 +573,7 @@ void CrowdSim::stair_phase(double h) {
         int64_t m = grid_.candidates(sq, reach, sc.cand.data(), static_cast<int64_t>(sc.cand.size()));
         if (m > static_cast<int64_t>(sc.cand.size())) {
             sc.cand.resize(static_cast<size_t>(m));
+            sc.cand_pts.resize(2 * sc.cand.size());
             m = grid_.candidates(sq, reach, sc.cand.data(), m);
         }
         for (int64_t k = 0; k < m && free; ++k) {

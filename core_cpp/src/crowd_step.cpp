@@ -2,6 +2,8 @@
 // with the geometry they share (navigation direction, walls near an agent, the move clamp).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -48,6 +50,9 @@ inline double uniform01(uint64_t seed, uint64_t id, uint64_t counter) {
     return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+// |(x, y)| without hypot's overflow care (agent coordinates are small): several times faster.
+inline double norm2(double x, double y) { return std::sqrt(x * x + y * y); }
+
 struct Closest {
     double cx, cy, d;
     bool end;
@@ -66,7 +71,7 @@ inline Closest closest_point(const double* s, double x, double y) {
     } else {
         c.cx = ax + t * dx, c.cy = ay + t * dy, c.end = false;
     }
-    c.d = std::hypot(x - c.cx, y - c.cy);
+    c.d = norm2(x - c.cx, y - c.cy);
     return c;
 }
 
@@ -142,7 +147,7 @@ void CrowdSim::nav_direction(int field, int level, double x, double y, double& e
         ax += w * dx;
         ay += w * dy;
     }
-    const double norm = std::hypot(ax, ay);
+    const double norm = norm2(ax, ay);
     if (!(norm > 1e-6)) {
         ex = ox;
         ey = oy;
@@ -218,7 +223,7 @@ bool CrowdSim::move_allowed(int level, double px, double py, double qx, double q
                 if (t < best) {
                     best = t;
                     if (tangent) {
-                        const double dx = s[2] - s[0], dy = s[3] - s[1], len = std::hypot(dx, dy);
+                        const double dx = s[2] - s[0], dy = s[3] - s[1], len = norm2(dx, dy);
                         tangent[0] = len > 0 ? dx / len : 0.0;
                         tangent[1] = len > 0 ? dy / len : 0.0;
                     }
@@ -319,6 +324,7 @@ void CrowdSim::ensure_ready() {
     if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
     for (Scratch& sc : scratch_) {
         if (sc.cand.size() < 256) sc.cand.resize(256);
+        if (sc.cand_pts.size() < 2 * sc.cand.size()) sc.cand_pts.resize(2 * sc.cand.size());
         if (sc.nb.capacity() < 5 * 256) sc.nb.reserve(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
     }
@@ -334,12 +340,13 @@ void CrowdSim::ensure_ready() {
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
     cut = std::max(cut, 1e-3);
-    if (cut != grid_.cell_size()) grid_ = NeighborGrid(cut, 2);
+    if (0.5 * cut != grid_.cell_size()) grid_ = NeighborGrid(0.5 * cut, 2);  // half: fewer candidates
     grid_cut_ = cut;
     level_stride_ = g_.nx * g_.cell_size + 3.0 * cut + 1.0;
     // Walls near an agent: those it interacts with and those a move of one substep (or a stair exit offset)
     // could cross.
-    double reach = std::max(wall_reach, grid_move_);
+    // (3 radii: the deadlock test looks for room one body length ahead.)
+    double reach = std::max({wall_reach, grid_move_, 3.0 * static_cast<double>(max_radius_)});
     for (const Stair& st : stairs_) reach = std::max(reach, 0.5 * st.width);
     ensure_wall_bins(reach + 0.05);
 }
@@ -378,6 +385,45 @@ void CrowdSim::build_grid() {
         }
     }
     grid_.rebuild(gp, n);
+}
+
+// A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
+// ahead along its field direction (an arch or lock holds it, e.g. at door jambs), or if the nearest agent
+// ahead of it wants to go a way more than 60 degrees off its own (head-on or crossing, which lock each other
+// at door jambs); an agent in a queue has neither. Reads only the previous state: thread-independent.
+bool CrowdSim::deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r,
+                          const double* nb, std::size_t nn) const {
+    const double qx = x + 2.0 * r * ex, qy = y + 2.0 * r * ey;
+    int qy_cell = 0, qx_cell = 0;
+    bool room = locate(qx, qy, l, qy_cell, qx_cell) && g_.walkable[flat(l, qy_cell, qx_cell)];
+    if (room && model_ == CrowdModel::CollisionFreeSpeed) {  // a disc fits there: no wall closer than r
+        int32_t cnt = 0;
+        const int32_t* ids = wall_list(l, x, y, cnt);
+        for (int32_t k = 0; k < cnt && room; ++k)
+            room = closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]), qx, qy).d >= r;
+    }
+    if (room) {
+        for (std::size_t k = 0; k < nn && room; ++k) {
+            const double* e = nb + 5 * k;
+            room = norm2(x + e[0] - qx, y + e[1] - qy) >= e[3];
+        }
+        if (room) return true;
+    }
+    double best = kInf;
+    int64_t blocker = -1;
+    for (std::size_t k = 0; k < nn; ++k) {
+        const double* e = nb + 5 * k;
+        const double proj = ex * e[0] + ey * e[1];
+        if (proj <= 0 || std::fabs(ex * e[1] - ey * e[0]) >= e[3] || e[2] >= best) continue;
+        best = e[2];
+        blocker = static_cast<int64_t>(e[4]);
+    }
+    if (blocker < 0) return false;
+    (void)i;
+    const double* po = pos_[0].get();
+    double bx, by;
+    nav_direction(field_.get()[blocker], l, po[2 * blocker], po[2 * blocker + 1], bx, by);
+    return bx * ex + by * ey < 0.5;  // more than 60 degrees apart: crossing or opposing ways
 }
 
 template <CrowdModel M>
@@ -453,19 +499,23 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
     // Neighbours within the cut-off (level-shifted coordinates keep levels apart).
     const double* gp = grid_pts_.data();
     const double cut = grid_cut_, cut2 = cut * cut;
-    int64_t m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()));
+    int64_t m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
+                                 sc.cand_pts.data());
     if (m > static_cast<int64_t>(sc.cand.size())) {
         sc.cand.resize(static_cast<std::size_t>(m + m / 2));
-        m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()));
+        sc.cand_pts.resize(2 * sc.cand.size());
+        m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
+                             sc.cand_pts.data());
     }
     sc.nb.clear();
     const float* radius = radius_.get();
+    const double gx = gp[2 * i], gy = gp[2 * i + 1];
+    const double* cp = sc.cand_pts.data();
     for (int64_t k = 0; k < m; ++k) {
-        const int64_t j = sc.cand[k];
-        if (j == i) continue;
-        const double dx = gp[2 * j] - gp[2 * i], dy = gp[2 * j + 1] - gp[2 * i + 1];
+        const double dx = cp[2 * k] - gx, dy = cp[2 * k + 1] - gy;
         const double d2 = dx * dx + dy * dy;
-        if (d2 > cut2 || d2 == 0) continue;  // (coincident centres have no direction: ignored)
+        if (d2 > cut2 || d2 == 0) continue;  // (itself, and coincident centres, which have no direction)
+        const int64_t j = sc.cand[k];
         sc.nb.push_back(dx);
         sc.nb.push_back(dy);
         sc.nb.push_back(std::sqrt(d2));
@@ -521,7 +571,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
         });
         vx = vix + h * fx / mass;
         vy = viy + h * fy / mass;
-        const double sp = std::hypot(vx, vy), vmax = p_.speed_cap * v0;
+        const double sp = norm2(vx, vy), vmax = p_.speed_cap * v0;
         if (sp > vmax) {
             vx *= vmax / sp;
             vy *= vmax / sp;
@@ -568,7 +618,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
             }
             ax += wx;
             ay += wy;
-            const double an = std::hypot(ax, ay);
+            const double an = norm2(ax, ay);
             if (an > 1e-12) {
                 ax /= an;
                 ay /= an;
@@ -636,7 +686,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
                 // Probe directions turned from e0 by 0, 30, ..., 180 degrees (side0 first) and keep the move
                 // with the most progress along e0 (+ 0.1 x its length: backing off opens room);
                 // deterministic.
-                double best = dx * ex + dy * ey + 0.1 * std::hypot(dx, dy);
+                double best = dx * ex + dy * ey + 0.1 * norm2(dx, dy);
                 for (int k = 0; k <= 6; ++k) {
                     for (const double side : {side0, -side0}) {
                         if ((k == 0 || k == 6) && side != side0) continue;
@@ -646,7 +696,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
                         if (!(sp > 0)) continue;
                         double mx = h * sp * ux, my = h * sp * uy;
                         resolve(mx, my);
-                        const double score = mx * ex + my * ey + 0.1 * std::hypot(mx, my);
+                        const double score = mx * ex + my * ey + 0.1 * norm2(mx, my);
                         if (score > best + 1e-12) {
                             best = score;
                             dx = mx;
@@ -693,7 +743,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
             const Stair& S = stairs_[k / 2];
             const double* P = S.end[k % 2];
             const double dxe = P[0] - qx, dye = P[1] - qy;
-            const double d = std::hypot(dxe, dye);
+            const double d = norm2(dxe, dye);
             int ey2 = 0, ex2 = 0;
             locate(P[0], P[1], l, ey2, ex2);
             const bool own = ey2 == iy && ex2 == ix;
@@ -712,7 +762,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
     }
 
     // Stuck detection: the progress speed along the field's direction, averaged over stuck_window, stays
-    // below stuck_speed for stuck_time (jittering in place counts as stuck); then an unstick episode starts.
+    // below stuck_speed for stuck_time (jittering in place counts as stuck); if the agent is then deadlocked
+    // rather than queueing (see deadlocked), an unstick episode starts.
     if (!has_dir) {
         stuck = 0;
         ema = static_cast<float>(v0);
@@ -722,7 +773,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
         if (stuck >= 0) {
             if (ema < p_.stuck_speed) {  // (the episodes-in-a-row count survives until progress resumes)
                 stuck += static_cast<float>(h);
-                if (stuck >= p_.stuck_time) {
+                if (stuck >= p_.stuck_time && !deadlocked(i, l, x, y, e0x, e0y, r, nb, nn)) {
+                    stuck = static_cast<float>(p_.stuck_time - 0.5);  // queueing: look again in 0.5 s
+                } else if (stuck >= p_.stuck_time) {
                     stuck = static_cast<float>(-p_.unstick_time);
                     uint32_t u = static_cast<uint32_t>(unstick_.get()[i]);
                     u = (((u >> 16) + 1) << 16) | std::min<uint32_t>((u & 0xFFFFu) + 1, 0xFFFFu);

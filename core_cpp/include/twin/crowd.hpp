@@ -18,6 +18,7 @@
 // Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -161,7 +162,8 @@ class CrowdSim {
     };
     struct Scratch {
         std::vector<int64_t> cand;
-        std::vector<double> nb;  // per neighbour: dx, dy, dist, l, j
+        std::vector<double> cand_pts;  // (2 per candidate) level-shifted positions
+        std::vector<double> nb;        // per neighbour: dx, dy, dist, l, j
         std::vector<WallHit> hits;
     };
 
@@ -171,6 +173,8 @@ class CrowdSim {
     template <CrowdModel M>
     void update_agent(int64_t i, double t, double h, Scratch& sc, int64_t& requests);
     void stair_phase(double h);
+    bool deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r, const double* nb,
+                    std::size_t nn) const;
     void build_grid();
     void ensure_wall_bins(double radius);
     void ensure_ready();
@@ -180,7 +184,27 @@ class CrowdSim {
     std::size_t flat(int level, int iy, int ix) const {
         return (static_cast<std::size_t>(level) * g_.ny + iy) * g_.nx + ix;
     }
-    bool locate(double x, double y, int level, int& iy, int& ix) const;
+    // The cell containing (x, y) on a level (DistanceField's convention, borders x0 + i * h as float64).
+    bool locate(double x, double y, int level, int& iy, int& ix) const {
+        const double x0 = g_.origins[2 * level], y0 = g_.origins[2 * level + 1], h = g_.cell_size;
+        const double u = (x - x0) / h, v = (y - y0) / h;
+        if (!(u > -2.0 && u < g_.nx + 2.0 && v > -2.0 && v < g_.ny + 2.0)) return false;  // also NaN
+        int i = static_cast<int>(std::floor(u)), j = static_cast<int>(std::floor(v));
+        if (x0 + (i + 1) * h <= x) {
+            ++i;
+        } else if (x0 + i * h > x) {
+            --i;
+        }
+        if (y0 + (j + 1) * h <= y) {
+            ++j;
+        } else if (y0 + j * h > y) {
+            --j;
+        }
+        if (i < 0 || i >= g_.nx || j < 0 || j >= g_.ny) return false;
+        iy = j;
+        ix = i;
+        return true;
+    }
     bool walkable_at(int level, int iy, int ix) const {
         return iy >= 0 && iy < g_.ny && ix >= 0 && ix < g_.nx && g_.walkable[flat(level, iy, ix)];
     }
