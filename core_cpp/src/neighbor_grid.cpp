@@ -486,6 +486,26 @@ NeighborGrid::NeighborGrid(double cell_size, int dim) : dim_(dim), cell_size_(ce
     inv_cs_ = 1.0 / cell_size;
 }
 
+int64_t NeighborGrid::candidates(const double* q, double r, int64_t* out, int64_t cap, double* points) const {
+    const View v(*this);
+    const int D = dim_;
+    int64_t m = 0;
+    auto visit = [&](int64_t j) {
+        if (m < cap) {
+            out[m] = v.ids[j];
+            if (points)
+                for (int a = 0; a < D; ++a) points[m * D + a] = v.pts[j * D + a];
+        }
+        ++m;
+    };
+    if (dim_ == 2) {
+        v.candidates<2>(q, r, visit);
+    } else {
+        v.candidates<3>(q, r, visit);
+    }
+    return m;
+}
+
 void NeighborGrid::rebuild(const double* points, int64_t n) {
     if (n < 0 || n >= (int64_t(1) << 31))
         throw std::invalid_argument("points must have fewer than 2^31 rows, got " + std::to_string(n));

@@ -70,6 +70,13 @@ class NeighborGrid {
     // All unordered pairs i < j of indexed points within `radius`, as (p, 2) row-major, sorted by (i, j).
     Buffer<int64_t> pairs_within(double radius) const;
 
+    // Original indices of the indexed points in the cells overlapping the box [q - r, q + r] (a superset of
+    // the points within r), in sorted (cell, index) order, written to out[0 .. min(count, cap)), and, if
+    // `points` is given, their coordinates to points[0 .. dim * min(count, cap)) (read in storage order, so
+    // faster than looking them up by index). Returns the count, which may exceed cap (then only the first cap
+    // were written). Allocation-free, for hot loops that filter the candidates themselves (the crowd models).
+    int64_t candidates(const double* q, double r, int64_t* out, int64_t cap, double* points = nullptr) const;
+
     int dim() const { return dim_; }
     double cell_size() const { return cell_size_; }
     double effective_cell_size() const { return cs_; }

@@ -1,0 +1,266 @@
+// CrowdSim: microscopic pedestrian dynamics on walkable rasters of several storeys linked by stairs.
+//
+// Two operational models advance all agents in one C++ call (step(n)):
+//  * social force (Helbing & Molnar 1995; Helbing, Farkas & Vicsek 2000): m dv/dt = m (v0 e0 - v) / tau
+//    + sum_j [A exp((r_ij - d_ij) / B) + k g(r_ij - d_ij)] n_ij + kappa g(r_ij - d_ij) dv_ji^t t_ij + walls,
+//    integrated with semi-implicit Euler in substeps of at most `max_substep`;
+//  * collision-free speed (Tordeux, Chraibi & Seyfried 2016): e = normalise(e0 + sum_j a exp((l - s_ij) / D)
+//    n_ij + walls), speed = min(v0, max(0, (s - l) / T)) with s the spacing to the nearest agent ahead.
+// The desired direction e0 is the descent direction of the agent's navigation field (a distance field),
+// blended bilinearly across cells and never pointing into a wall. Stairs, exits, pre-movement (WAITING)
+// and the hard guarantees (no agent leaves the walkable cells or crosses a wall; symmetric deadlocks are
+// broken) are shared by both models.
+//
+// Determinism: every substep reads the old state and writes the new one (double buffer), stochastic choices
+// come from a counter-based hash of (seed, agent id, counter), and the serial phases (stairs) run in a fixed
+// order, so results are bitwise identical for any number of threads.
+//
+// Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "twin/distance_field.hpp"
+#include "twin/neighbor_grid.hpp"
+#include "twin/segment_index.hpp"
+
+namespace twin {
+
+enum class CrowdModel : int { SocialForce = 0, CollisionFreeSpeed = 1 };
+
+// Agent states (int8 codes shared with Python).
+enum : int8_t { kCrowdWaiting = 0, kCrowdWalking = 1, kCrowdOnStair = 2, kCrowdEvacuated = 3 };
+
+// "social_force" or "collision_free_speed"; throws std::invalid_argument naming the known models.
+CrowdModel crowd_model_from_name(const std::string& name);
+const char* crowd_model_name(CrowdModel model);
+
+struct CrowdParam {
+    const char* name;
+    double value;
+    const char* doc;  // meaning, unit and source of the default
+};
+// The parameters of a model with their defaults, in a fixed order.
+const std::vector<CrowdParam>& crowd_default_params(CrowdModel model);
+
+// Walkable space shared by all agents; see the crowd design (CROWD_DESIGN.md) for the conventions.
+struct CrowdGeometry {
+    int levels = 0, ny = 0, nx = 0;
+    double cell_size = 0;
+    std::vector<double> origins;       // (levels, 2) lower-left corner of cell (0, 0) per level
+    std::vector<double> level_z;       // (levels,) elevation
+    std::vector<uint8_t> walkable;     // (levels, ny, nx) non-zero: walkable
+    std::vector<int32_t> exit_cells;   // (levels, ny, nx) -1 or exit index
+    std::vector<double> walls;         // (w, 4) x0, y0, x1, y1
+    std::vector<int32_t> wall_levels;  // (w,)
+    std::vector<double> stairs;        // (s, 8) level_a, xa, ya, level_b, xb, yb, length_m, width_m
+};
+
+// Resolved model parameters (see crowd_default_params for meanings and defaults).
+struct CrowdParams {
+    // shared
+    double max_substep, stuck_time, stuck_speed, stuck_window, unstick_time, unstick_angle, stair_density,
+        range_cutoff;
+    // social force
+    double mass, tau, agent_strength, agent_range, anisotropy, body_force, friction, wall_strength,
+        wall_range, wall_body_force, wall_friction, speed_cap;
+    // collision-free speed
+    double time_gap, cone_angle, unstick_shrink, unstick_shrink_max, cfs_agent_strength, cfs_agent_range,
+        cfs_wall_strength, cfs_wall_range;
+};
+
+// One array of per-agent values (width values per agent), shared so that numpy views can keep the memory
+// alive after the simulation reallocates (the view then shows the state at the time it was taken).
+template <typename T>
+struct CrowdColumn {
+    std::shared_ptr<T[]> data;
+    int width = 1;
+    T* get() const { return data.get(); }
+    // Reallocate for `capacity` agents, keeping the first `used` agents' values.
+    void reserve(int64_t used, int64_t capacity);
+};
+
+class CrowdSim {
+  public:
+    // Throws std::invalid_argument naming the offending argument (shape, range, unknown parameter).
+    CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geometry,
+             const std::vector<std::pair<std::string, double>>& params);
+    ~CrowdSim();
+    CrowdSim(const CrowdSim&) = delete;
+    CrowdSim& operator=(const CrowdSim&) = delete;
+
+    // Replaces the navigation fields: each a (levels, ny, nx) distance array (inf = unreachable).
+    // Directions are precomputed here. Throws if an agent refers to a field index >= fields.size().
+    void set_fields(const std::vector<const double*>& fields);
+
+    // Adds n agents; returns the id of the first (ids are consecutive). Throws std::invalid_argument naming
+    // the first bad agent index (non-walkable cell, unknown level or field, bad speed or radius).
+    int64_t add_agents(int64_t n, const double* positions, const int32_t* levels, const double* desired_speed,
+                       const double* radius, const double* start_time, const int32_t* field,
+                       const double* stair_up_speed, const double* stair_down_speed);
+
+    // Re-routes agents (exit choice): field[k] for agent ids[k]. Throws naming the first bad entry.
+    void set_field_of(int64_t k, const int64_t* ids, const int32_t* field);
+
+    // Advances n steps of dt. Never call concurrently with anything else on this object.
+    void step(int64_t n);
+
+    CrowdModel model() const { return model_; }
+    double dt() const { return dt_; }
+    uint64_t seed() const { return seed_; }
+    double time() const { return static_cast<double>(step_count_) * dt_; }
+    int64_t step_count() const { return step_count_; }
+    int64_t n_agents() const { return n_; }
+    int n_fields() const { return static_cast<int>(fields_.size()); }
+    int substeps() const { return nsub_; }
+    const std::vector<std::pair<std::string, double>>& params() const { return param_list_; }
+    int levels() const { return g_.levels; }
+    int ny() const { return g_.ny; }
+    int nx() const { return g_.nx; }
+    int64_t n_stairs() const { return static_cast<int64_t>(stairs_.size()); }
+    int64_t stair_capacity(int64_t s) const { return stairs_[s].capacity; }
+
+    // Counts of agents per state: waiting, walking, on_stair, evacuated.
+    void counts(int64_t out[4]) const;
+
+    // Bytes of per-agent state (all columns, the double buffers and the neighbour index) per agent.
+    static double state_bytes_per_agent();
+
+    // Per-agent columns (length n_agents() x width). Positions and velocities are the current buffers.
+    const CrowdColumn<double>& positions() const { return pos_[0]; }
+    const CrowdColumn<double>& velocities() const { return vel_[0]; }
+    const CrowdColumn<int32_t>& agent_levels() const { return level_; }
+    const CrowdColumn<double>& z() const { return z_; }
+    const CrowdColumn<int8_t>& state() const { return state_; }
+    const CrowdColumn<int32_t>& field() const { return field_; }
+    const CrowdColumn<int32_t>& exit_index() const { return exit_index_; }
+    const CrowdColumn<double>& exit_time() const { return exit_time_; }
+    const CrowdColumn<int32_t>& stair_index() const { return stair_index_; }
+    const CrowdColumn<float>& desired_speed() const { return v0_; }
+    const CrowdColumn<float>& radius() const { return radius_; }
+
+    struct Stair {
+        int level[2];      // [0] foot (level_a), [1] head (level_b)
+        double end[2][2];  // end points (x, y)
+        double length, width;
+        double axis[2];  // unit horizontal direction foot -> head (0, 0 if the ends coincide in plan)
+        int64_t capacity;
+        double zone;     // radius of the entry zone around each end: max(width / 2, cell_size)
+        int64_t on = 0;  // agents on the stair now
+    };
+
+    // Per-thread buffers of the step kernels (kept between steps: no allocation in the step loop).
+    struct WallHit {
+        double cx, cy, d;
+        int32_t seg;
+        bool end;  // the closest point is an end point of the segment
+    };
+    struct Scratch {
+        std::vector<int64_t> cand;
+        std::vector<double> cand_pts;  // (2 per candidate) level-shifted positions
+        std::vector<double> nb;        // per neighbour: dx, dy, dist, l, j
+        std::vector<WallHit> hits;
+    };
+
+  private:
+    template <CrowdModel M>
+    void substep(double t, double h);
+    template <CrowdModel M>
+    void update_agent(int64_t i, double t, double h, Scratch& sc, int64_t& requests);
+    void stair_phase(double h);
+    bool deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r, const double* nb,
+                    std::size_t nn) const;
+    void build_grid();
+    void ensure_wall_bins(double radius);
+    void ensure_ready();
+    void grow(int64_t capacity);
+
+    // Geometry helpers.
+    std::size_t flat(int level, int iy, int ix) const {
+        return (static_cast<std::size_t>(level) * g_.ny + iy) * g_.nx + ix;
+    }
+    // The cell containing (x, y) on a level (DistanceField's convention, borders x0 + i * h as float64).
+    bool locate(double x, double y, int level, int& iy, int& ix) const {
+        const double x0 = g_.origins[2 * level], y0 = g_.origins[2 * level + 1], h = g_.cell_size;
+        const double u = (x - x0) / h, v = (y - y0) / h;
+        if (!(u > -2.0 && u < g_.nx + 2.0 && v > -2.0 && v < g_.ny + 2.0)) return false;  // also NaN
+        int i = static_cast<int>(std::floor(u)), j = static_cast<int>(std::floor(v));
+        if (x0 + (i + 1) * h <= x) {
+            ++i;
+        } else if (x0 + i * h > x) {
+            --i;
+        }
+        if (y0 + (j + 1) * h <= y) {
+            ++j;
+        } else if (y0 + j * h > y) {
+            --j;
+        }
+        if (i < 0 || i >= g_.nx || j < 0 || j >= g_.ny) return false;
+        iy = j;
+        ix = i;
+        return true;
+    }
+    bool walkable_at(int level, int iy, int ix) const {
+        return iy >= 0 && iy < g_.ny && ix >= 0 && ix < g_.nx && g_.walkable[flat(level, iy, ix)];
+    }
+    void nav_direction(int field, int level, double x, double y, double& ex, double& ey) const;
+    bool move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
+                      double clearance) const;
+    void clamp_move(int level, double px, double py, double& qx, double& qy, double clearance) const;
+    template <typename Emit>
+    void for_each_wall(int level, double x, double y, double cutoff, Scratch& sc, Emit&& emit) const;
+    const int32_t* wall_list(int level, double x, double y, int32_t& count) const;
+
+    CrowdModel model_;
+    double dt_;
+    uint64_t seed_;
+    CrowdGeometry g_;
+    CrowdParams p_{};
+    std::vector<std::pair<std::string, double>> param_list_;
+    int nsub_ = 1;
+    double cone_cos_ = 0;
+    DistanceField nav_;  // the walkable raster; computes per-cell descent directions of the fields
+    std::vector<Stair> stairs_;
+    std::vector<uint8_t> stair_zone_;                 // (levels, ny, nx) 1 in the entry zone of a stair end
+    std::vector<std::vector<int32_t>> stair_ends_;    // per level: 2 * stair + end of the ends on it
+    std::vector<std::pair<int32_t, int64_t>> order_;  // stair phase: (arrival substep, id)
+    std::vector<int64_t> placed_;                     // stair phase: agents stepped off this substep
+
+    // Navigation fields: per field, 2 floats per cell (unit descent direction), and per stair and end a flag
+    // telling whether the field's way from that end goes over the stair.
+    std::vector<std::vector<float>> fields_;
+    std::vector<std::vector<uint8_t>> via_stair_;  // [field][2 * stair + end]
+
+    // Walls: segments, and per bin (a square of bin_cells_ raster cells) the walls within wall_radius_.
+    std::unique_ptr<SegmentIndex2D> wall_index_;
+    int bin_cells_ = 5, nbx_ = 0, nby_ = 0;
+    double wall_radius_ = -1;
+    std::vector<int64_t> bin_offsets_;
+    std::vector<int32_t> bin_walls_;
+
+    // Agents (structure of arrays; id = index).
+    int64_t n_ = 0, capacity_ = 0;
+    CrowdColumn<double> pos_[2], vel_[2];  // [0] current (exposed), [1] next
+    CrowdColumn<double> z_, exit_time_, start_time_;
+    CrowdColumn<int32_t> level_, field_, exit_index_, stair_index_, pending_, queue_since_, unstick_;
+    CrowdColumn<int8_t> state_, stair_end_;
+    CrowdColumn<float> v0_, radius_, up_, down_, stair_s_, stair_off_, stuck_, progress_;
+    float max_radius_ = 0, max_v0_ = 0;
+
+    // Neighbour index over floor agents (WAITING, WALKING); others are parked far away.
+    NeighborGrid grid_;
+    std::vector<double> grid_pts_;  // (n, 2) level-shifted positions
+    double grid_cut_ = 1, level_stride_ = 0;
+    double grid_move_ = 0;  // largest displacement of a floor agent in one substep
+    std::vector<Scratch> scratch_;
+
+    int64_t step_count_ = 0;
+    int64_t substep_count_ = 0;
+};
+
+}  // namespace twin

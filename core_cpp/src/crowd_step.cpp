@@ -1,0 +1,831 @@
+// CrowdSim: the step driver and the per-agent kernels of the social force and collision-free speed models,
+// with the geometry they share (navigation direction, walls near an agent, the move clamp).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "twin/crowd.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace twin {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kPi = 3.14159265358979323846;
+
+int thread_num() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+inline uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+// Counter-based uniform number in [0, 1) from (seed, agent id, counter): no shared sequential state.
+inline double uniform01(uint64_t seed, uint64_t id, uint64_t counter) {
+    const uint64_t h = splitmix64(seed ^ splitmix64(id ^ splitmix64(counter + 0x632BE59BD9B4E019ull)));
+    return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+// |(x, y)| without hypot's overflow care (agent coordinates are small): several times faster.
+inline double norm2(double x, double y) { return std::sqrt(x * x + y * y); }
+
+struct Closest {
+    double cx, cy, d;
+    bool end;
+};
+
+// Closest point of segment s = [ax, ay, bx, by] to (x, y); `end` if it is an end point.
+inline Closest closest_point(const double* s, double x, double y) {
+    const double ax = s[0], ay = s[1], dx = s[2] - ax, dy = s[3] - ay;
+    const double l2 = dx * dx + dy * dy;
+    const double t = l2 > 0 ? ((x - ax) * dx + (y - ay) * dy) / l2 : 0.0;
+    Closest c;
+    if (t <= 0) {
+        c.cx = ax, c.cy = ay, c.end = true;
+    } else if (t >= 1) {
+        c.cx = s[2], c.cy = s[3], c.end = true;
+    } else {
+        c.cx = ax + t * dx, c.cy = ay + t * dy, c.end = false;
+    }
+    c.d = norm2(x - c.cx, y - c.cy);
+    return c;
+}
+
+inline double orient(double ax, double ay, double bx, double by, double cx, double cy) {
+    return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// Geometry shared by the models.
+
+const int32_t* CrowdSim::wall_list(int level, double x, double y, int32_t& count) const {
+    count = 0;
+    if (bin_offsets_.empty()) return nullptr;
+    const double bs = bin_cells_ * g_.cell_size;
+    const double u = (x - g_.origins[2 * level]) / bs, v = (y - g_.origins[2 * level + 1]) / bs;
+    const int bx = std::clamp(static_cast<int>(std::floor(u)), 0, nbx_ - 1);
+    const int by = std::clamp(static_cast<int>(std::floor(v)), 0, nby_ - 1);
+    const std::size_t b = (static_cast<std::size_t>(level) * nby_ + by) * nbx_ + bx;
+    count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
+    return bin_walls_.data() + bin_offsets_[b];
+}
+
+void CrowdSim::ensure_wall_bins(double radius) {
+    if (radius <= wall_radius_) return;
+    const int L = g_.levels;
+    const double bs = bin_cells_ * g_.cell_size;
+    const int64_t nb = static_cast<int64_t>(L) * nby_ * nbx_;
+    std::vector<double> centres(static_cast<std::size_t>(2 * nb));
+    std::vector<int32_t> lv(static_cast<std::size_t>(nb));
+    for (int l = 0; l < L; ++l) {
+        for (int by = 0; by < nby_; ++by) {
+            for (int bx = 0; bx < nbx_; ++bx) {
+                const int64_t b = (static_cast<int64_t>(l) * nby_ + by) * nbx_ + bx;
+                centres[2 * b] = g_.origins[2 * l] + (bx + 0.5) * bs;
+                centres[2 * b + 1] = g_.origins[2 * l + 1] + (by + 0.5) * bs;
+                lv[b] = l;
+            }
+        }
+    }
+    // Every point of a bin is within bs / sqrt(2) of its centre.
+    const CsrNeighbors near = wall_index_->within(centres.data(), nb, radius + bs * 0.7072, lv.data());
+    bin_offsets_.assign(near.offsets.data.get(), near.offsets.data.get() + nb + 1);
+    const int64_t nnz = bin_offsets_[nb];
+    bin_walls_.resize(static_cast<std::size_t>(nnz));
+    for (int64_t k = 0; k < nnz; ++k) bin_walls_[k] = static_cast<int32_t>(near.indices.data.get()[k]);
+    wall_radius_ = radius;
+}
+
+// Desired direction: the field's per-cell descent directions blended bilinearly between the four cells around
+// (x, y), normalised; if the blend would lead into a non-walkable neighbour of the agent's cell (axially or
+// diagonally), the cell's own direction is used instead (it never does, by DistanceField::direction_at).
+void CrowdSim::nav_direction(int field, int level, double x, double y, double& ex, double& ey) const {
+    ex = ey = 0.0;
+    int jc = 0, ic = 0;
+    if (!locate(x, y, level, jc, ic)) return;
+    const float* D = fields_[field].data();
+    const std::size_t c = flat(level, jc, ic);
+    const double ox = D[2 * c], oy = D[2 * c + 1];
+    const double h = g_.cell_size;
+    const double u = (x - g_.origins[2 * level]) / h - 0.5, v = (y - g_.origins[2 * level + 1]) / h - 0.5;
+    const int i0 = static_cast<int>(std::floor(u)), j0 = static_cast<int>(std::floor(v));
+    const double fx = u - i0, fy = v - j0;
+    double ax = 0, ay = 0;
+    for (int q = 0; q < 4; ++q) {
+        const int i = i0 + (q & 1), j = j0 + (q >> 1);
+        if (i < 0 || i >= g_.nx || j < 0 || j >= g_.ny) continue;
+        const std::size_t cc = flat(level, j, i);
+        const double dx = D[2 * cc], dy = D[2 * cc + 1];
+        if (dx == 0 && dy == 0) continue;
+        const double w = ((q & 1) ? fx : 1 - fx) * ((q >> 1) ? fy : 1 - fy);
+        ax += w * dx;
+        ay += w * dy;
+    }
+    const double norm = norm2(ax, ay);
+    if (!(norm > 1e-6)) {
+        ex = ox;
+        ey = oy;
+        return;
+    }
+    ax /= norm;
+    ay /= norm;
+    const int sx = ax > 1e-9 ? 1 : (ax < -1e-9 ? -1 : 0);
+    const int sy = ay > 1e-9 ? 1 : (ay < -1e-9 ? -1 : 0);
+    const bool safe = (sx == 0 || walkable_at(level, jc, ic + sx)) &&
+                      (sy == 0 || walkable_at(level, jc + sy, ic)) &&
+                      (sx == 0 || sy == 0 || walkable_at(level, jc + sy, ic + sx));
+    if (safe) {
+        ex = ax;
+        ey = ay;
+    } else {
+        ex = ox;
+        ey = oy;
+    }
+}
+
+// Is the straight move p -> q allowed on `level`: every cell it passes is walkable (through a cell corner
+// both side cells must be), q is in a walkable cell, it crosses (or ends on) no wall near p, and, if
+// clearance > 0, it does not bring the centre closer than min(clearance, current distance) to any wall (a
+// disc of that radius never moves into a wall). On a blocking wall, `tangent` (if given) receives the unit
+// direction to slide along (the first wall crossed, else the wall too close), else (0, 0).
+bool CrowdSim::move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
+                            double clearance) const {
+    if (tangent) tangent[0] = tangent[1] = 0.0;
+    int iy = 0, ix = 0, iy1 = 0, ix1 = 0;
+    if (!locate(qx, qy, level, iy1, ix1) || !g_.walkable[flat(level, iy1, ix1)]) return false;
+    if (!locate(px, py, level, iy, ix)) return false;
+    if (ix != ix1 || iy != iy1) {
+        const double h = g_.cell_size;
+        const double u0 = (px - g_.origins[2 * level]) / h, v0 = (py - g_.origins[2 * level + 1]) / h;
+        const double du = (qx - px) / h, dv = (qy - py) / h;
+        const int sx = du > 0 ? 1 : (du < 0 ? -1 : 0), sy = dv > 0 ? 1 : (dv < 0 ? -1 : 0);
+        double tx = sx > 0 ? (ix + 1 - u0) / du : (sx < 0 ? (ix - u0) / du : kInf);
+        double ty = sy > 0 ? (iy + 1 - v0) / dv : (sy < 0 ? (iy - v0) / dv : kInf);
+        const double dtx = sx ? 1.0 / std::fabs(du) : kInf, dty = sy ? 1.0 / std::fabs(dv) : kInf;
+        int cx = ix, cy = iy;
+        int guard = std::abs(ix1 - ix) + std::abs(iy1 - iy) + 2;
+        while ((cx != ix1 || cy != iy1) && guard-- > 0 && std::min(tx, ty) <= 1.0 + 1e-9) {
+            if (tx < ty) {
+                cx += sx;
+                tx += dtx;
+            } else if (ty < tx) {
+                cy += sy;
+                ty += dty;
+            } else {  // through a corner: both side cells must be walkable
+                if (!walkable_at(level, cy, cx + sx) || !walkable_at(level, cy + sy, cx)) return false;
+                cx += sx;
+                cy += sy;
+                tx += dtx;
+                ty += dty;
+            }
+            if (!walkable_at(level, cy, cx)) return false;
+        }
+    }
+    int32_t cnt = 0;
+    const int32_t* ids = wall_list(level, px, py, cnt);
+    double best = kInf;
+    bool too_close = false;
+    for (int32_t k = 0; k < cnt; ++k) {
+        const double* s = g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]);
+        const double o1 = orient(s[0], s[1], s[2], s[3], px, py);
+        const double o2 = orient(s[0], s[1], s[2], s[3], qx, qy);
+        // Starting on the wall's line (o1 == 0): leaving it or sliding along it is allowed.
+        if (o1 != 0 && !((o1 > 0 && o2 > 0) || (o1 < 0 && o2 < 0))) {
+            const double o3 = orient(px, py, qx, qy, s[0], s[1]), o4 = orient(px, py, qx, qy, s[2], s[3]);
+            if (!((o3 > 0 && o4 > 0) || (o3 < 0 && o4 < 0))) {
+                const double t = o1 / (o1 - o2);
+                if (t < best) {
+                    best = t;
+                    if (tangent) {
+                        const double dx = s[2] - s[0], dy = s[3] - s[1], len = norm2(dx, dy);
+                        tangent[0] = len > 0 ? dx / len : 0.0;
+                        tangent[1] = len > 0 ? dy / len : 0.0;
+                    }
+                }
+                continue;
+            }
+        }
+        if (clearance > 0 && best == kInf && !too_close) {
+            const Closest cq = closest_point(s, qx, qy);
+            if (cq.d < clearance) {
+                const Closest cp = closest_point(s, px, py);
+                if (cq.d < std::min(clearance, cp.d) - 1e-12) {
+                    too_close = true;
+                    if (tangent && cp.d > 0) {
+                        tangent[0] = -(py - cp.cy) / cp.d;
+                        tangent[1] = (px - cp.cx) / cp.d;
+                    }
+                }
+            }
+        }
+    }
+    return best == kInf && !too_close;
+}
+
+// Replaces a disallowed move p -> q by the longest allowed of: the slide along the blocking wall, the slide
+// along x, the slide along y (larger component first), or no move.
+void CrowdSim::clamp_move(int level, double px, double py, double& qx, double& qy, double clearance) const {
+    double t[2];
+    if (move_allowed(level, px, py, qx, qy, t, clearance)) return;
+    const double dx = qx - px, dy = qy - py;
+    if (t[0] != 0 || t[1] != 0) {
+        const double s = dx * t[0] + dy * t[1];
+        const double sx = px + s * t[0], sy = py + s * t[1];
+        if (move_allowed(level, px, py, sx, sy, nullptr, clearance)) {
+            qx = sx;
+            qy = sy;
+            return;
+        }
+    }
+    const bool x_first = std::fabs(dx) >= std::fabs(dy);
+    for (int k = 0; k < 2; ++k) {
+        const bool along_x = (k == 0) == x_first;
+        const double sx = along_x ? px + dx : px, sy = along_x ? py : py + dy;
+        if ((sx != px || sy != py) && move_allowed(level, px, py, sx, sy, nullptr, clearance)) {
+            qx = sx;
+            qy = sy;
+            return;
+        }
+    }
+    qx = px;
+    qy = py;
+}
+
+// Calls emit(nx, ny, d) for each wall point that is a local minimum of the distance to (x, y) within
+// `cutoff`: the closest point of each wall near the agent, except an end point that another wall continues
+// from closer (a wall split into pieces pushes once) and duplicates of a shared corner. n points from the
+// wall to the agent.
+template <typename Emit>
+void CrowdSim::for_each_wall(int level, double x, double y, double cutoff, Scratch& sc, Emit&& emit) const {
+    int32_t cnt = 0;
+    const int32_t* ids = wall_list(level, x, y, cnt);
+    if (cnt == 0) return;
+    auto& hits = sc.hits;
+    hits.clear();
+    for (int32_t k = 0; k < cnt; ++k) {
+        const Closest c = closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]), x, y);
+        if (c.d <= cutoff) hits.push_back({c.cx, c.cy, c.d, ids[k], c.end});
+    }
+    const std::size_t m = hits.size();
+    for (std::size_t a = 0; a < m; ++a) {
+        const WallHit& w = hits[a];
+        if (!(w.d > 0)) continue;
+        if (w.end) {
+            bool skip = false;
+            const double tol = 1e-9 * (1.0 + std::fabs(w.cx) + std::fabs(w.cy));
+            for (std::size_t b = 0; b < m && !skip; ++b) {
+                if (b == a) continue;
+                const WallHit& o = hits[b];
+                if (o.end && o.cx == w.cx && o.cy == w.cy) {
+                    skip = o.seg < w.seg;
+                } else if (o.d < w.d &&
+                           closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(o.seg), w.cx, w.cy)
+                                   .d <= tol) {
+                    skip = true;
+                }
+            }
+            if (skip) continue;
+        }
+        emit((x - w.cx) / w.d, (y - w.cy) / w.d, w.d);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Step driver.
+
+void CrowdSim::ensure_ready() {
+    const int T = max_threads();
+    if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
+    for (Scratch& sc : scratch_) {
+        if (sc.cand.size() < 256) sc.cand.resize(256);
+        if (sc.cand_pts.size() < 2 * sc.cand.size()) sc.cand_pts.resize(2 * sc.cand.size());
+        if (sc.nb.capacity() < 5 * 256) sc.nb.reserve(5 * 256);
+        if (sc.hits.capacity() < 64) sc.hits.reserve(64);
+    }
+    const double h = dt_ / nsub_;
+    double cut, wall_reach;
+    if (model_ == CrowdModel::SocialForce) {
+        cut = 2.0 * max_radius_ + p_.range_cutoff * p_.agent_range;
+        grid_move_ = p_.speed_cap * max_v0_ * h;
+        wall_reach = max_radius_ + p_.range_cutoff * p_.wall_range;
+    } else {
+        cut = 2.0 * max_radius_ + std::max(max_v0_ * p_.time_gap, p_.range_cutoff * p_.cfs_agent_range);
+        grid_move_ = max_v0_ * h;
+        wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
+    }
+    cut = std::max(cut, 1e-3);
+    if (0.5 * cut != grid_.cell_size()) grid_ = NeighborGrid(0.5 * cut, 2);  // half: fewer candidates
+    grid_cut_ = cut;
+    level_stride_ = g_.nx * g_.cell_size + 3.0 * cut + 1.0;
+    // Walls near an agent: those it interacts with and those a move of one substep (or a stair exit offset)
+    // could cross.
+    // (3 radii: the deadlock test looks for room one body length ahead.)
+    double reach = std::max({wall_reach, grid_move_, 3.0 * static_cast<double>(max_radius_)});
+    for (const Stair& st : stairs_) reach = std::max(reach, 0.5 * st.width);
+    ensure_wall_bins(reach + 0.05);
+}
+
+void CrowdSim::build_grid() {
+    const int64_t n = n_;
+    grid_pts_.resize(static_cast<std::size_t>(2 * n));
+    double* gp = grid_pts_.data();
+    const double* po = pos_[0].get();
+    double* pn = pos_[1].get();
+    double* vo = vel_[0].get();
+    double* vn = vel_[1].get();
+    const int8_t* state = state_.get();
+    const int32_t* level = level_.get();
+    int8_t* stair_end = stair_end_.get();
+    const double park = -(3.0 * grid_cut_ + 1.0);
+    const double stride = level_stride_;
+    const double* org = g_.origins.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        const int8_t st = state[i];
+        if (st == kCrowdWaiting || st == kCrowdWalking) {
+            const int l = level[i];
+            gp[2 * i] = po[2 * i] - org[2 * l] + l * stride;
+            gp[2 * i + 1] = po[2 * i + 1] - org[2 * l + 1];
+        } else {
+            gp[2 * i] = park;
+            gp[2 * i + 1] = 0.0;
+            if (st == kCrowdEvacuated &&
+                stair_end[i] == 2) {  // evacuated last substep: make both buffers final
+                pn[2 * i] = po[2 * i];
+                pn[2 * i + 1] = po[2 * i + 1];
+                vo[2 * i] = vo[2 * i + 1] = vn[2 * i] = vn[2 * i + 1] = 0.0;
+                stair_end[i] = -1;
+            }
+        }
+    }
+    grid_.rebuild(gp, n);
+}
+
+// A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
+// ahead along its field direction (an arch or lock holds it, e.g. at door jambs), or if the nearest agent
+// ahead of it wants to go a way more than 60 degrees off its own (head-on or crossing, which lock each other
+// at door jambs); an agent in a queue has neither. Reads only the previous state: thread-independent.
+bool CrowdSim::deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r,
+                          const double* nb, std::size_t nn) const {
+    const double qx = x + 2.0 * r * ex, qy = y + 2.0 * r * ey;
+    int qy_cell = 0, qx_cell = 0;
+    bool room = locate(qx, qy, l, qy_cell, qx_cell) && g_.walkable[flat(l, qy_cell, qx_cell)];
+    if (room && model_ == CrowdModel::CollisionFreeSpeed) {  // a disc fits there: no wall closer than r
+        int32_t cnt = 0;
+        const int32_t* ids = wall_list(l, x, y, cnt);
+        for (int32_t k = 0; k < cnt && room; ++k)
+            room = closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]), qx, qy).d >= r;
+    }
+    if (room) {
+        for (std::size_t k = 0; k < nn && room; ++k) {
+            const double* e = nb + 5 * k;
+            room = norm2(x + e[0] - qx, y + e[1] - qy) >= e[3];
+        }
+        if (room) return true;
+    }
+    double best = kInf;
+    int64_t blocker = -1;
+    for (std::size_t k = 0; k < nn; ++k) {
+        const double* e = nb + 5 * k;
+        const double proj = ex * e[0] + ey * e[1];
+        if (proj <= 0 || std::fabs(ex * e[1] - ey * e[0]) >= e[3] || e[2] >= best) continue;
+        best = e[2];
+        blocker = static_cast<int64_t>(e[4]);
+    }
+    if (blocker < 0) return false;
+    (void)i;
+    const double* po = pos_[0].get();
+    double bx, by;
+    nav_direction(field_.get()[blocker], l, po[2 * blocker], po[2 * blocker + 1], bx, by);
+    return bx * ex + by * ey < 0.5;  // more than 60 degrees apart: crossing or opposing ways
+}
+
+template <CrowdModel M>
+void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t& requests) {
+    int8_t* state = state_.get();
+    int8_t st = state[i];
+    if (st == kCrowdEvacuated) return;
+    if (st == kCrowdWaiting) {
+        // Both buffers hold the same position and a zero velocity: nothing to write until the agent starts.
+        if (t + 1e-9 < start_time_.get()[i]) return;
+        st = kCrowdWalking;
+        state[i] = st;
+    }
+    const double* po = pos_[0].get();
+    double* pn = pos_[1].get();
+    const double* vo = vel_[0].get();
+    double* vn = vel_[1].get();
+    int32_t* queue = queue_since_.get();
+
+    if (st == kCrowdOnStair) {
+        const Stair& S = stairs_[stair_index_.get()[i]];
+        const int from = stair_end_.get()[i], to = 1 - from;
+        const bool up = g_.level_z[S.level[to]] > g_.level_z[S.level[from]] ||
+                        (g_.level_z[S.level[to]] == g_.level_z[S.level[from]] && S.level[to] > S.level[from]);
+        const double speed = up ? up_.get()[i] : down_.get()[i];
+        double s = stair_s_.get()[i] + speed * h;
+        if (s >= S.length) {
+            s = S.length;
+            if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
+            ++requests;
+        }
+        stair_s_.get()[i] = static_cast<float>(s);
+        const double f = s / S.length, off = stair_off_.get()[i];
+        const double x = S.end[from][0] + (S.end[to][0] - S.end[from][0]) * f - off * S.axis[1];
+        const double y = S.end[from][1] + (S.end[to][1] - S.end[from][1]) * f + off * S.axis[0];
+        pn[2 * i] = x;
+        pn[2 * i + 1] = y;
+        vn[2 * i] = (x - po[2 * i]) / h;
+        vn[2 * i + 1] = (y - po[2 * i + 1]) / h;
+        z_.get()[i] = g_.level_z[S.level[from]] + (g_.level_z[S.level[to]] - g_.level_z[S.level[from]]) * f;
+        return;
+    }
+
+    // Walking on a floor.
+    const int l = level_.get()[i];
+    const double x = po[2 * i], y = po[2 * i + 1];
+    const double r = radius_.get()[i], v0 = v0_.get()[i];
+    double ex, ey;
+    nav_direction(field_.get()[i], l, x, y, ex, ey);
+    const bool has_dir = ex != 0 || ey != 0;
+    float& stuck = stuck_.get()[i];
+    float& ema = progress_.get()[i];
+    const double e0x = ex, e0y = ey;  // the field's direction (progress is measured along it)
+    // Deadlock resolution while an unstick episode runs: the social force turns its desired direction aside;
+    // the collision-free speed model probes turned directions for a free one (below). First episode: right.
+    const bool unsticking = has_dir && stuck < 0;
+    // unstick_: episodes in a row without progress (low 16 bits) and all episodes (high 16 bits, for the
+    // RNG).
+    const uint32_t unst = static_cast<uint32_t>(unstick_.get()[i]);
+    const uint64_t episode = unst >> 16, in_a_row = unst & 0xFFFFu;
+    const double side0 = (episode <= 1 || uniform01(seed_, i, 2 * episode + 1) < 0.5) ? -1.0 : 1.0;
+    if constexpr (M == CrowdModel::SocialForce) {
+        if (unsticking) {
+            const double mag =
+                p_.unstick_angle * (0.75 + 0.5 * uniform01(seed_, i, 2 * episode)) * kPi / 180.0;
+            const double c = std::cos(side0 * mag), s = std::sin(side0 * mag);
+            const double rx = c * ex - s * ey, ry = s * ex + c * ey;
+            ex = rx;
+            ey = ry;
+        }
+    }
+
+    // Neighbours within the cut-off (level-shifted coordinates keep levels apart).
+    const double* gp = grid_pts_.data();
+    const double cut = grid_cut_, cut2 = cut * cut;
+    int64_t m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
+                                 sc.cand_pts.data());
+    if (m > static_cast<int64_t>(sc.cand.size())) {
+        sc.cand.resize(static_cast<std::size_t>(m + m / 2));
+        sc.cand_pts.resize(2 * sc.cand.size());
+        m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
+                             sc.cand_pts.data());
+    }
+    sc.nb.clear();
+    const float* radius = radius_.get();
+    const double gx = gp[2 * i], gy = gp[2 * i + 1];
+    const double* cp = sc.cand_pts.data();
+    for (int64_t k = 0; k < m; ++k) {
+        const double dx = cp[2 * k] - gx, dy = cp[2 * k + 1] - gy;
+        const double d2 = dx * dx + dy * dy;
+        if (d2 > cut2 || d2 == 0) continue;  // (itself, and coincident centres, which have no direction)
+        const int64_t j = sc.cand[k];
+        sc.nb.push_back(dx);
+        sc.nb.push_back(dy);
+        sc.nb.push_back(std::sqrt(d2));
+        sc.nb.push_back(r + radius[j]);
+        sc.nb.push_back(static_cast<double>(j));
+    }
+    const std::size_t nn = sc.nb.size() / 5;
+    const double* nb = sc.nb.data();
+
+    double qx = x, qy = y, vx = 0, vy = 0;
+    if constexpr (M == CrowdModel::SocialForce) {
+        const double mass = p_.mass;
+        const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
+        const double vix = vo[2 * i], viy = vo[2 * i + 1];
+        double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
+        const double reach_a = p_.range_cutoff * p_.agent_range;
+        for (std::size_t k = 0; k < nn; ++k) {
+            const double* e = nb + 5 * k;
+            const double dist = e[2], lij = e[3];
+            if (dist - lij > reach_a) continue;
+            const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
+            // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +
+            // cos phi) / 2, phi between the desired direction and the direction to j (those behind count
+            // less).
+            const double cosphi = (ex * e[0] + ey * e[1]) / dist;
+            double rep = p_.agent_strength * std::exp((lij - dist) / p_.agent_range) *
+                         (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
+            if (dist < lij) {
+                const double g = lij - dist;
+                rep += p_.body_force * g;
+                const int64_t j = static_cast<int64_t>(e[4]);
+                const double tx = -ny, ty = nx;
+                const double dvt = (vo[2 * j] - vix) * tx + (vo[2 * j + 1] - viy) * ty;
+                const double fr = std::min(p_.friction * g, fric_cap) * dvt;
+                fx += fr * tx;
+                fy += fr * ty;
+            }
+            fx += rep * nx;
+            fy += rep * ny;
+        }
+        for_each_wall(l, x, y, r + p_.range_cutoff * p_.wall_range, sc, [&](double nx, double ny, double d) {
+            double rep = p_.wall_strength * std::exp((r - d) / p_.wall_range);
+            if (d < r) {
+                const double g = r - d;
+                rep += p_.wall_body_force * g;
+                const double tx = -ny, ty = nx;
+                const double fr = -std::min(p_.wall_friction * g, fric_cap) * (vix * tx + viy * ty);
+                fx += fr * tx;
+                fy += fr * ty;
+            }
+            fx += rep * nx;
+            fy += rep * ny;
+        });
+        vx = vix + h * fx / mass;
+        vy = viy + h * fy / mass;
+        const double sp = norm2(vx, vy), vmax = p_.speed_cap * v0;
+        if (sp > vmax) {
+            vx *= vmax / sp;
+            vy *= vmax / sp;
+        }
+        qx = x + h * vx;
+        qy = y + h * vy;
+        clamp_move(l, x, y, qx, qy, 0.0);
+        if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
+            vx = (qx - x) / h;
+            vy = (qy - y) / h;
+        }
+    } else {
+        if (has_dir) {
+            // During an unstick episode the agent squeezes: its radius counts unstick_shrink smaller (bodies
+            // are not rigid discs; this is what breaks arches at doors, where nobody can back off).
+            const double shrink =
+                unsticking
+                    ? std::min(p_.unstick_shrink_max, p_.unstick_shrink * static_cast<double>(in_a_row)) * r
+                    : 0.0;
+            double ax = ex, ay = ey;
+            const double a = p_.cfs_agent_strength, D = p_.cfs_agent_range, reach_a = p_.range_cutoff * D;
+            for (std::size_t k = 0; k < nn; ++k) {
+                const double* e = nb + 5 * k;
+                const double dist = e[2], lij = e[3] - shrink;
+                if (dist - lij > reach_a) continue;
+                const double w = a * std::exp((lij - dist) / D) / dist;
+                ax -= w * e[0];
+                ay -= w * e[1];
+            }
+            // Walls deflect but never turn an agent back: the wall term's component against the desired
+            // direction is dropped (with the plain term, agents at door jambs are pushed back into the crowd
+            // and bottlenecks clog, as in JuPedSim). Discs never move into walls (clamp with clearance r).
+            const double aw = p_.cfs_wall_strength, Dw = p_.cfs_wall_range, rw = r - shrink;
+            double wx = 0, wy = 0;
+            for_each_wall(l, x, y, rw + p_.range_cutoff * Dw, sc, [&](double nx, double ny, double d) {
+                const double w = aw * std::exp((rw - d) / Dw);
+                wx += w * nx;
+                wy += w * ny;
+            });
+            const double back = wx * ex + wy * ey;
+            if (back < 0) {
+                wx -= back * ex;
+                wy -= back * ey;
+            }
+            ax += wx;
+            ay += wy;
+            const double an = norm2(ax, ay);
+            if (an > 1e-12) {
+                ax /= an;
+                ay /= an;
+            } else {
+                ax = ex;
+                ay = ey;
+            }
+            // Speed: spacing s to the nearest agent ahead, i.e. within the strip of width l_ij along the
+            // direction (Tordeux et al.) and within cone_angle of it; min(v0, max(0, (s - l) / T)).
+            const double T = p_.time_gap, cone = cone_cos_;
+            auto speed_along = [&](double dx, double dy) {
+                double sp = v0;
+                for (std::size_t k = 0; k < nn; ++k) {
+                    const double* e = nb + 5 * k;
+                    if (dx * e[0] + dy * e[1] <= cone * e[2]) continue;
+                    const double lij = e[3] - shrink;
+                    if (std::fabs(dx * e[1] - dy * e[0]) >= lij) continue;
+                    sp = std::min(sp, (e[2] - lij) / T);
+                }
+                return std::max(0.0, sp);
+            };
+            // The move actually made for a wanted displacement (dx, dy): clamped by walls, then the
+            // collision-free guarantee: no agent closes more than half of any gap in one substep, so two
+            // agents moving at once never overlap (|x_j' - x_i'| >= d - a_i - a_j >= l). The excess approach
+            // is first projected out (agents slide along each other; three Gauss-Seidel passes, kept if walls
+            // allow), then what remains is scaled down.
+            auto resolve = [&](double& dx, double& dy) {
+                double tx = x + dx, ty = y + dy;
+                clamp_move(l, x, y, tx, ty, rw);
+                dx = tx - x;
+                dy = ty - y;
+                double sx = dx, sy = dy;
+                bool slid = false;
+                for (int pass = 0; pass < 3; ++pass) {
+                    for (std::size_t k = 0; k < nn; ++k) {
+                        const double* e = nb + 5 * k;
+                        const double appr = (sx * e[0] + sy * e[1]) / e[2];
+                        const double allow = 0.5 * std::max(0.0, e[2] - (e[3] - shrink));
+                        if (appr > allow) {
+                            sx -= (appr - allow) * e[0] / e[2];
+                            sy -= (appr - allow) * e[1] / e[2];
+                            slid = true;
+                        }
+                    }
+                }
+                if (slid && move_allowed(l, x, y, x + sx, y + sy, nullptr, rw)) {
+                    dx = sx;
+                    dy = sy;
+                }
+                double scale = 1.0;
+                for (std::size_t k = 0; k < nn; ++k) {
+                    const double* e = nb + 5 * k;
+                    const double appr = (dx * e[0] + dy * e[1]) / e[2];
+                    if (appr <= 0) continue;
+                    const double allow = 0.5 * std::max(0.0, e[2] - (e[3] - shrink));
+                    if (appr > allow) scale = std::min(scale, allow / appr);
+                }
+                dx *= scale;
+                dy *= scale;
+            };
+            const double speed = speed_along(ax, ay);
+            double dx = h * speed * ax, dy = h * speed * ay;
+            resolve(dx, dy);
+            if (unsticking) {
+                // Probe directions turned from e0 by 0, 30, ..., 180 degrees (side0 first) and keep the move
+                // with the most progress along e0 (+ 0.1 x its length: backing off opens room);
+                // deterministic.
+                double best = dx * ex + dy * ey + 0.1 * norm2(dx, dy);
+                for (int k = 0; k <= 6; ++k) {
+                    for (const double side : {side0, -side0}) {
+                        if ((k == 0 || k == 6) && side != side0) continue;
+                        const double ang = side * k * kPi / 6.0, c = std::cos(ang), s = std::sin(ang);
+                        const double ux = c * ex - s * ey, uy = s * ex + c * ey;
+                        const double sp = speed_along(ux, uy);
+                        if (!(sp > 0)) continue;
+                        double mx = h * sp * ux, my = h * sp * uy;
+                        resolve(mx, my);
+                        const double score = mx * ex + my * ey + 0.1 * norm2(mx, my);
+                        if (score > best + 1e-12) {
+                            best = score;
+                            dx = mx;
+                            dy = my;
+                        }
+                    }
+                }
+            }
+            qx = x + dx;
+            qy = y + dy;
+            vx = dx / h;
+            vy = dy / h;
+        }
+    }
+    pn[2 * i] = qx;
+    pn[2 * i + 1] = qy;
+    vn[2 * i] = vx;
+    vn[2 * i + 1] = vy;
+
+    // Exit: the centre entered an exit cell.
+    int iy = 0, ix = 0;
+    locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
+    const std::size_t cell = flat(l, iy, ix);
+    const int32_t ex_id = g_.exit_cells[cell];
+    int32_t* pending = pending_.get();
+    if (ex_id >= 0) {
+        state[i] = kCrowdEvacuated;
+        exit_index_.get()[i] = ex_id;
+        exit_time_.get()[i] = t + h;
+        stair_end_.get()[i] = 2;  // the next grid build copies the final state into both buffers
+        pending[i] = -1;
+        queue[i] = -1;
+        stuck = 0;
+        return;
+    }
+
+    // Stair entry request: in the zone of a stair end whose way (for this field) goes over the stair, heading
+    // to the end point.
+    int32_t req = -1;
+    if (stair_zone_[cell] && has_dir) {
+        const int f = field_.get()[i];
+        for (const int32_t k : stair_ends_[l]) {
+            if (!via_stair_[f][k]) continue;
+            const Stair& S = stairs_[k / 2];
+            const double* P = S.end[k % 2];
+            const double dxe = P[0] - qx, dye = P[1] - qy;
+            const double d = norm2(dxe, dye);
+            int ey2 = 0, ex2 = 0;
+            locate(P[0], P[1], l, ey2, ex2);
+            const bool own = ey2 == iy && ex2 == ix;
+            if (!(own || d <= S.zone)) continue;
+            if (!(own || d <= g_.cell_size || ex * dxe + ey * dye > 0)) continue;
+            req = k;
+            break;
+        }
+    }
+    pending[i] = req;
+    if (req >= 0) {
+        if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
+        ++requests;
+    } else {
+        queue[i] = -1;
+    }
+
+    // Stuck detection: the progress speed along the field's direction, averaged over stuck_window, stays
+    // below stuck_speed for stuck_time (jittering in place counts as stuck); if the agent is then deadlocked
+    // rather than queueing (see deadlocked), an unstick episode starts.
+    if (!has_dir) {
+        stuck = 0;
+        ema = static_cast<float>(v0);
+    } else {
+        const double progress = ((qx - x) * e0x + (qy - y) * e0y) / h;
+        ema += static_cast<float>(std::min(1.0, h / p_.stuck_window) * (progress - ema));
+        if (stuck >= 0) {
+            if (ema < p_.stuck_speed) {  // (the episodes-in-a-row count survives until progress resumes)
+                stuck += static_cast<float>(h);
+                if (stuck >= p_.stuck_time && !deadlocked(i, l, x, y, e0x, e0y, r, nb, nn)) {
+                    stuck = static_cast<float>(p_.stuck_time - 0.5);  // queueing: look again in 0.5 s
+                } else if (stuck >= p_.stuck_time) {
+                    stuck = static_cast<float>(-p_.unstick_time);
+                    uint32_t u = static_cast<uint32_t>(unstick_.get()[i]);
+                    u = (((u >> 16) + 1) << 16) | std::min<uint32_t>((u & 0xFFFFu) + 1, 0xFFFFu);
+                    unstick_.get()[i] = static_cast<int32_t>(u);
+                }
+            } else {
+                stuck = 0;
+                unstick_.get()[i] =
+                    static_cast<int32_t>(static_cast<uint32_t>(unstick_.get()[i]) & 0xFFFF0000u);
+            }
+        } else {
+            stuck += static_cast<float>(h);
+            if (stuck >= 0) stuck = 0;
+        }
+    }
+}
+
+template <CrowdModel M>
+void CrowdSim::substep(double t, double h) {
+    build_grid();
+    int64_t requests = 0;
+    const int64_t n = n_;
+#pragma omp parallel reduction(+ : requests)
+    {
+        Scratch& sc = scratch_[thread_num()];
+#pragma omp for schedule(dynamic, 256)
+        for (int64_t i = 0; i < n; ++i) update_agent<M>(i, t, h, sc, requests);
+    }
+    if (requests > 0) stair_phase(h);
+    std::swap(pos_[0], pos_[1]);
+    std::swap(vel_[0], vel_[1]);
+    ++substep_count_;
+}
+
+void CrowdSim::step(int64_t n) {
+    if (n < 0) throw std::invalid_argument("n must be >= 0, got " + std::to_string(n));
+    if (n == 0) return;
+    ensure_ready();
+    const double h = dt_ / nsub_;
+    for (int64_t s = 0; s < n; ++s) {
+        for (int k = 0; k < nsub_; ++k) {
+            const double t = static_cast<double>(step_count_) * dt_ + k * h;
+            if (model_ == CrowdModel::SocialForce) {
+                substep<CrowdModel::SocialForce>(t, h);
+            } else {
+                substep<CrowdModel::CollisionFreeSpeed>(t, h);
+            }
+        }
+        ++step_count_;
+    }
+}
+
+}  // namespace twin

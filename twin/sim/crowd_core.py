@@ -1,0 +1,318 @@
+"""The Python face of the C++ crowd core (``twin._core.CrowdSim``): thin, typed, documented shapes.
+
+One :meth:`CrowdSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over agents, results
+bitwise independent of the thread count). Two operational models:
+
+``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
+    ``m dv/dt = m (v0 e0 - v) / tau + sum_j [A exp((r_ij - d_ij) / B) w(phi) + k g(r_ij - d_ij)] n_ij
+    + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij + walls`` (same terms against the nearest points of the walls within
+    the cut-off), with the angular weight ``w(phi) = lambda + (1 - lambda)(1 + cos phi) / 2`` of Helbing & Molnár.
+    Semi-implicit Euler in ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m =
+    1500 s^-2`` and the friction need it); speed capped at ``speed_cap * v0``.
+
+``collision_free_speed`` (Tordeux, Chraibi & Seyfried 2016; JuPedSim's CollisionFreeSpeedModel)
+    ``e = normalise(e0 + sum_j a exp((l - s_ij) / D) n_ij + walls)``, ``speed = min(v0, max(0, (s - l) / T))`` with
+    ``s`` the spacing to the nearest agent ahead (within the strip of width ``l = r_i + r_j`` along ``e`` and within
+    ``cone_angle`` of it). No agent closes more than half of a gap per substep, so agents never overlap; discs never
+    move into walls, and walls deflect but never turn an agent back.
+
+Defaults (``default_params(model)``, meanings in ``param_docs(model)``):
+
+============================  ===================  =====================================================
+social_force                  collision_free_speed
+============================  ===================  =====================================================
+mass 80 kg                    time_gap 0.5 s       Helbing et al. 2000 / Tordeux et al. 2016 (see below)
+tau 0.5 s                     agent_strength 8     JuPedSim 1.4 CollisionFreeSpeedModel defaults for the
+agent_strength 2000 N         agent_range 0.1 m    neighbour and wall terms
+agent_range 0.08 m            wall_strength 5
+anisotropy 0.6                wall_range 0.02 m
+body_force 1.2e5 kg/s^2       cone_angle 90 deg    (pure strip, as Tordeux et al.)
+friction 2.4e5 kg/(m s)       max_substep 0.1 s
+wall_* as agent_*             unstick_shrink 0.1, unstick_shrink_max 0.5
+speed_cap 1.5, max_substep 0.01 s
+============================  ===================  =====================================================
+
+Calibration: with a body radius of 0.2 m, isotropic social forces (``anisotropy`` 1) give 3.3-4.0 P/s through a
+1 m door and the collision-free speed model's single-file ``T = 1 s`` gives 1.05 P/s, both outside the laboratory
+1.5-2.0 P/s; ``anisotropy = 0.6`` and ``time_gap = 0.5 s`` give 1.6-1.8 P/s for 150 and for 1000 agents.
+
+Shared by both models: navigation down the descent direction of each agent's distance field (bilinear across
+cells, never into a wall), WAITING agents (occupying space) until their start time, exits, stairs (entered in
+the zone around a stair end when the field's way goes over the stair; capacity ``length * width *
+stair_density``, FIFO queue; time on the stair ``length / stair speed``), and the hard guarantees: no agent centre
+leaves the walkable cells or crosses a wall, and deadlocks are resolved — an agent whose progress speed stays
+below ``stuck_speed`` for ``stuck_time`` while deadlocked (room ahead, or the agent ahead wants another way) gets
+an unstick episode (social force: its desired direction is turned aside, first to the right; collision-free speed:
+turned directions are probed for a free one, and it squeezes by ``unstick_shrink`` of its radius per episode in a
+row, so overlaps stay below ``unstick_shrink_max * radius`` and happen only in such episodes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from twin import _core
+from twin.typing import FloatArray, Int32Array, IntArray
+
+__all__ = [
+    "EVACUATED",
+    "MODELS",
+    "ON_STAIR",
+    "STATE_NAMES",
+    "WAITING",
+    "WALKING",
+    "CrowdSim",
+    "Model",
+    "default_params",
+    "param_docs",
+]
+
+logger = logging.getLogger(__name__)
+
+WAITING = 0
+"""State code: pre-movement (the agent stands, occupying space, until its start time)."""
+WALKING = 1
+"""State code: walking on a floor."""
+ON_STAIR = 2
+"""State code: on a stair (no interaction with floor agents)."""
+EVACUATED = 3
+"""State code: left through an exit (``exit_index``, ``exit_time`` recorded)."""
+STATE_NAMES = ("waiting", "walking", "on_stair", "evacuated")
+
+Model = Literal["social_force", "collision_free_speed"]
+MODELS: tuple[str, ...] = ("social_force", "collision_free_speed")
+
+
+def default_params(model: Model) -> dict[str, float]:
+    """Parameter names and default values of ``model`` (``ValueError`` for an unknown model)."""
+    return dict(_core.CrowdSim.default_params(model))
+
+
+def param_docs(model: Model) -> dict[str, str]:
+    """Parameter names and their meaning, unit and source."""
+    return dict(_core.CrowdSim.param_docs(model))
+
+
+def _per_agent(value: npt.ArrayLike, n: int, dtype: type) -> np.ndarray:
+    """A per-agent array: a scalar is repeated n times; arrays pass unchanged (the core checks their shape)."""
+    a = np.asarray(value)
+    if a.ndim == 0:
+        return np.full(n, a.item(), dtype=dtype)
+    return a
+
+
+class CrowdSim:
+    """Pedestrians on walkable rasters of several levels linked by stairs, stepped in C++.
+
+    Raster conventions follow ``twin.spatial.DistanceField``: all levels share ``(ny, nx)`` and ``cell_size``
+    ``h``; cell ``(iy, ix)`` of level ``l`` spans ``[x0 + ix*h, x0 + (ix+1)*h) x [y0 + iy*h, y0 + (iy+1)*h)`` with
+    ``(x0, y0) = origins[l]``. Local frame, metres, seconds.
+
+    Parameters
+    ----------
+    model : ``"social_force"`` or ``"collision_free_speed"``.
+    dt : step length, seconds, in (0, 1].
+    seed : scenario seed; the only source of randomness (counter-based hash of seed, agent id and counter).
+    walkable : (L, ny, nx) uint8 or bool, non-zero where people may stand (exits included).
+    cell_size : h, metres.
+    origins : (L, 2) float64, metres: lower-left corner of cell (0, 0) per level.
+    level_z : (L,) float64, metres: elevation of each level.
+    walls : (w, 4) float64, metres: segments ``x0, y0, x1, y1`` bounding the walkable area (not across exits).
+    wall_levels : (w,) int32 level of each wall.
+    exit_cells : (L, ny, nx) int32: -1, or the index of the exit whose region covers the cell.
+    stairs : (s, 8) float64 rows ``level_a, xa, ya, level_b, xb, yb, length_m, width_m`` (foot on level_a at
+        (xa, ya), head on level_b at (xb, yb)); None or (0, 8) for none. Both ends must lie in walkable cells.
+    params : model parameters by name (see :func:`default_params`); an unknown name raises ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Model,
+        dt: float,
+        seed: int,
+        walkable: npt.ArrayLike,
+        cell_size: float,
+        origins: npt.ArrayLike,
+        level_z: npt.ArrayLike,
+        walls: npt.ArrayLike,
+        wall_levels: npt.ArrayLike,
+        exit_cells: npt.ArrayLike,
+        stairs: npt.ArrayLike | None = None,
+        params: Mapping[str, float] | None = None,
+    ) -> None:
+        self._core = _core.CrowdSim(
+            model=model,
+            dt=float(dt),
+            seed=int(seed),
+            walkable=walkable,
+            cell_size=float(cell_size),
+            origins=origins,
+            level_z=level_z,
+            walls=walls,
+            wall_levels=wall_levels,
+            exit_cells=exit_cells,
+            stairs=np.zeros((0, 8)) if stairs is None else stairs,
+            params=dict(params or {}),
+        )
+        logger.debug("CrowdSim %s dt=%g substeps=%d", model, dt, self._core.substeps)
+
+    # --- set-up ------------------------------------------------------------------------------------------------
+
+    def set_fields(self, fields: Sequence[FloatArray]) -> None:
+        """Replace the navigation fields: each (L, ny, nx) float64 distance (metres, or seconds), ``inf`` where
+        unreachable. Agents walk down their field (``field`` index). Descent directions are computed here."""
+        self._core.set_fields(list(fields))
+
+    def add_agents(
+        self,
+        positions: FloatArray,
+        levels: npt.ArrayLike = 0,
+        desired_speed: npt.ArrayLike = 1.34,
+        radius: npt.ArrayLike = 0.2,
+        start_time: npt.ArrayLike = 0.0,
+        field: npt.ArrayLike = 0,
+        stair_up_speed: npt.ArrayLike = 0.675,
+        stair_down_speed: npt.ArrayLike = 0.8,
+    ) -> IntArray:
+        """Add n agents; returns their ids (n,) int64, consecutive from the current count.
+
+        positions : (n, 2) float64, metres; each must lie in a walkable cell of its level (``ValueError`` names
+            the first agent index that does not).
+        levels : (n,) int level of each agent. desired_speed : (n,) m/s, in (0, 10]. radius : (n,) m, in (0, 2].
+        start_time : (n,) s, absolute simulated time at which the agent starts moving (WAITING until then).
+        field : (n,) int index into the fields of :meth:`set_fields` (call it first).
+        stair_up_speed, stair_down_speed : (n,) m/s along the stair's slope (defaults: RiMEA 13's 0.675 m/s up,
+            0.8 m/s down, within the handbook ranges 0.55-0.80 up and 0.60-1.01 down).
+        Scalars are broadcast to all n agents.
+        """
+        pos = np.asarray(positions, dtype=np.float64)
+        n = pos.shape[0] if pos.ndim == 2 else 0
+        return self._core.add_agents(
+            pos,
+            _per_agent(levels, n, np.int32),
+            _per_agent(desired_speed, n, np.float64),
+            _per_agent(radius, n, np.float64),
+            _per_agent(start_time, n, np.float64),
+            _per_agent(field, n, np.int32),
+            _per_agent(stair_up_speed, n, np.float64),
+            _per_agent(stair_down_speed, n, np.float64),
+        )
+
+    def set_field_of(self, ids: IntArray, field: npt.ArrayLike) -> None:
+        """Re-route agents (exit choice): agent ``ids[k]`` follows field ``field[k]`` (a scalar applies to all)."""
+        ids = np.asarray(ids)
+        self._core.set_field_of(ids, _per_agent(field, ids.size, np.int32))
+
+    def step(self, n: int = 1) -> None:
+        """Advance ``n`` steps of ``dt`` in C++."""
+        self._core.step(int(n))
+
+    # --- state (read-only views of the core's memory; take them again after each step) ------------------------
+
+    @property
+    def model(self) -> str:
+        return str(self._core.model)
+
+    @property
+    def params(self) -> dict[str, float]:
+        """All parameters of the model as used (defaults with the given overrides)."""
+        return dict(self._core.params)
+
+    @property
+    def dt(self) -> float:
+        """Step length, seconds."""
+        return float(self._core.dt)
+
+    @property
+    def substeps(self) -> int:
+        """Substeps per step (``ceil(dt / max_substep)``)."""
+        return int(self._core.substeps)
+
+    @property
+    def time(self) -> float:
+        """Simulated time, seconds (``step_count * dt``)."""
+        return float(self._core.time)
+
+    @property
+    def step_count(self) -> int:
+        return int(self._core.step_count)
+
+    @property
+    def n_agents(self) -> int:
+        """Agents ever added (evacuated agents keep their ids and rows)."""
+        return int(self._core.n_agents)
+
+    @property
+    def stair_capacity(self) -> IntArray:
+        """(s,) int64: agents a stair holds at once."""
+        return self._core.stair_capacity
+
+    @property
+    def positions(self) -> FloatArray:
+        """(n, 2) float64, metres (on a stair: along the stair line; evacuated: where the exit was reached)."""
+        return self._core.positions
+
+    @property
+    def velocities(self) -> FloatArray:
+        """(n, 2) float64, m/s: horizontal velocity over the last substep."""
+        return self._core.velocities
+
+    @property
+    def levels(self) -> Int32Array:
+        """(n,) int32 level (on a stair: the level it was entered from)."""
+        return self._core.levels
+
+    @property
+    def z(self) -> FloatArray:
+        """(n,) float64, metres: level elevation, interpolated along stairs."""
+        return self._core.z
+
+    @property
+    def state(self) -> npt.NDArray[np.int8]:
+        """(n,) int8 state codes: WAITING 0, WALKING 1, ON_STAIR 2, EVACUATED 3."""
+        return self._core.state
+
+    @property
+    def field(self) -> Int32Array:
+        """(n,) int32 navigation field of each agent."""
+        return self._core.field
+
+    @property
+    def exit_index(self) -> Int32Array:
+        """(n,) int32 exit through which the agent left, -1 until evacuated."""
+        return self._core.exit_index
+
+    @property
+    def exit_time(self) -> FloatArray:
+        """(n,) float64 seconds at which the agent left, NaN until evacuated."""
+        return self._core.exit_time
+
+    @property
+    def stair_index(self) -> Int32Array:
+        """(n,) int32 stair the agent is on, -1 otherwise."""
+        return self._core.stair_index
+
+    @property
+    def desired_speed(self) -> npt.NDArray[np.float32]:
+        """(n,) float32 desired walking speed, m/s."""
+        return self._core.desired_speed
+
+    @property
+    def radius(self) -> npt.NDArray[np.float32]:
+        """(n,) float32 body radius, metres."""
+        return self._core.radius
+
+    def counts(self) -> dict[str, int]:
+        """Agents per state: ``waiting``, ``walking``, ``on_stair``, ``evacuated``."""
+        return {k: int(v) for k, v in self._core.counts().items()}
+
+    @staticmethod
+    def state_bytes_per_agent() -> float:
+        """Bytes of simulation state per agent (all columns, double buffers, neighbour index)."""
+        return float(_core.CrowdSim.state_bytes_per_agent)
