@@ -33,12 +33,16 @@ std::vector<CrowdParam> with_shared(std::vector<CrowdParam> own) {
          "interactions are ignored beyond contact + range_cutoff * range (exp(-8) = 3e-4 of the contact "
          "value)"},
         {"stuck_time", 3.0,
-         "s: an agent whose progress speed stays below stuck_speed this long is stuck and an unstick episode "
-         "starts (deadlock resolution)"},
-        {"stuck_speed", 0.05,
-         "m/s: averaged progress speed (along the field's direction) below which an agent "
-         "is not moving"},
-        {"stuck_window", 1.0, "s: time constant of the moving average of the progress speed"},
+         "s: an agent whose averaged progress speed is below stuck_speed this long (time above it counts "
+         "back) "
+         "is stuck; if it is deadlocked rather than queueing, an unstick episode starts"},
+        {"stuck_speed", 0.15,
+         "m/s: averaged progress speed (along the field's direction) below which an agent is not getting "
+         "anywhere "
+         "(above the jitter of two agents pushing against each other; slow queues are told apart by the "
+         "deadlock "
+         "test)"},
+        {"stuck_window", 2.0, "s: time constant of the moving average of the progress speed"},
         {"unstick_time", 2.0,
          "s: length of an unstick episode (social force: the desired direction is turned aside; "
          "collision-free "

@@ -391,9 +391,10 @@ void CrowdSim::build_grid() {
 
 // A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
 // ahead along its field direction (an arch or lock holds it, e.g. at door jambs), or if the nearest agent
-// ahead of it wants to go a way more than 60 degrees off its own (head-on or crossing, which lock each other
-// at door jambs); an agent in a queue has neither. Reads only the previous state: thread-independent.
-bool CrowdSim::deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r,
+// ahead of it is still waiting or wants to go a way more than 60 degrees off its own (head-on or crossing,
+// which lock each other at door jambs); an agent in a queue has neither. Reads only the previous state:
+// thread-independent.
+bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
                           const double* nb, std::size_t nn) const {
     const double qx = x + 2.0 * r * ex, qy = y + 2.0 * r * ey;
     int qy_cell = 0, qx_cell = 0;
@@ -422,6 +423,9 @@ bool CrowdSim::deadlocked(int64_t i, int l, double x, double y, double ex, doubl
     }
     if (blocker < 0) return false;
     (void)i;
+    // A blocker that is still waiting (pre-movement) is an obstacle to walk round. (Its start time, not its
+    // state, is read: the state may change in this same substep on another thread.)
+    if (t + 1e-9 < static_cast<double>(start_time_[blocker])) return true;
     const double* po = pos_[0].data();
     double bx, by;
     nav_direction(field_[blocker], l, po[2 * blocker], po[2 * blocker + 1], bx, by);
@@ -506,8 +510,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     if (unsticking && episode > 1 &&
         uniform01(seed_, static_cast<uint64_t>(id_of_[i]), 2 * episode + 1) >= 0.5)
         side0 = 1.0;
-    if constexpr (M == CrowdModel::SocialForce) {
-        if (unsticking) {
+    // First episode in a row (both models): the desired direction turns aside. Later episodes of the
+    // collision- free speed model: probes and squeezing (below).
+    const bool turn = unsticking && (M == CrowdModel::SocialForce || in_a_row <= 1);
+    const bool probe = unsticking && M == CrowdModel::CollisionFreeSpeed && in_a_row > 1;
+    {
+        if (turn) {
             const double mag =
                 p_.unstick_angle *
                 (0.75 + 0.5 * uniform01(seed_, static_cast<uint64_t>(id_of_[i]), 2 * episode)) * kPi / 180.0;
@@ -706,7 +714,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             const double speed = speed_along(ax, ay);
             double dx = h * speed * ax, dy = h * speed * ay;
             resolve(dx, dy);
-            if (unsticking) {
+            if (probe) {
                 // Probe directions turned from e0 by 0, 30, ..., 180 degrees (side0 first) and keep the move
                 // with the most progress along e0 (+ 0.1 x its length: backing off opens room);
                 // deterministic.
@@ -801,7 +809,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         if (stuck >= 0) {
             if (ema < p_.stuck_speed) {  // (the episodes-in-a-row count survives until progress resumes)
                 stuck += static_cast<float>(step);
-                if (stuck >= p_.stuck_time && !deadlocked(i, l, x, y, e0x, e0y, r, nb, nn)) {
+                if (stuck >= p_.stuck_time && !deadlocked(i, t, l, x, y, e0x, e0y, r, nb, nn)) {
                     stuck = static_cast<float>(p_.stuck_time - 0.5);  // queueing: look again in 0.5 s
                 } else if (stuck >= p_.stuck_time) {
                     stuck = static_cast<float>(-p_.unstick_time);
@@ -809,9 +817,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
                     u = (((u >> 16) + 1) << 16) | std::min<uint32_t>((u & 0xFFFFu) + 1, 0xFFFFu);
                     unstick_[i] = static_cast<int32_t>(u);
                 }
-            } else {
-                stuck = 0;
-                unstick_[i] = static_cast<int32_t>(static_cast<uint32_t>(unstick_[i]) & 0xFFFF0000u);
+            } else {  // progressing: the stuck time decays (jitter around a deadlock does not reset it)
+                stuck = std::max(0.0f, static_cast<float>(stuck - step));
+                if (stuck == 0)
+                    unstick_[i] = static_cast<int32_t>(static_cast<uint32_t>(unstick_[i]) & 0xFFFF0000u);
             }
         } else {
             stuck += static_cast<float>(step);

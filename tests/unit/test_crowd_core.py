@@ -511,6 +511,35 @@ def test_rimea5_waiting_agents_start_at_their_time(model):
     assert (first_move <= start + 0.5).all(), first_move - start
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_waiting_agents_occupy_space(model):
+    space = make_space([shapely.box(0, 0, 12, 2)], [(0, shapely.box(11.6, 0, 12, 2))])
+    sim = make_sim(model, space)
+    sim.add_agents(np.array([[6.0, 1.0], [1.0, 1.0]]), 0, 1.3, 0.2, np.array([1000.0, 0.0]))
+    closest = np.inf
+    while sim.counts()["evacuated"] == 0 and sim.time < 30:
+        sim.step(1)
+        closest = min(closest, np.hypot(*(sim.positions[1] - sim.positions[0])))
+    assert sim.state.tolist() == [WAITING, EVACUATED]  # the walker went round the waiting agent
+    assert sim.positions[0].tolist() == [6.0, 1.0]  # which never moved
+    # (CFS: the walker, stuck behind the waiting agent, squeezes by at most unstick_shrink x radius.)
+    assert closest >= (0.4 - 0.1 * 0.2 - 1e-9 if model == "collision_free_speed" else 0.38)
+
+
+def test_set_field_of_reroutes():
+    space = make_space(
+        [shapely.box(0, 0, 10, 2)], [(0, shapely.box(0, 0, 0.4, 2)), (0, shapely.box(9.6, 0, 10, 2))]
+    )
+    sim = make_sim("social_force", space, fields=[exit_field(space, [0]), exit_field(space, [1])])
+    sim.add_agents(np.array([[5.0, 1.0], [5.0, 0.5]]), 0, 1.3, 0.2, 0.0, 0)
+    sim.step(20)
+    assert (sim.positions[:, 0] < 5.0).all()  # both head for exit 0
+    sim.set_field_of(np.array([1]), 1)
+    sim.step(300)
+    assert sim.exit_index.tolist() == [0, 1]
+    assert sim.field.tolist() == [0, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Errors at the boundary name the argument; memory per agent.
 

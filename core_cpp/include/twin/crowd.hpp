@@ -167,8 +167,8 @@ class CrowdSim {
     template <CrowdModel M>
     void update_agent(int64_t i, double t, double h, bool fresh, bool last, Scratch& sc, int64_t& requests);
     void stair_phase(bool entries);
-    bool deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r, const double* nb,
-                    std::size_t nn) const;
+    bool deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
+                    const double* nb, std::size_t nn) const;
     void build_grid();
     void ensure_wall_bins(double radius);
     void ensure_ready();
