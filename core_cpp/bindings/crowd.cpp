@@ -88,18 +88,14 @@ void require_shape3(const py::array& a, const char* name, const char* dtype, py:
     }
 }
 
-// A read-only numpy view of a crowd column; the view keeps the column's memory alive.
+// One per-agent array in id order as a new read-only numpy array (the core stores agents in a spatially
+// sorted order, so the array is gathered: a copy of the state at the time of the call).
 template <typename T>
-py::array column_view(const twin::CrowdColumn<T>& col, int64_t n) {
-    std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(n)};
-    if (col.width > 1) shape.push_back(col.width);
-    if (n == 0 || !col.data) {
-        py::array_t<T> empty(shape);
-        return std::move(empty);
-    }
-    auto* keep = new std::shared_ptr<T[]>(col.data);
-    py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<T[]>*>(p); });
-    py::array_t<T> a(shape, col.get(), base);
+py::array agent_array(const twin::CrowdSim& s, twin::CrowdArray what, int width = 1) {
+    std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(s.n_agents())};
+    if (width > 1) shape.push_back(width);
+    py::array_t<T> a(shape);
+    s.read(what, a.mutable_data());
     py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
     return std::move(a);
 }
@@ -269,8 +265,8 @@ void bind_crowd(py::module_& m) {
         .def(
             "step",
             [](CrowdSim& s, int64_t n) {
-                // Safe: the step touches only memory owned by the simulation; numpy views of its columns stay
-                // valid (shared ownership) and are only read by Python.
+                // Safe: the step touches only memory owned by the simulation (Python holds copies of its
+                // arrays).
                 py::gil_scoped_release release;
                 s.step(n);
             },
@@ -298,27 +294,33 @@ void bind_crowd(py::module_& m) {
                                })
         .def_property_readonly_static("state_bytes_per_agent",
                                       [](const py::object&) { return CrowdSim::state_bytes_per_agent(); })
-        .def_property_readonly("positions",
-                               [](const CrowdSim& s) { return column_view(s.positions(), s.n_agents()); })
-        .def_property_readonly("velocities",
-                               [](const CrowdSim& s) { return column_view(s.velocities(), s.n_agents()); })
-        .def_property_readonly("levels",
-                               [](const CrowdSim& s) { return column_view(s.agent_levels(), s.n_agents()); })
-        .def_property_readonly("z", [](const CrowdSim& s) { return column_view(s.z(), s.n_agents()); })
-        .def_property_readonly("state",
-                               [](const CrowdSim& s) { return column_view(s.state(), s.n_agents()); })
-        .def_property_readonly("field",
-                               [](const CrowdSim& s) { return column_view(s.field(), s.n_agents()); })
-        .def_property_readonly("exit_index",
-                               [](const CrowdSim& s) { return column_view(s.exit_index(), s.n_agents()); })
-        .def_property_readonly("exit_time",
-                               [](const CrowdSim& s) { return column_view(s.exit_time(), s.n_agents()); })
-        .def_property_readonly("stair_index",
-                               [](const CrowdSim& s) { return column_view(s.stair_index(), s.n_agents()); })
-        .def_property_readonly("desired_speed",
-                               [](const CrowdSim& s) { return column_view(s.desired_speed(), s.n_agents()); })
-        .def_property_readonly("radius",
-                               [](const CrowdSim& s) { return column_view(s.radius(), s.n_agents()); })
+        .def_property_readonly(
+            "positions",
+            [](const CrowdSim& s) { return agent_array<double>(s, twin::CrowdArray::Positions, 2); })
+        .def_property_readonly(
+            "velocities",
+            [](const CrowdSim& s) { return agent_array<double>(s, twin::CrowdArray::Velocities, 2); })
+        .def_property_readonly(
+            "levels", [](const CrowdSim& s) { return agent_array<int32_t>(s, twin::CrowdArray::Levels); })
+        .def_property_readonly("z",
+                               [](const CrowdSim& s) { return agent_array<double>(s, twin::CrowdArray::Z); })
+        .def_property_readonly(
+            "state", [](const CrowdSim& s) { return agent_array<int8_t>(s, twin::CrowdArray::State); })
+        .def_property_readonly(
+            "field", [](const CrowdSim& s) { return agent_array<int32_t>(s, twin::CrowdArray::Field); })
+        .def_property_readonly(
+            "exit_index",
+            [](const CrowdSim& s) { return agent_array<int32_t>(s, twin::CrowdArray::ExitIndex); })
+        .def_property_readonly(
+            "exit_time", [](const CrowdSim& s) { return agent_array<double>(s, twin::CrowdArray::ExitTime); })
+        .def_property_readonly(
+            "stair_index",
+            [](const CrowdSim& s) { return agent_array<int32_t>(s, twin::CrowdArray::StairIndex); })
+        .def_property_readonly(
+            "desired_speed",
+            [](const CrowdSim& s) { return agent_array<float>(s, twin::CrowdArray::DesiredSpeed); })
+        .def_property_readonly(
+            "radius", [](const CrowdSim& s) { return agent_array<float>(s, twin::CrowdArray::Radius); })
         .def("counts", [](const CrowdSim& s) {
             int64_t c[4];
             s.counts(c);

@@ -33,12 +33,16 @@ std::vector<CrowdParam> with_shared(std::vector<CrowdParam> own) {
          "interactions are ignored beyond contact + range_cutoff * range (exp(-8) = 3e-4 of the contact "
          "value)"},
         {"stuck_time", 3.0,
-         "s: an agent whose progress speed stays below stuck_speed this long is stuck and an unstick episode "
-         "starts (deadlock resolution)"},
-        {"stuck_speed", 0.05,
-         "m/s: averaged progress speed (along the field's direction) below which an agent "
-         "is not moving"},
-        {"stuck_window", 1.0, "s: time constant of the moving average of the progress speed"},
+         "s: an agent whose averaged progress speed is below stuck_speed this long (time above it counts "
+         "back) "
+         "is stuck; if it is deadlocked rather than queueing, an unstick episode starts"},
+        {"stuck_speed", 0.15,
+         "m/s: averaged progress speed (along the field's direction) below which an agent is not getting "
+         "anywhere "
+         "(above the jitter of two agents pushing against each other; slow queues are told apart by the "
+         "deadlock "
+         "test)"},
+        {"stuck_window", 2.0, "s: time constant of the moving average of the progress speed"},
         {"unstick_time", 2.0,
          "s: length of an unstick episode (social force: the desired direction is turned aside; "
          "collision-free "
@@ -143,17 +147,6 @@ bool must_be_positive(const std::string& name) {
 
 }  // namespace
 
-template <typename T>
-void CrowdColumn<T>::reserve(int64_t used, int64_t capacity) {
-    std::shared_ptr<T[]> fresh(new T[static_cast<size_t>(std::max<int64_t>(capacity, 1) * width)]);
-    if (data && used > 0) std::memcpy(fresh.get(), data.get(), sizeof(T) * static_cast<size_t>(used * width));
-    data = std::move(fresh);
-}
-template struct CrowdColumn<double>;
-template struct CrowdColumn<float>;
-template struct CrowdColumn<int32_t>;
-template struct CrowdColumn<int8_t>;
-
 CrowdModel crowd_model_from_name(const std::string& name) {
     if (name == "social_force") return CrowdModel::SocialForce;
     if (name == "collision_free_speed") return CrowdModel::CollisionFreeSpeed;
@@ -169,10 +162,11 @@ const std::vector<CrowdParam>& crowd_default_params(CrowdModel model) {
 }
 
 double CrowdSim::state_bytes_per_agent() {
-    // Columns: pos, vel (double buffered, 2 x 2 x 2 doubles), z, exit_time, start_time (doubles), 7 int32,
-    // 2 int8, 8 float; neighbour index: level-shifted points (2 doubles) and NeighborGrid's sorted copy
-    // (2 doubles, an int64 id and a uint32 key per point).
-    return 2 * 16 + 2 * 16 + 3 * 8 + 7 * 4 + 2 * 1 + 8 * 4 + 16 + (16 + 8 + 4);
+    // Columns: pos and vel, double buffered (4 x 2 doubles); exit_time (double); z, start_time and 8 more
+    // floats; 8 int32 (level, field, exit_index, stair_index, queue_since, unstick, id_of, slot_of); 3 int16
+    // (pending, dir x 2); 2 int8. Neighbour index: level-shifted points (2 doubles, also the reorder scratch)
+    // and NeighborGrid's sorted copy (2 doubles, an int64 id and a uint32 key per point).
+    return 4 * 16 + 8 + 10 * 4 + 8 * 4 + 3 * 2 + 2 * 1 + 16 + (16 + 8 + 4);
 }
 
 CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geometry,
@@ -244,16 +238,18 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
         throw std::invalid_argument("exit_cells must have the shape of walkable " +
                                     cell_str(L, g_.ny, g_.nx));
     }
+    cell_info_.assign(cells, 0);
     for (std::size_t c = 0; c < cells; ++c) {
         const int32_t e = g_.exit_cells[c];
-        if (e < -1 || (e >= 0 && !g_.walkable[c])) {
+        if (e < -1 || e >= 16383 || (e >= 0 && !g_.walkable[c])) {
             const int ix = static_cast<int>(c % g_.nx), iy = static_cast<int>((c / g_.nx) % g_.ny),
                       l = static_cast<int>(c / (static_cast<std::size_t>(g_.nx) * g_.ny));
             throw std::invalid_argument(
                 "exit_cells" + cell_str(l, iy, ix) + " = " + std::to_string(e) +
-                (e < -1 ? " must be -1 or an exit index >= 0"
-                        : " marks an exit in a non-walkable cell (exits must be walkable)"));
+                (e < -1 || e >= 16383 ? " must be -1 or an exit index in [0, 16383)"
+                                      : " marks an exit in a non-walkable cell (exits must be walkable)"));
         }
+        cell_info_[c] = static_cast<uint16_t>((g_.walkable[c] ? kWalkBit : 0) | ((e + 1) << 2));
     }
 
     // Walls.
@@ -284,7 +280,6 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
     const int64_t ns = static_cast<int64_t>(g_.stairs.size() / 8);
     if (g_.stairs.size() != static_cast<std::size_t>(8 * ns))
         throw std::invalid_argument("stairs must be (s, 8)");
-    stair_zone_.assign(cells, 0);
     stair_ends_.assign(L, {});
     for (int64_t s = 0; s < ns; ++s) {
         const double* r = g_.stairs.data() + 8 * s;
@@ -345,7 +340,7 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
                     const double cx = std::clamp(st.end[e][0], x0 + ix * h, x0 + (ix + 1) * h);
                     const double cy = std::clamp(st.end[e][1], y0 + iy * h, y0 + (iy + 1) * h);
                     if (std::hypot(cx - st.end[e][0], cy - st.end[e][1]) <= st.zone)
-                        stair_zone_[flat(l, iy, ix)] = 1;
+                        cell_info_[flat(l, iy, ix)] |= kZoneBit;
                 }
             }
         }
@@ -355,21 +350,108 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
 
 CrowdSim::~CrowdSim() = default;
 
-void CrowdSim::grow(int64_t capacity) {
-    if (capacity <= capacity_) return;
-    capacity = std::max(capacity, capacity_ + capacity_ / 2);
+void CrowdSim::grow(int64_t n) {
+    const auto m = static_cast<std::size_t>(n);
     for (int b = 0; b < 2; ++b) {
-        pos_[b].width = vel_[b].width = 2;
-        pos_[b].reserve(n_, capacity);
-        vel_[b].reserve(n_, capacity);
+        pos_[b].resize(2 * m);
+        vel_[b].resize(2 * m);
     }
-    for (auto* c : {&z_, &exit_time_, &start_time_}) c->reserve(n_, capacity);
-    for (auto* c : {&level_, &field_, &exit_index_, &stair_index_, &pending_, &queue_since_, &unstick_})
-        c->reserve(n_, capacity);
-    for (auto* c : {&state_, &stair_end_}) c->reserve(n_, capacity);
-    for (auto* c : {&v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
-        c->reserve(n_, capacity);
-    capacity_ = capacity;
+    dir_.resize(2 * m);
+    exit_time_.resize(m);
+    for (auto* v :
+         {&z_, &start_time_, &v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
+        v->resize(m);
+    for (auto* v :
+         {&level_, &field_, &exit_index_, &stair_index_, &queue_since_, &unstick_, &id_of_, &slot_of_})
+        v->resize(m);
+    pending_.resize(m);
+    state_.resize(m);
+    stair_end_.resize(m);
+}
+
+namespace {
+
+// col[k] = old col[order[k]] for rows of `width` values.
+template <typename T>
+void permute(std::vector<T>& col, int width, const int64_t* order, int64_t n, std::vector<double>& scratch) {
+    const std::size_t row = sizeof(T) * static_cast<std::size_t>(width);
+    scratch.resize((row * static_cast<std::size_t>(n) + sizeof(double) - 1) / sizeof(double));
+    T* tmp = reinterpret_cast<T*>(scratch.data());
+    for (int64_t k = 0; k < n; ++k) std::memcpy(tmp + k * width, col.data() + order[k] * width, row);
+    std::memcpy(col.data(), tmp, row * static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+// Re-sorts the agents' slots by grid cell (the grid's storage order). Call with the grid built over the
+// current slots. Only the memory layout changes: every agent keeps its id and its state.
+void CrowdSim::reorder() {
+    const int64_t n = n_;
+    if (n == 0 || grid_.size() != n) return;
+    const int64_t* order = grid_.sorted_ids();
+    std::vector<double>& s =
+        grid_pts_;  // stale now, rebuilt before its next use: the scratch (16 bytes/agent)
+    for (int b = 0; b < 2; ++b) {
+        permute(pos_[b], 2, order, n, s);
+        permute(vel_[b], 2, order, n, s);
+    }
+    permute(dir_, 2, order, n, s);
+    permute(exit_time_, 1, order, n, s);
+    for (auto* v :
+         {&z_, &start_time_, &v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
+        permute(*v, 1, order, n, s);
+    for (auto* v : {&level_, &field_, &exit_index_, &stair_index_, &queue_since_, &unstick_, &id_of_})
+        permute(*v, 1, order, n, s);
+    permute(pending_, 1, order, n, s);
+    permute(state_, 1, order, n, s);
+    permute(stair_end_, 1, order, n, s);
+    for (int64_t k = 0; k < n; ++k) slot_of_[id_of_[k]] = static_cast<int32_t>(k);
+    grid_.rebuild(nullptr, 0);  // it indexed the old slots: rebuilt before it is used again
+}
+
+void CrowdSim::read(CrowdArray what, void* out) const {
+    const int64_t n = n_;
+    auto gather = [&](const auto& col, int width, auto* dst) {
+        for (int64_t id = 0; id < n; ++id) {
+            const int64_t s = slot_of_[id];
+            for (int a = 0; a < width; ++a) dst[id * width + a] = col[s * width + a];
+        }
+    };
+    switch (what) {
+        case CrowdArray::Positions:
+            gather(pos_[0], 2, static_cast<double*>(out));
+            break;
+        case CrowdArray::Velocities:
+            gather(vel_[0], 2, static_cast<double*>(out));
+            break;
+        case CrowdArray::Levels:
+            gather(level_, 1, static_cast<int32_t*>(out));
+            break;
+        case CrowdArray::Z:
+            gather(z_, 1, static_cast<double*>(out));
+            break;
+        case CrowdArray::State:
+            gather(state_, 1, static_cast<int8_t*>(out));
+            break;
+        case CrowdArray::Field:
+            gather(field_, 1, static_cast<int32_t*>(out));
+            break;
+        case CrowdArray::ExitIndex:
+            gather(exit_index_, 1, static_cast<int32_t*>(out));
+            break;
+        case CrowdArray::ExitTime:
+            gather(exit_time_, 1, static_cast<double*>(out));
+            break;
+        case CrowdArray::StairIndex:
+            gather(stair_index_, 1, static_cast<int32_t*>(out));
+            break;
+        case CrowdArray::DesiredSpeed:
+            gather(v0_, 1, static_cast<float*>(out));
+            break;
+        case CrowdArray::Radius:
+            gather(radius_, 1, static_cast<float*>(out));
+            break;
+    }
 }
 
 int64_t CrowdSim::add_agents(int64_t n, const double* positions, const int32_t* levels,
@@ -425,35 +507,39 @@ int64_t CrowdSim::add_agents(int64_t n, const double* positions, const int32_t* 
     }
     const int64_t first = n_;
     grow(n_ + n);
+    reorder_pending_ = true;
     for (int64_t k = 0; k < n; ++k) {
-        const int64_t i = n_ + k;
+        const int64_t i = n_ + k;  // new agents take the next slots; their ids equal those slots
+        id_of_[i] = static_cast<int32_t>(i);
+        slot_of_[i] = static_cast<int32_t>(i);
         for (int b = 0; b < 2; ++b) {
-            pos_[b].get()[2 * i] = positions[2 * k];
-            pos_[b].get()[2 * i + 1] = positions[2 * k + 1];
-            vel_[b].get()[2 * i] = vel_[b].get()[2 * i + 1] = 0.0;
+            pos_[b][2 * i] = positions[2 * k];
+            pos_[b][2 * i + 1] = positions[2 * k + 1];
+            vel_[b][2 * i] = vel_[b][2 * i + 1] = 0.0;
         }
-        level_.get()[i] = levels[k];
-        z_.get()[i] = g_.level_z[levels[k]];
-        state_.get()[i] = kCrowdWaiting;
-        field_.get()[i] = field[k];
-        exit_index_.get()[i] = -1;
-        exit_time_.get()[i] = std::numeric_limits<double>::quiet_NaN();
-        stair_index_.get()[i] = -1;
-        start_time_.get()[i] = start_time[k];
-        v0_.get()[i] = static_cast<float>(desired_speed[k]);
-        radius_.get()[i] = static_cast<float>(radius[k]);
-        up_.get()[i] = static_cast<float>(stair_up_speed[k]);
-        down_.get()[i] = static_cast<float>(stair_down_speed[k]);
-        stair_s_.get()[i] = 0.0f;
-        stair_off_.get()[i] = 0.0f;
-        stuck_.get()[i] = 0.0f;
-        progress_.get()[i] = v0_.get()[i];
-        pending_.get()[i] = -1;
-        queue_since_.get()[i] = -1;
-        unstick_.get()[i] = 0;
-        stair_end_.get()[i] = -1;
-        max_radius_ = std::max(max_radius_, radius_.get()[i]);
-        max_v0_ = std::max(max_v0_, v0_.get()[i]);
+        level_[i] = levels[k];
+        z_[i] = static_cast<float>(g_.level_z[levels[k]]);
+        state_[i] = kCrowdWaiting;
+        field_[i] = field[k];
+        exit_index_[i] = -1;
+        exit_time_[i] = std::numeric_limits<double>::quiet_NaN();
+        stair_index_[i] = -1;
+        start_time_[i] = static_cast<float>(start_time[k]);
+        v0_[i] = static_cast<float>(desired_speed[k]);
+        radius_[i] = static_cast<float>(radius[k]);
+        up_[i] = static_cast<float>(stair_up_speed[k]);
+        down_[i] = static_cast<float>(stair_down_speed[k]);
+        stair_s_[i] = 0.0f;
+        stair_off_[i] = 0.0f;
+        stuck_[i] = 0.0f;
+        progress_[i] = v0_[i];
+        pending_[i] = -1;
+        queue_since_[i] = -1;
+        unstick_[i] = 0;
+        stair_end_[i] = -1;
+        dir_[2 * i] = dir_[2 * i + 1] = INT16_MIN;
+        max_radius_ = std::max(max_radius_, radius_[i]);
+        max_v0_ = std::max(max_v0_, v0_[i]);
     }
     n_ += n;
     return first;
@@ -470,15 +556,19 @@ void CrowdSim::set_field_of(int64_t k, const int64_t* ids, const int32_t* field)
                                         " is not a field index in [0, " + std::to_string(n_fields()) + ")");
         }
     }
-    for (int64_t q = 0; q < k; ++q) field_.get()[ids[q]] = field[q];
+    for (int64_t q = 0; q < k; ++q) {
+        const int64_t s = slot_of_[ids[q]];
+        field_[s] = field[q];
+        dir_[2 * s] = INT16_MIN;  // re-sampled at the next substep
+    }
 }
 
 void CrowdSim::set_fields(const std::vector<const double*>& fields) {
     const int nf = static_cast<int>(fields.size());
     for (int64_t i = 0; i < n_; ++i) {
-        if (field_.get()[i] >= nf) {
-            throw std::invalid_argument("agent " + std::to_string(i) + " follows field " +
-                                        std::to_string(field_.get()[i]) + " but only " + std::to_string(nf) +
+        if (field_[i] >= nf) {
+            throw std::invalid_argument("agent " + std::to_string(id_of_[i]) + " follows field " +
+                                        std::to_string(field_[i]) + " but only " + std::to_string(nf) +
                                         " fields were given");
         }
     }
@@ -494,13 +584,14 @@ void CrowdSim::set_fields(const std::vector<const double*>& fields) {
             }
         }
     }
-    std::vector<std::vector<float>> dirs(nf);
+    std::vector<std::vector<int16_t>> dirs(nf);
     std::vector<std::vector<uint8_t>> via(nf);
     std::vector<double> grad(2 * cells);
     for (int f = 0; f < nf; ++f) {
         nav_.gradient(fields[f], grad.data());
         dirs[f].resize(2 * cells);
-        for (std::size_t c = 0; c < 2 * cells; ++c) dirs[f][c] = static_cast<float>(grad[c]);
+        for (std::size_t c = 0; c < 2 * cells; ++c)
+            dirs[f][c] = static_cast<int16_t>(std::lround(grad[c] * 32767.0));
         // The way from a stair end goes over the stair if the end's cell is a local minimum of the field on
         // its level (no descent direction: it is reached through the stair) and the other end is lower.
         via[f].assign(2 * stairs_.size(), 0);
@@ -520,46 +611,45 @@ void CrowdSim::set_fields(const std::vector<const double*>& fields) {
         }
     }
     fields_ = std::move(dirs);
+    for (int64_t i = 0; i < n_; ++i) dir_[2 * i] = INT16_MIN;  // re-sampled at the next substep
     via_stair_ = std::move(via);
 }
 
 void CrowdSim::counts(int64_t out[4]) const {
     out[0] = out[1] = out[2] = out[3] = 0;
-    const int8_t* st = state_.get();
+    const int8_t* st = state_.data();
     for (int64_t i = 0; i < n_; ++i) ++out[st[i]];
 }
 
 // The serial phase of a substep, after the parallel kernel wrote the next state: agents at the far end of a
 // stair step off when the landing is free (in order of arrival, then id), then waiting agents enter stairs
 // with free capacity (in order of arrival at the entry, then id).
-void CrowdSim::stair_phase(double h) {
-    (void)h;
-    double* pn = pos_[1].get();
-    double* vn = vel_[1].get();
-    int8_t* state = state_.get();
-    int32_t* stair_index = stair_index_.get();
-    int32_t* queue = queue_since_.get();
-    int32_t* pending = pending_.get();
-    int8_t* stair_end = stair_end_.get();
-    const float* radius = radius_.get();
-    const double* gp = grid_pts_.data();
+void CrowdSim::stair_phase(bool entries) {
+    double* pn = pos_[1].data();
+    double* vn = vel_[1].data();
+    int8_t* state = state_.data();
+    int32_t* stair_index = stair_index_.data();
+    int32_t* queue = queue_since_.data();
+    int16_t* pending = pending_.data();
+    int8_t* stair_end = stair_end_.data();
+    const float* radius = radius_.data();
 
     order_.clear();
     for (int64_t i = 0; i < n_; ++i) {
-        if (state[i] == kCrowdOnStair && queue[i] >= 0) order_.emplace_back(queue[i], i);
+        if (state[i] == kCrowdOnStair && queue[i] >= 0) order_.emplace_back(queue[i], id_of_[i]);
     }
     std::sort(order_.begin(), order_.end());
     placed_.clear();
     for (const auto& qi : order_) {
-        const int64_t i = qi.second;
+        const int64_t i = slot_of_[qi.second];
         Stair& st = stairs_[stair_index[i]];
         const int to = 1 - stair_end[i];
         const int l = st.level[to];
         const double perp[2] = {-st.axis[1], st.axis[0]};
-        double qx = st.end[to][0] + stair_off_.get()[i] * perp[0];
-        double qy = st.end[to][1] + stair_off_.get()[i] * perp[1];
+        double qx = st.end[to][0] + stair_off_[i] * perp[0];
+        double qy = st.end[to][1] + stair_off_[i] * perp[1];
         int iy = 0, ix = 0;
-        if (!locate(qx, qy, l, iy, ix) || !g_.walkable[flat(l, iy, ix)] ||
+        if (!locate(qx, qy, l, iy, ix) || !(cell_info_[flat(l, iy, ix)] & kWalkBit) ||
             !move_allowed(l, st.end[to][0], st.end[to][1], qx, qy, nullptr, 0.0)) {
             qx = st.end[to][0];
             qy = st.end[to][1];
@@ -579,40 +669,41 @@ void CrowdSim::stair_phase(double h) {
         for (int64_t k = 0; k < m && free; ++k) {
             const int64_t j = sc.cand[k];
             if (state[j] != kCrowdWaiting && state[j] != kCrowdWalking) continue;
-            if (level_.get()[j] != l) continue;
-            // gp holds the shifted old position; compare with the new one.
-            (void)gp;
+            if (level_[j] != l) continue;
+            // (The grid holds the old positions; the new ones moved at most grid_move_.)
             const double dx = pn[2 * j] - qx, dy = pn[2 * j + 1] - qy;
             if (std::hypot(dx, dy) < ri + radius[j]) free = false;
         }
         for (const int64_t j : placed_) {
             if (!free) break;
-            if (level_.get()[j] != l) continue;
+            if (level_[j] != l) continue;
             if (std::hypot(pn[2 * j] - qx, pn[2 * j + 1] - qy) < ri + radius[j]) free = false;
         }
         if (!free) continue;
         pn[2 * i] = qx;
         pn[2 * i + 1] = qy;
         vn[2 * i] = vn[2 * i + 1] = 0.0;
-        level_.get()[i] = l;
-        z_.get()[i] = g_.level_z[l];
+        level_[i] = l;
+        z_[i] = static_cast<float>(g_.level_z[l]);
         state[i] = kCrowdWalking;
+        dir_[2 * i] = INT16_MIN;
         stair_index[i] = -1;
         stair_end[i] = -1;
         queue[i] = -1;
         pending[i] = -1;
-        stuck_.get()[i] = 0.0f;
+        stuck_[i] = 0.0f;
         --st.on;
         placed_.push_back(i);
     }
 
+    if (!entries) return;  // (entry requests are made after a step's last substep)
     order_.clear();
     for (int64_t i = 0; i < n_; ++i) {
-        if (state[i] == kCrowdWalking && pending[i] >= 0) order_.emplace_back(queue[i], i);
+        if (state[i] == kCrowdWalking && pending[i] >= 0) order_.emplace_back(queue[i], id_of_[i]);
     }
     std::sort(order_.begin(), order_.end());
     for (const auto& qi : order_) {
-        const int64_t i = qi.second;
+        const int64_t i = slot_of_[qi.second];
         const int s = pending[i] / 2, e = pending[i] % 2;
         Stair& st = stairs_[s];
         if (st.on >= st.capacity) continue;
@@ -623,15 +714,15 @@ void CrowdSim::stair_phase(double h) {
         state[i] = kCrowdOnStair;
         stair_index[i] = s;
         stair_end[i] = static_cast<int8_t>(e);
-        stair_s_.get()[i] = 0.0f;
-        stair_off_.get()[i] = static_cast<float>(off);
+        stair_s_[i] = 0.0f;
+        stair_off_[i] = static_cast<float>(off);
         pn[2 * i] = st.end[e][0] + off * perp[0];
         pn[2 * i + 1] = st.end[e][1] + off * perp[1];
         vn[2 * i] = vn[2 * i + 1] = 0.0;
-        z_.get()[i] = g_.level_z[st.level[e]];
+        z_[i] = static_cast<float>(g_.level_z[st.level[e]]);
         queue[i] = -1;
         pending[i] = -1;
-        stuck_.get()[i] = 0.0f;
+        stuck_[i] = 0.0f;
         ++st.on;
     }
 }

@@ -20,6 +20,7 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kPi = 3.14159265358979323846;
+constexpr int16_t kNoDir = INT16_MIN;  // dir_: not sampled yet
 
 int thread_num() {
 #ifdef _OPENMP
@@ -129,9 +130,10 @@ void CrowdSim::nav_direction(int field, int level, double x, double y, double& e
     ex = ey = 0.0;
     int jc = 0, ic = 0;
     if (!locate(x, y, level, jc, ic)) return;
-    const float* D = fields_[field].data();
+    const int16_t* D = fields_[field].data();  // unit directions x 32767
     const std::size_t c = flat(level, jc, ic);
-    const double ox = D[2 * c], oy = D[2 * c + 1];
+    constexpr double q = 1.0 / 32767.0;
+    const double ox = D[2 * c] * q, oy = D[2 * c + 1] * q;
     const double h = g_.cell_size;
     const double u = (x - g_.origins[2 * level]) / h - 0.5, v = (y - g_.origins[2 * level + 1]) / h - 0.5;
     const int i0 = static_cast<int>(std::floor(u)), j0 = static_cast<int>(std::floor(v));
@@ -141,16 +143,16 @@ void CrowdSim::nav_direction(int field, int level, double x, double y, double& e
         const int i = i0 + (q & 1), j = j0 + (q >> 1);
         if (i < 0 || i >= g_.nx || j < 0 || j >= g_.ny) continue;
         const std::size_t cc = flat(level, j, i);
-        const double dx = D[2 * cc], dy = D[2 * cc + 1];
-        if (dx == 0 && dy == 0) continue;
+        if (D[2 * cc] == 0 && D[2 * cc + 1] == 0) continue;
+        const double dx = D[2 * cc] * q, dy = D[2 * cc + 1] * q;
         const double w = ((q & 1) ? fx : 1 - fx) * ((q >> 1) ? fy : 1 - fy);
         ax += w * dx;
         ay += w * dy;
     }
     const double norm = norm2(ax, ay);
+    const double on = norm2(ox, oy);
     if (!(norm > 1e-6)) {
-        ex = ox;
-        ey = oy;
+        if (on > 0) ex = ox / on, ey = oy / on;
         return;
     }
     ax /= norm;
@@ -163,9 +165,9 @@ void CrowdSim::nav_direction(int field, int level, double x, double y, double& e
     if (safe) {
         ex = ax;
         ey = ay;
-    } else {
-        ex = ox;
-        ey = oy;
+    } else if (on > 0) {
+        ex = ox / on;
+        ey = oy / on;
     }
 }
 
@@ -178,7 +180,7 @@ bool CrowdSim::move_allowed(int level, double px, double py, double qx, double q
                             double clearance) const {
     if (tangent) tangent[0] = tangent[1] = 0.0;
     int iy = 0, ix = 0, iy1 = 0, ix1 = 0;
-    if (!locate(qx, qy, level, iy1, ix1) || !g_.walkable[flat(level, iy1, ix1)]) return false;
+    if (!locate(qx, qy, level, iy1, ix1) || !(cell_info_[flat(level, iy1, ix1)] & kWalkBit)) return false;
     if (!locate(px, py, level, iy, ix)) return false;
     if (ix != ix1 || iy != iy1) {
         const double h = g_.cell_size;
@@ -325,7 +327,7 @@ void CrowdSim::ensure_ready() {
     for (Scratch& sc : scratch_) {
         if (sc.cand.size() < 256) sc.cand.resize(256);
         if (sc.cand_pts.size() < 2 * sc.cand.size()) sc.cand_pts.resize(2 * sc.cand.size());
-        if (sc.nb.capacity() < 5 * 256) sc.nb.reserve(5 * 256);
+        if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
     }
     const double h = dt_ / nsub_;
@@ -355,13 +357,13 @@ void CrowdSim::build_grid() {
     const int64_t n = n_;
     grid_pts_.resize(static_cast<std::size_t>(2 * n));
     double* gp = grid_pts_.data();
-    const double* po = pos_[0].get();
-    double* pn = pos_[1].get();
-    double* vo = vel_[0].get();
-    double* vn = vel_[1].get();
-    const int8_t* state = state_.get();
-    const int32_t* level = level_.get();
-    int8_t* stair_end = stair_end_.get();
+    const double* po = pos_[0].data();
+    double* pn = pos_[1].data();
+    double* vo = vel_[0].data();
+    double* vn = vel_[1].data();
+    const int8_t* state = state_.data();
+    const int32_t* level = level_.data();
+    int8_t* stair_end = stair_end_.data();
     const double park = -(3.0 * grid_cut_ + 1.0);
     const double stride = level_stride_;
     const double* org = g_.origins.data();
@@ -389,13 +391,14 @@ void CrowdSim::build_grid() {
 
 // A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
 // ahead along its field direction (an arch or lock holds it, e.g. at door jambs), or if the nearest agent
-// ahead of it wants to go a way more than 60 degrees off its own (head-on or crossing, which lock each other
-// at door jambs); an agent in a queue has neither. Reads only the previous state: thread-independent.
-bool CrowdSim::deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r,
+// ahead of it is still waiting or wants to go a way more than 60 degrees off its own (head-on or crossing,
+// which lock each other at door jambs); an agent in a queue has neither. Reads only the previous state:
+// thread-independent.
+bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
                           const double* nb, std::size_t nn) const {
     const double qx = x + 2.0 * r * ex, qy = y + 2.0 * r * ey;
     int qy_cell = 0, qx_cell = 0;
-    bool room = locate(qx, qy, l, qy_cell, qx_cell) && g_.walkable[flat(l, qy_cell, qx_cell)];
+    bool room = locate(qx, qy, l, qy_cell, qx_cell) && (cell_info_[flat(l, qy_cell, qx_cell)] & kWalkBit);
     if (room && model_ == CrowdModel::CollisionFreeSpeed) {  // a disc fits there: no wall closer than r
         int32_t cnt = 0;
         const int32_t* ids = wall_list(l, x, y, cnt);
@@ -420,75 +423,102 @@ bool CrowdSim::deadlocked(int64_t i, int l, double x, double y, double ex, doubl
     }
     if (blocker < 0) return false;
     (void)i;
-    const double* po = pos_[0].get();
+    // A blocker that is still waiting (pre-movement) is an obstacle to walk round. (Its start time, not its
+    // state, is read: the state may change in this same substep on another thread.)
+    if (t + 1e-9 < static_cast<double>(start_time_[blocker])) return true;
+    const double* po = pos_[0].data();
     double bx, by;
-    nav_direction(field_.get()[blocker], l, po[2 * blocker], po[2 * blocker + 1], bx, by);
+    nav_direction(field_[blocker], l, po[2 * blocker], po[2 * blocker + 1], bx, by);
     return bx * ex + by * ey < 0.5;  // more than 60 degrees apart: crossing or opposing ways
 }
 
 template <CrowdModel M>
-void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t& requests) {
-    int8_t* state = state_.get();
+void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last, Scratch& sc,
+                            int64_t& requests) {
+    int8_t* state = state_.data();
     int8_t st = state[i];
     if (st == kCrowdEvacuated) return;
     if (st == kCrowdWaiting) {
         // Both buffers hold the same position and a zero velocity: nothing to write until the agent starts.
-        if (t + 1e-9 < start_time_.get()[i]) return;
+        if (t + 1e-9 < static_cast<double>(start_time_[i])) return;
         st = kCrowdWalking;
         state[i] = st;
     }
-    const double* po = pos_[0].get();
-    double* pn = pos_[1].get();
-    const double* vo = vel_[0].get();
-    double* vn = vel_[1].get();
-    int32_t* queue = queue_since_.get();
+    const double* po = pos_[0].data();
+    double* pn = pos_[1].data();
+    const double* vo = vel_[0].data();
+    double* vn = vel_[1].data();
+    int32_t* queue = queue_since_.data();
 
     if (st == kCrowdOnStair) {
-        const Stair& S = stairs_[stair_index_.get()[i]];
-        const int from = stair_end_.get()[i], to = 1 - from;
+        const Stair& S = stairs_[stair_index_[i]];
+        const int from = stair_end_[i], to = 1 - from;
         const bool up = g_.level_z[S.level[to]] > g_.level_z[S.level[from]] ||
                         (g_.level_z[S.level[to]] == g_.level_z[S.level[from]] && S.level[to] > S.level[from]);
-        const double speed = up ? up_.get()[i] : down_.get()[i];
-        double s = stair_s_.get()[i] + speed * h;
+        const double speed = up ? up_[i] : down_[i];
+        double s = stair_s_[i] + speed * h;
         if (s >= S.length) {
             s = S.length;
             if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
             ++requests;
         }
-        stair_s_.get()[i] = static_cast<float>(s);
-        const double f = s / S.length, off = stair_off_.get()[i];
+        stair_s_[i] = static_cast<float>(s);
+        const double f = s / S.length, off = stair_off_[i];
         const double x = S.end[from][0] + (S.end[to][0] - S.end[from][0]) * f - off * S.axis[1];
         const double y = S.end[from][1] + (S.end[to][1] - S.end[from][1]) * f + off * S.axis[0];
         pn[2 * i] = x;
         pn[2 * i + 1] = y;
         vn[2 * i] = (x - po[2 * i]) / h;
         vn[2 * i + 1] = (y - po[2 * i + 1]) / h;
-        z_.get()[i] = g_.level_z[S.level[from]] + (g_.level_z[S.level[to]] - g_.level_z[S.level[from]]) * f;
+        z_[i] = static_cast<float>(g_.level_z[S.level[from]] +
+                                   (g_.level_z[S.level[to]] - g_.level_z[S.level[from]]) * f);
         return;
     }
 
     // Walking on a floor.
-    const int l = level_.get()[i];
+    const int l = level_[i];
     const double x = po[2 * i], y = po[2 * i + 1];
-    const double r = radius_.get()[i], v0 = v0_.get()[i];
+    const double r = radius_[i], v0 = v0_[i];
     double ex, ey;
-    nav_direction(field_.get()[i], l, x, y, ex, ey);
+    // The desired direction is sampled once per step (at its first substep, or when the agent has just
+    // started, left a stair or been re-routed) and kept, quantised to int16, for the step's substeps.
+    int16_t* dq = dir_.data() + 2 * i;
+    if (fresh || dq[0] == kNoDir) {
+        nav_direction(field_[i], l, x, y, ex, ey);
+        dq[0] = static_cast<int16_t>(std::lround(ex * 32767.0));
+        dq[1] = static_cast<int16_t>(std::lround(ey * 32767.0));
+    }
+    ex = dq[0] / 32767.0;
+    ey = dq[1] / 32767.0;
+    if (ex != 0 || ey != 0) {
+        const double en = norm2(ex, ey);
+        ex /= en;
+        ey /= en;
+    }
     const bool has_dir = ex != 0 || ey != 0;
-    float& stuck = stuck_.get()[i];
-    float& ema = progress_.get()[i];
+    float& stuck = stuck_[i];
+    float& ema = progress_[i];
     const double e0x = ex, e0y = ey;  // the field's direction (progress is measured along it)
     // Deadlock resolution while an unstick episode runs: the social force turns its desired direction aside;
     // the collision-free speed model probes turned directions for a free one (below). First episode: right.
     const bool unsticking = has_dir && stuck < 0;
     // unstick_: episodes in a row without progress (low 16 bits) and all episodes (high 16 bits, for the
     // RNG).
-    const uint32_t unst = static_cast<uint32_t>(unstick_.get()[i]);
+    const uint32_t unst = static_cast<uint32_t>(unstick_[i]);
     const uint64_t episode = unst >> 16, in_a_row = unst & 0xFFFFu;
-    const double side0 = (episode <= 1 || uniform01(seed_, i, 2 * episode + 1) < 0.5) ? -1.0 : 1.0;
-    if constexpr (M == CrowdModel::SocialForce) {
-        if (unsticking) {
+    double side0 = -1.0;
+    if (unsticking && episode > 1 &&
+        uniform01(seed_, static_cast<uint64_t>(id_of_[i]), 2 * episode + 1) >= 0.5)
+        side0 = 1.0;
+    // First episode in a row (both models): the desired direction turns aside. Later episodes of the
+    // collision- free speed model: probes and squeezing (below).
+    const bool turn = unsticking && (M == CrowdModel::SocialForce || in_a_row <= 1);
+    const bool probe = unsticking && M == CrowdModel::CollisionFreeSpeed && in_a_row > 1;
+    {
+        if (turn) {
             const double mag =
-                p_.unstick_angle * (0.75 + 0.5 * uniform01(seed_, i, 2 * episode)) * kPi / 180.0;
+                p_.unstick_angle *
+                (0.75 + 0.5 * uniform01(seed_, static_cast<uint64_t>(id_of_[i]), 2 * episode)) * kPi / 180.0;
             const double c = std::cos(side0 * mag), s = std::sin(side0 * mag);
             const double rx = c * ex - s * ey, ry = s * ex + c * ey;
             ex = rx;
@@ -507,22 +537,24 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
         m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
                              sc.cand_pts.data());
     }
-    sc.nb.clear();
-    const float* radius = radius_.get();
+    if (sc.nb.size() < 5 * static_cast<std::size_t>(m)) sc.nb.resize(5 * static_cast<std::size_t>(m));
+    const float* radius = radius_.data();
     const double gx = gp[2 * i], gy = gp[2 * i + 1];
     const double* cp = sc.cand_pts.data();
+    double* nbw = sc.nb.data();
+    std::size_t nn = 0;
     for (int64_t k = 0; k < m; ++k) {
         const double dx = cp[2 * k] - gx, dy = cp[2 * k + 1] - gy;
         const double d2 = dx * dx + dy * dy;
         if (d2 > cut2 || d2 == 0) continue;  // (itself, and coincident centres, which have no direction)
         const int64_t j = sc.cand[k];
-        sc.nb.push_back(dx);
-        sc.nb.push_back(dy);
-        sc.nb.push_back(std::sqrt(d2));
-        sc.nb.push_back(r + radius[j]);
-        sc.nb.push_back(static_cast<double>(j));
+        double* e = nbw + 5 * nn++;
+        e[0] = dx;
+        e[1] = dy;
+        e[2] = std::sqrt(d2);
+        e[3] = r + radius[j];
+        e[4] = static_cast<double>(j);
     }
-    const std::size_t nn = sc.nb.size() / 5;
     const double* nb = sc.nb.data();
 
     double qx = x, qy = y, vx = 0, vy = 0;
@@ -682,7 +714,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
             const double speed = speed_along(ax, ay);
             double dx = h * speed * ax, dy = h * speed * ay;
             resolve(dx, dy);
-            if (unsticking) {
+            if (probe) {
                 // Probe directions turned from e0 by 0, 30, ..., 180 degrees (side0 first) and keep the move
                 // with the most progress along e0 (+ 0.1 x its length: backing off opens room);
                 // deterministic.
@@ -715,29 +747,33 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
     pn[2 * i + 1] = qy;
     vn[2 * i] = vx;
     vn[2 * i + 1] = vy;
-
-    // Exit: the centre entered an exit cell.
+    // Exit: the centre entered an exit cell (checked every substep; the clamp just read this cell's info).
     int iy = 0, ix = 0;
     locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
     const std::size_t cell = flat(l, iy, ix);
-    const int32_t ex_id = g_.exit_cells[cell];
-    int32_t* pending = pending_.get();
+    const uint16_t info = cell_info_[cell];
+    const int32_t ex_id = static_cast<int32_t>(info >> 2) - 1;
+    int16_t* pending = pending_.data();
     if (ex_id >= 0) {
         state[i] = kCrowdEvacuated;
-        exit_index_.get()[i] = ex_id;
-        exit_time_.get()[i] = t + h;
-        stair_end_.get()[i] = 2;  // the next grid build copies the final state into both buffers
+        exit_index_[i] = ex_id;
+        exit_time_[i] = t + h;
+        stair_end_[i] = 2;  // the next grid build copies the final state into both buffers
         pending[i] = -1;
         queue[i] = -1;
         stuck = 0;
         return;
     }
 
+    // Stair requests and stuck detection once per step, after its last substep.
+    if (!last) return;
+    const double step = dt_;
+
     // Stair entry request: in the zone of a stair end whose way (for this field) goes over the stair, heading
     // to the end point.
     int32_t req = -1;
-    if (stair_zone_[cell] && has_dir) {
-        const int f = field_.get()[i];
+    if ((info & kZoneBit) && has_dir) {
+        const int f = field_[i];
         for (const int32_t k : stair_ends_[l]) {
             if (!via_stair_[f][k]) continue;
             const Stair& S = stairs_[k / 2];
@@ -753,7 +789,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
             break;
         }
     }
-    pending[i] = req;
+    pending[i] = static_cast<int16_t>(req);
     if (req >= 0) {
         if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
         ++requests;
@@ -769,42 +805,45 @@ void CrowdSim::update_agent(int64_t i, double t, double h, Scratch& sc, int64_t&
         ema = static_cast<float>(v0);
     } else {
         const double progress = ((qx - x) * e0x + (qy - y) * e0y) / h;
-        ema += static_cast<float>(std::min(1.0, h / p_.stuck_window) * (progress - ema));
+        ema += static_cast<float>(std::min(1.0, step / p_.stuck_window) * (progress - ema));
         if (stuck >= 0) {
             if (ema < p_.stuck_speed) {  // (the episodes-in-a-row count survives until progress resumes)
-                stuck += static_cast<float>(h);
-                if (stuck >= p_.stuck_time && !deadlocked(i, l, x, y, e0x, e0y, r, nb, nn)) {
+                stuck += static_cast<float>(step);
+                if (stuck >= p_.stuck_time && !deadlocked(i, t, l, x, y, e0x, e0y, r, nb, nn)) {
                     stuck = static_cast<float>(p_.stuck_time - 0.5);  // queueing: look again in 0.5 s
                 } else if (stuck >= p_.stuck_time) {
                     stuck = static_cast<float>(-p_.unstick_time);
-                    uint32_t u = static_cast<uint32_t>(unstick_.get()[i]);
+                    uint32_t u = static_cast<uint32_t>(unstick_[i]);
                     u = (((u >> 16) + 1) << 16) | std::min<uint32_t>((u & 0xFFFFu) + 1, 0xFFFFu);
-                    unstick_.get()[i] = static_cast<int32_t>(u);
+                    unstick_[i] = static_cast<int32_t>(u);
                 }
-            } else {
-                stuck = 0;
-                unstick_.get()[i] =
-                    static_cast<int32_t>(static_cast<uint32_t>(unstick_.get()[i]) & 0xFFFF0000u);
+            } else {  // progressing: the stuck time decays (jitter around a deadlock does not reset it)
+                stuck = std::max(0.0f, static_cast<float>(stuck - step));
+                if (stuck == 0)
+                    unstick_[i] = static_cast<int32_t>(static_cast<uint32_t>(unstick_[i]) & 0xFFFF0000u);
             }
         } else {
-            stuck += static_cast<float>(h);
+            stuck += static_cast<float>(step);
             if (stuck >= 0) stuck = 0;
         }
     }
 }
 
 template <CrowdModel M>
-void CrowdSim::substep(double t, double h) {
+void CrowdSim::substep(double t, double h, bool fresh, bool last) {
     build_grid();
     int64_t requests = 0;
     const int64_t n = n_;
 #pragma omp parallel reduction(+ : requests)
     {
         Scratch& sc = scratch_[thread_num()];
+        // In the grid's storage order (by cell): neighbours, field cells and walls of consecutive agents are
+        // close in memory. The order does not change results (each agent reads the old state only).
+        const int64_t* order = grid_.sorted_ids();
 #pragma omp for schedule(dynamic, 256)
-        for (int64_t i = 0; i < n; ++i) update_agent<M>(i, t, h, sc, requests);
+        for (int64_t k = 0; k < n; ++k) update_agent<M>(order[k], t, h, fresh, last, sc, requests);
     }
-    if (requests > 0) stair_phase(h);
+    if (requests > 0) stair_phase(last);
     std::swap(pos_[0], pos_[1]);
     std::swap(vel_[0], vel_[1]);
     ++substep_count_;
@@ -815,13 +854,20 @@ void CrowdSim::step(int64_t n) {
     if (n == 0) return;
     ensure_ready();
     const double h = dt_ / nsub_;
+    const int64_t every =
+        std::max<int64_t>(1, std::llround(1.0 / dt_));  // re-sort the slots about once a second
     for (int64_t s = 0; s < n; ++s) {
+        if (reorder_pending_ || step_count_ % every == 0) {
+            if (grid_.size() != n_) build_grid();
+            reorder();
+            reorder_pending_ = false;
+        }
         for (int k = 0; k < nsub_; ++k) {
             const double t = static_cast<double>(step_count_) * dt_ + k * h;
             if (model_ == CrowdModel::SocialForce) {
-                substep<CrowdModel::SocialForce>(t, h);
+                substep<CrowdModel::SocialForce>(t, h, k == 0, k == nsub_ - 1);
             } else {
-                substep<CrowdModel::CollisionFreeSpeed>(t, h);
+                substep<CrowdModel::CollisionFreeSpeed>(t, h, k == 0, k == nsub_ - 1);
             }
         }
         ++step_count_;

@@ -511,6 +511,35 @@ def test_rimea5_waiting_agents_start_at_their_time(model):
     assert (first_move <= start + 0.5).all(), first_move - start
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_waiting_agents_occupy_space(model):
+    space = make_space([shapely.box(0, 0, 12, 2)], [(0, shapely.box(11.6, 0, 12, 2))])
+    sim = make_sim(model, space)
+    sim.add_agents(np.array([[6.0, 1.0], [1.0, 1.0]]), 0, 1.3, 0.2, np.array([1000.0, 0.0]))
+    closest = np.inf
+    while sim.counts()["evacuated"] == 0 and sim.time < 30:
+        sim.step(1)
+        closest = min(closest, np.hypot(*(sim.positions[1] - sim.positions[0])))
+    assert sim.state.tolist() == [WAITING, EVACUATED]  # the walker went round the waiting agent
+    assert sim.positions[0].tolist() == [6.0, 1.0]  # which never moved
+    # (CFS: the walker, stuck behind the waiting agent, squeezes by at most unstick_shrink x radius.)
+    assert closest >= (0.4 - 0.1 * 0.2 - 1e-9 if model == "collision_free_speed" else 0.38)
+
+
+def test_set_field_of_reroutes():
+    space = make_space(
+        [shapely.box(0, 0, 10, 2)], [(0, shapely.box(0, 0, 0.4, 2)), (0, shapely.box(9.6, 0, 10, 2))]
+    )
+    sim = make_sim("social_force", space, fields=[exit_field(space, [0]), exit_field(space, [1])])
+    sim.add_agents(np.array([[5.0, 1.0], [5.0, 0.5]]), 0, 1.3, 0.2, 0.0, 0)
+    sim.step(20)
+    assert (sim.positions[:, 0] < 5.0).all()  # both head for exit 0
+    sim.set_field_of(np.array([1]), 1)
+    sim.step(300)
+    assert sim.exit_index.tolist() == [0, 1]
+    assert sim.field.tolist() == [0, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Errors at the boundary name the argument; memory per agent.
 
@@ -573,20 +602,25 @@ def test_errors_name_the_argument():
         sim.step(-1)
 
 
-def test_views_are_read_only_and_survive_growth():
+def test_arrays_are_read_only_copies_in_id_order():
     space = make_space([shapely.box(0, 0, 5, 5)], [(0, shapely.box(4.6, 0, 5, 5))])
     sim = make_sim("collision_free_speed", space)
     sim.add_agents(np.array([[1.0, 1.0]]))
-    view = sim.positions
+    before = sim.positions
     with pytest.raises(ValueError, match="read-only"):
-        view[0, 0] = 3.0
-    sim.add_agents(np.array([[2.0, 2.0], [3.0, 1.0]]))  # reallocates; the old view stays valid memory
-    assert view.shape == (1, 2)
-    assert view[0, 0] == 1.0
-    assert sim.positions.shape == (3, 2)
-    assert sim.counts() == {"waiting": 3, "walking": 0, "on_stair": 0, "evacuated": 0}
-    sim.step(1)
-    assert sim.counts()["walking"] == 3
+        before[0, 0] = 3.0
+    # Agents are stored in a spatially sorted order internally; arrays are always by id.
+    pos = np.array([[4.0, 4.0], [0.5, 0.5], [2.5, 2.5], [1.0, 4.0]])
+    ids = sim.add_agents(pos, 0, np.array([0.5, 0.6, 0.7, 0.8]), np.array([0.15, 0.16, 0.17, 0.18]), 100.0)
+    assert ids.tolist() == [1, 2, 3, 4]
+    assert sim.counts() == {"waiting": 5, "walking": 0, "on_stair": 0, "evacuated": 0}
+    sim.step(30)  # re-sorts the slots; waiting agents do not move
+    np.testing.assert_array_equal(sim.positions[1:], pos)
+    np.testing.assert_allclose(sim.desired_speed[1:], [0.5, 0.6, 0.7, 0.8], rtol=1e-7)
+    np.testing.assert_allclose(sim.radius[1:], [0.15, 0.16, 0.17, 0.18], rtol=1e-7)
+    assert before[0, 0] == 1.0  # a copy: unchanged by the steps
+    assert sim.positions[0, 0] > 1.0  # agent 0 walked
+    assert sim.counts()["walking"] == 1
 
 
 def test_state_is_at_most_200_bytes_per_agent():

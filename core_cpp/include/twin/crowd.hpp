@@ -74,15 +74,19 @@ struct CrowdParams {
         cfs_wall_strength, cfs_wall_range;
 };
 
-// One array of per-agent values (width values per agent), shared so that numpy views can keep the memory
-// alive after the simulation reallocates (the view then shows the state at the time it was taken).
-template <typename T>
-struct CrowdColumn {
-    std::shared_ptr<T[]> data;
-    int width = 1;
-    T* get() const { return data.get(); }
-    // Reallocate for `capacity` agents, keeping the first `used` agents' values.
-    void reserve(int64_t used, int64_t capacity);
+// Per-agent values exported in id order (CrowdSim::read): the dtype of each is given.
+enum class CrowdArray : int {
+    Positions,     // (n, 2) double, metres
+    Velocities,    // (n, 2) double, m/s
+    Levels,        // (n,) int32
+    Z,             // (n,) double, metres
+    State,         // (n,) int8
+    Field,         // (n,) int32
+    ExitIndex,     // (n,) int32
+    ExitTime,      // (n,) double, seconds (NaN until evacuated)
+    StairIndex,    // (n,) int32
+    DesiredSpeed,  // (n,) float, m/s
+    Radius,        // (n,) float, metres
 };
 
 class CrowdSim {
@@ -131,18 +135,8 @@ class CrowdSim {
     // Bytes of per-agent state (all columns, the double buffers and the neighbour index) per agent.
     static double state_bytes_per_agent();
 
-    // Per-agent columns (length n_agents() x width). Positions and velocities are the current buffers.
-    const CrowdColumn<double>& positions() const { return pos_[0]; }
-    const CrowdColumn<double>& velocities() const { return vel_[0]; }
-    const CrowdColumn<int32_t>& agent_levels() const { return level_; }
-    const CrowdColumn<double>& z() const { return z_; }
-    const CrowdColumn<int8_t>& state() const { return state_; }
-    const CrowdColumn<int32_t>& field() const { return field_; }
-    const CrowdColumn<int32_t>& exit_index() const { return exit_index_; }
-    const CrowdColumn<double>& exit_time() const { return exit_time_; }
-    const CrowdColumn<int32_t>& stair_index() const { return stair_index_; }
-    const CrowdColumn<float>& desired_speed() const { return v0_; }
-    const CrowdColumn<float>& radius() const { return radius_; }
+    // Writes one per-agent array in id order to `out` (n_agents() rows, dtype as listed in CrowdArray).
+    void read(CrowdArray what, void* out) const;
 
     struct Stair {
         int level[2];      // [0] foot (level_a), [1] head (level_b)
@@ -169,16 +163,17 @@ class CrowdSim {
 
   private:
     template <CrowdModel M>
-    void substep(double t, double h);
+    void substep(double t, double h, bool fresh, bool last);
     template <CrowdModel M>
-    void update_agent(int64_t i, double t, double h, Scratch& sc, int64_t& requests);
-    void stair_phase(double h);
-    bool deadlocked(int64_t i, int l, double x, double y, double ex, double ey, double r, const double* nb,
-                    std::size_t nn) const;
+    void update_agent(int64_t i, double t, double h, bool fresh, bool last, Scratch& sc, int64_t& requests);
+    void stair_phase(bool entries);
+    bool deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
+                    const double* nb, std::size_t nn) const;
     void build_grid();
     void ensure_wall_bins(double radius);
     void ensure_ready();
-    void grow(int64_t capacity);
+    void grow(int64_t n);
+    void reorder();
 
     // Geometry helpers.
     std::size_t flat(int level, int iy, int ix) const {
@@ -206,7 +201,7 @@ class CrowdSim {
         return true;
     }
     bool walkable_at(int level, int iy, int ix) const {
-        return iy >= 0 && iy < g_.ny && ix >= 0 && ix < g_.nx && g_.walkable[flat(level, iy, ix)];
+        return iy >= 0 && iy < g_.ny && ix >= 0 && ix < g_.nx && (cell_info_[flat(level, iy, ix)] & kWalkBit);
     }
     void nav_direction(int field, int level, double x, double y, double& ex, double& ey) const;
     bool move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
@@ -226,14 +221,17 @@ class CrowdSim {
     double cone_cos_ = 0;
     DistanceField nav_;  // the walkable raster; computes per-cell descent directions of the fields
     std::vector<Stair> stairs_;
-    std::vector<uint8_t> stair_zone_;                 // (levels, ny, nx) 1 in the entry zone of a stair end
+    // Per cell (levels, ny, nx): bit 0 walkable, bit 1 in the entry zone of a stair end, bits 2-15 exit index
+    // + 1.
+    static constexpr uint16_t kWalkBit = 1, kZoneBit = 2;
+    std::vector<uint16_t> cell_info_;
     std::vector<std::vector<int32_t>> stair_ends_;    // per level: 2 * stair + end of the ends on it
     std::vector<std::pair<int32_t, int64_t>> order_;  // stair phase: (arrival substep, id)
     std::vector<int64_t> placed_;                     // stair phase: agents stepped off this substep
 
-    // Navigation fields: per field, 2 floats per cell (unit descent direction), and per stair and end a flag
-    // telling whether the field's way from that end goes over the stair.
-    std::vector<std::vector<float>> fields_;
+    // Navigation fields: per field, 2 int16 per cell (unit descent direction x 32767), and per stair and end
+    // a flag telling whether the field's way from that end goes over the stair.
+    std::vector<std::vector<int16_t>> fields_;
     std::vector<std::vector<uint8_t>> via_stair_;  // [field][2 * stair + end]
 
     // Walls: segments, and per bin (a square of bin_cells_ raster cells) the walls within wall_radius_.
@@ -243,13 +241,18 @@ class CrowdSim {
     std::vector<int64_t> bin_offsets_;
     std::vector<int32_t> bin_walls_;
 
-    // Agents (structure of arrays; id = index).
-    int64_t n_ = 0, capacity_ = 0;
-    CrowdColumn<double> pos_[2], vel_[2];  // [0] current (exposed), [1] next
-    CrowdColumn<double> z_, exit_time_, start_time_;
-    CrowdColumn<int32_t> level_, field_, exit_index_, stair_index_, pending_, queue_since_, unstick_;
-    CrowdColumn<int8_t> state_, stair_end_;
-    CrowdColumn<float> v0_, radius_, up_, down_, stair_s_, stair_off_, stuck_, progress_;
+    // Agents: structure of arrays in slot order, which is re-sorted by grid cell every kReorderSteps steps so
+    // that the agents processed together are close in memory (ids stay stable: id_of_ and slot_of_ map them).
+    int64_t n_ = 0;
+    std::vector<double> pos_[2], vel_[2];  // (n, 2) each; [0] current, [1] next (double buffer)
+    std::vector<double> exit_time_;
+    std::vector<float> z_, start_time_;
+    std::vector<int32_t> level_, field_, exit_index_, stair_index_, queue_since_, unstick_, id_of_, slot_of_;
+    std::vector<int16_t> pending_;  // 2 * stair + end of a requested stair entry, or -1
+    std::vector<int16_t> dir_;      // (n, 2) desired direction of the current step, x 32767; INT16_MIN: unset
+    std::vector<int8_t> state_, stair_end_;
+    std::vector<float> v0_, radius_, up_, down_, stair_s_, stair_off_, stuck_, progress_;
+    bool reorder_pending_ = false;
     float max_radius_ = 0, max_v0_ = 0;
 
     // Neighbour index over floor agents (WAITING, WALKING); others are parked far away.

@@ -77,6 +77,9 @@ class NeighborGrid {
     // were written). Allocation-free, for hot loops that filter the candidates themselves (the crowd models).
     int64_t candidates(const double* q, double r, int64_t* out, int64_t cap, double* points = nullptr) const;
 
+    // Original index of each indexed point in storage order (sorted by cell): (size(),), valid until rebuild.
+    const int64_t* sorted_ids() const { return ids_.data(); }
+
     int dim() const { return dim_; }
     double cell_size() const { return cell_size_; }
     double effective_cell_size() const { return cs_; }
