@@ -46,7 +46,9 @@ DT = {"collision_free_speed": 0.05, "social_force": 0.01}
 # Geometry: walkable polygons per level -> rasters, walls (polygon rings, open at exits), exit cells.
 
 
-def make_space(levels: list[shapely.Polygon], exits: list[tuple[int, shapely.Polygon]], pad: float = 0.4) -> dict:
+def make_space(
+    levels: list[shapely.Polygon], exits: list[tuple[int, shapely.Polygon]], pad: float = 0.4
+) -> dict:
     b = np.array([p.bounds for p in levels])
     x0, y0 = b[:, 0].min() - pad, b[:, 1].min() - pad
     nx = int(np.ceil((b[:, 2].max() + pad - x0) / H))
@@ -95,7 +97,9 @@ def exit_field(space: dict, stairs: np.ndarray | None = None, stair_speed: float
     return df.compute(np.argwhere(space["exit_cells"] >= 0))
 
 
-def new_sim(model: str, space: dict, field: np.ndarray, dt: float, stairs: np.ndarray | None = None) -> CrowdSim:
+def new_sim(
+    model: str, space: dict, field: np.ndarray, dt: float, stairs: np.ndarray | None = None
+) -> CrowdSim:
     sim = CrowdSim(model=model, dt=dt, seed=1, stairs=stairs, **space)
     sim.set_fields([field])
     return sim
@@ -115,7 +119,14 @@ def bottleneck_scene(n: int = 1000) -> dict:
     pos = grid[rng.permutation(len(grid))[:n]] + rng.uniform(-0.05, 0.05, (n, 2))
     speed = rng.normal(1.34, 0.1, n).clip(1.0, 1.6)
     space = make_space([poly], [(0, exit_poly)])
-    return {"poly": poly, "exit": exit_poly, "space": space, "field": exit_field(space), "pos": pos, "speed": speed}
+    return {
+        "poly": poly,
+        "exit": exit_poly,
+        "space": space,
+        "field": exit_field(space),
+        "pos": pos,
+        "speed": speed,
+    }
 
 
 def open_room_scene(n: int = 8000) -> dict:
@@ -126,14 +137,25 @@ def open_room_scene(n: int = 8000) -> dict:
     pos = np.array([(x, y) for x in xs for y in ys])[:n]
     speed = np.random.default_rng(1).normal(1.34, 0.26, len(pos)).clip(0.5, 2.0)
     space = make_space([hall], [(0, exit_poly)])
-    return {"poly": hall, "exit": exit_poly, "space": space, "field": exit_field(space), "pos": pos, "speed": speed}
+    return {
+        "poly": hall,
+        "exit": exit_poly,
+        "space": space,
+        "field": exit_field(space),
+        "pos": pos,
+        "speed": speed,
+    }
 
 
 def building_scene(per_floor: int = 25_000, floors: int = 4) -> dict:
     """Floors 120 m x 120 m with 2 m x 2 m pillars every 12 m; 4 stairs (10 m along the slope, 2 m wide, 8 m run)
     between consecutive floors; 4 exits (2 m doors with a 1.5 m vestibule) on the ground floor."""
     side = 120.0
-    pillars = [shapely.box(x, y, x + 2, y + 2) for x in np.arange(11, side - 6, 12) for y in np.arange(11, side - 6, 12)]
+    pillars = [
+        shapely.box(x, y, x + 2, y + 2)
+        for x in np.arange(11, side - 6, 12)
+        for y in np.arange(11, side - 6, 12)
+    ]
     floor = shapely.box(0, 0, side, side).difference(shapely.union_all(pillars))
     doors = [shapely.box(-1.5, 59, 0, 61), shapely.box(side, 59, side + 1.5, 61),
              shapely.box(59, -1.5, 61, 0), shapely.box(59, side, 61, side + 1.5)]  # fmt: skip
@@ -242,7 +264,9 @@ def evacuate(model: str, scene: dict, threads: int = 2, limit_s: float = 2000.0)
 def compare(name: str, scene: dict, windows: dict, results: list) -> None:
     n = len(scene["pos"])
     print(f"\n{name}: {n:,} agents")
-    print(f"{'model':<22}{'dt':>6}{'window':>8}{'twin 1T':>12}{'twin 2T':>12}{'JuPedSim':>12}{'x 1T':>8}{'x 2T':>8}")
+    print(
+        f"{'model':<22}{'dt':>6}{'window':>8}{'twin 1T':>12}{'twin 2T':>12}{'JuPedSim':>12}{'x 1T':>8}{'x 2T':>8}"
+    )
     for model in ("collision_free_speed", "social_force"):
         w = windows[model]
         r1 = twin_rate(model, scene, w, 1)
@@ -275,9 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         results: list[tuple[str, float, float]] = []
         scale = 0.5 if args.quick else 1.0
         bottle = bottleneck_scene()
-        compare("bottleneck", bottle, {"collision_free_speed": 30 * scale, "social_force": 10 * scale}, results)
+        compare(
+            "bottleneck", bottle, {"collision_free_speed": 30 * scale, "social_force": 10 * scale}, results
+        )
         room = open_room_scene()
-        compare("open room 2 P/m^2", room, {"collision_free_speed": 5 * scale, "social_force": 1 * scale}, results)
+        compare(
+            "open room 2 P/m^2", room, {"collision_free_speed": 5 * scale, "social_force": 1 * scale}, results
+        )
         for label, r1, r2 in results:
             good = r1 >= REQUIRED_1T and r2 >= REQUIRED_2T
             ok &= good
@@ -307,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(bld['stairs'])} stairs (set-up {time.perf_counter() - t0:.1f} s)")  # fmt: skip
         bytes_per_agent = CrowdSim.state_bytes_per_agent()
         ok &= bytes_per_agent <= 200
-        print(f"required: state <= 200 bytes per agent: {bytes_per_agent:.0f} {'ok' if bytes_per_agent <= 200 else 'FAIL'}")
+        print(
+            f"required: state <= 200 bytes per agent: {bytes_per_agent:.0f} {'ok' if bytes_per_agent <= 200 else 'FAIL'}"
+        )
         set_num_threads(2)
         for model in ("collision_free_speed", "social_force"):
             sim = new_sim(model, bld["space"], bld["field"], 0.05, stairs=bld["stairs"])
@@ -330,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         set_num_threads(threads_before)
-    print(f"\n{'all requirements met' if ok else 'some requirements FAILED'} ({time.perf_counter() - t_start:.0f} s)")
+    print(
+        f"\n{'all requirements met' if ok else 'some requirements FAILED'} ({time.perf_counter() - t_start:.0f} s)"
+    )
     return 0 if ok else 1
 
 

@@ -105,9 +105,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     result = run_demo(Path(args.out))
     print(format_summary(result["summary"]))
-    print()
+    crowd = result["results"]["crowd"]
+    print(
+        f"\nheadline: {result['results']['scenario']}: {crowd['evacuated']}/{crowd['agents']} evacuated, "
+        f"evacuation time {crowd['evacuation_time_s']} s, t90 {crowd['t90_s']} s\n"
+    )
     for name, path in result["outputs"].items():
         print(f"{name:<10} {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from twin.scenario.runner import default_out_dir, run_scenario
+
+    out = Path(args.out) if args.out else default_out_dir(args.scenario)
+    summary = run_scenario(args.scenario, out, progress=not args.quiet)
+    crowd = summary.get("crowd")
+    if crowd:
+        evac = crowd["evacuation_time_s"]
+        print(
+            f"{summary['scenario']}: {crowd['evacuated']}/{crowd['agents']} evacuated"
+            + (
+                f" in {evac:.1f} s"
+                if evac is not None
+                else f" ({crowd['agents'] - crowd['evacuated']} remain)"
+            )
+            + (f", t90 {crowd['t90_s']:.1f} s" if crowd["t90_s"] is not None else "")
+        )
+    print(f"results in {out} (wall time {summary['wall_time_s']:.1f} s)")
     return 0
 
 
@@ -141,7 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("demo", help="load the demo city that comes with the install and write its summary")
+    p = sub.add_parser("run", help="run a scenario and write its results folder")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", help="results folder (default: results/<scenario name>)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the headline scenario on the demo city that comes with the install; write report and picture",
+    )
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     p.set_defaults(func=cmd_demo)
     return parser

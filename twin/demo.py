@@ -75,9 +75,50 @@ def build_demo_city(work_dir: Path) -> City:
     return city
 
 
+def office_evacuation_scenario(work_dir: Path) -> Any:
+    """The headline scenario: the office, placed in the demo city, evacuating from all three storeys."""
+    from twin.scenario.schema import Scenario
+
+    place = {
+        "x": OFFICE_PLACE.x,
+        "y": OFFICE_PLACE.y,
+        "z": OFFICE_PLACE.z,
+        "rotation_deg": OFFICE_PLACE.rotation_deg,
+    }
+    speed = {"dist": "normal", "mean": 1.34, "sd": 0.26, "min": 0.46, "max": 1.61}
+    groups = [
+        {
+            "id": f"storey-{k}",
+            "count": 70,
+            "in": {"building": "office", "storeys": [f"Storey {k}"]},
+            "speed_mps": speed,
+        }
+        for k in (1, 2, 3)
+    ]
+    for g in groups:
+        g.update(premovement_s={"dist": "uniform", "min": 0, "max": 60}, radius_m=0.2)
+    data = {
+        "name": "demo-office-evacuation",
+        "seed": 42,
+        "duration_s": 900,
+        "city": {
+            "crs": DEMO_CRS,
+            "buildings": [{"id": "office", "ifc": str(office_ifc(work_dir)), "place": place}],
+        },
+        "crowd": {"model": "social_force", "groups": groups},
+        "events": [{"at_s": 0, "type": "alarm"}],
+        "outputs": {"trajectories_every_s": 0.5, "report": True},
+    }
+    return Scenario.from_dict(data, source="twin demo", base_dir=work_dir)
+
+
 def run_demo(out: Path) -> dict[str, Any]:
-    """Build the demo city, write its bundle, summary and a plan picture into ``out``; return what was written."""
+    """Run the headline scenario into ``out`` (results folder with report.html) and write the demo city's
+    bundle, summary and plan picture into ``out/city-*``; return what was written."""
+    from twin.scenario.runner import run_scenario
+
     out.mkdir(parents=True, exist_ok=True)
+    results = run_scenario(office_evacuation_scenario(out), out)
     t0 = time.perf_counter()
     city = build_demo_city(out)
     load_s = time.perf_counter() - t0
@@ -86,8 +127,15 @@ def run_demo(out: Path) -> dict[str, Any]:
     from twin.city.plan import plot_plan
 
     picture = plot_plan(city, out / "city.png", title="twin demo city: central Helsinki")
-    write_json({"load_s": round(load_s, 3), **summary}, out / "summary.json")
+    write_json({"load_s": round(load_s, 3), **summary}, out / "city-summary.json")
     return {
         "summary": summary,
-        "outputs": {"bundle": bundle, "summary": out / "summary.json", "picture": picture},
+        "results": results,
+        "outputs": {
+            "report": out / "report.html",
+            "results": out / "summary.json",
+            "bundle": bundle,
+            "city": out / "city-summary.json",
+            "picture": picture,
+        },
     }

@@ -10,9 +10,13 @@ from twin.city import City
 from twin.demo import OFFICE_PLACE, run_demo
 
 
-def test_demo_writes_bundle_summary_and_picture(tmp_path):
+def test_demo_runs_the_headline_and_writes_city_bundle_and_picture(tmp_path):
     result = run_demo(tmp_path)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    crowd = json.loads((tmp_path / "summary.json").read_text())["crowd"]
+    assert crowd["agents"] == 210
+    assert crowd["evacuated"] == 210  # the headline office evacuation empties all three storeys
+    assert (tmp_path / "report.html").exists()
+    summary = json.loads((tmp_path / "city-summary.json").read_text())
     kinds = sorted(layer["kind"] for layer in summary["layers"])
     assert kinds == ["building", "citymodel", "pipes", "roads"]
     assert summary["crs"] == "EPSG:3067"

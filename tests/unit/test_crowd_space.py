@@ -614,3 +614,30 @@ def test_fields_follow_cells_closed_after_construction():
     assert np.isinf(after[0][c[..., 0] < 19.0]).all()
     with pytest.raises(InputError, match="'hall'.*cannot reach any exit"):
         s.validate()
+
+
+def test_clearance_leads_people_through_the_middle_of_a_door_not_at_its_jamb():
+    space = CrowdSpace.from_areas(
+        [
+            {
+                "id": "room",
+                "walkable": "POLYGON ((0 0, 20 0, 20 20, 0 20, 0 0))",
+                "z": 0.0,
+                "exits": [{"id": "door", "polygon": "POLYGON ((20 9.5, 21 9.5, 21 10.5, 20 10.5, 20 9.5))"}],
+            }
+        ]
+    )
+    plain = space.distance_fields()[0]
+    clear = space.distance_fields(clearance_m=0.25)[0]
+    np.testing.assert_array_equal(np.isfinite(plain), np.isfinite(clear))  # reachability never changes
+    pts = np.array([[19.9, 9.5], [19.9, 9.9]])  # beside the lower jamb, and in the door's clear middle
+    lv = np.zeros(2, dtype=np.int32)
+    d_plain = space.sample_distance(plain, pts, lv)
+    d_clear = space.sample_distance(clear, pts, lv)
+    assert d_plain[0] == pytest.approx(
+        d_plain[1]
+    )  # plain field: straight at the jamb is as good as the middle
+    assert d_clear[0] > d_clear[1] + 0.1  # with clearance the jamb side is farther: people move to the middle
+    assert np.all(
+        clear[np.isfinite(clear)] >= plain[np.isfinite(plain)] - 1e-9
+    )  # never shorter than the plain

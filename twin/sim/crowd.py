@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DT_S = {"social_force": 0.01, "collision_free_speed": 0.05}
 EVACUATED = 3
+NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from walls
 
 
 class CrowdModel(SimModel):
@@ -63,7 +64,7 @@ class CrowdModel(SimModel):
         self.exit_ids = [str(e) for e in space.exits["id"]]
         n_exits = len(self.exit_ids)
         # one field per exit, the last one towards all exits (assigned-exit groups use their exit's field)
-        self.fields = space.distance_fields()
+        self.fields = space.distance_fields(clearance_m=NAV_CLEARANCE_M)
         self.all_exits_field = n_exits
         self.core = CrowdSim(
             model=model,
@@ -205,7 +206,13 @@ class CrowdModel(SimModel):
 
         t0 = time.perf_counter()
         total = math.ceil(duration_s / self.step_s - 1e-9)
-        bar = tqdm(total=self.n_agents, unit="agent", desc="evacuated", disable=not progress, leave=False)
+        bar = tqdm(
+            total=self.n_agents,
+            unit="agent",
+            desc="evacuated",
+            disable=None if progress else True,
+            leave=False,
+        )
         done = 0
         for _ in range(total):
             if not self.running:

@@ -811,9 +811,13 @@ class CrowdSpace:
         )
 
     # -- distance fields ----------------------------------------------------------------------------------------
-    def _field_engine(self, costs: tuple[float, ...], stencil: int = 32) -> DistanceField:
-        """A DistanceField over the walkable raster with the stairs as connectors of the given costs (cached)."""
-        key = (costs, stencil, zlib.crc32(self.walkable.tobytes()), self.origins.tobytes(), self.cell_size)
+    def _field_engine(
+        self, costs: tuple[float, ...], stencil: int = 32, walkable: np.ndarray | None = None
+    ) -> DistanceField:
+        """A DistanceField over the walkable raster (or ``walkable``, e.g. the clearance raster) with the stairs as
+        connectors of the given costs (cached)."""
+        walkable = self.walkable if walkable is None else walkable
+        key = (costs, stencil, zlib.crc32(walkable.tobytes()), self.origins.tobytes(), self.cell_size)
         df = self._df_cache.get(key)
         if df is None:
             if costs:
@@ -832,7 +836,7 @@ class CrowdSpace:
             else:
                 conn = None
             df = DistanceField(
-                self.walkable,
+                walkable,
                 cell_size=self.cell_size,
                 origins=self.origins,
                 connectors=conn,
@@ -873,8 +877,16 @@ class CrowdSpace:
         stair_speed_down: float = STAIR_SPEED_DOWN_MPS,
         stair_speed_up: float = STAIR_SPEED_UP_MPS,
         stencil: int = 32,
+        clearance_m: float = 0.0,
     ) -> list[FloatArray]:
         """Navigation fields: walking distance to the nearest exit of each set, in flat-walking metres.
+
+        With ``clearance_m`` > 0 (crowd navigation: about a body radius) routes keep that far from walls: the
+        field is computed over the cells whose centre is at least ``clearance_m`` from every non-walkable cell
+        (exit and stair-end cells always count), then extended into the margin along walls by a second pass
+        seeded with those distances. People near a wall are so led back into the clear part before a door
+        instead of straight at the door jamb, and a door of width w is approached through its middle
+        w − 2·clearance. Reachability is the same as without clearance.
 
         exit_sets : lists of exits (row indices of :attr:`exits` or exit ids); default :meth:`default_exit_sets`
             (one field per exit, then one for all exits).
@@ -888,7 +900,23 @@ class CrowdSpace:
         down, up = self.stair_costs(
             flat_speed=flat_speed, stair_speed_down=stair_speed_down, stair_speed_up=stair_speed_up
         )
-        return [self._field_for(self._exit_rows(s), down, up, stencil) for s in sets]
+        clear = self._clearance_mask(clearance_m) if clearance_m > 0 else None
+        return [self._field_for(self._exit_rows(s), down, up, stencil, clear) for s in sets]
+
+    def _clearance_mask(self, clearance_m: float) -> np.ndarray:
+        """(L, ny, nx) uint8: walkable cells at least ``clearance_m`` from non-walkable cells (centre distance
+        minus half a cell), plus every exit cell and stair end cell."""
+        h = self.cell_size
+        clear = np.zeros_like(self.walkable)
+        for level in range(self.n_levels):
+            edt = ndimage.distance_transform_edt(self.walkable[level] > 0)
+            clear[level] = (edt * h - 0.5 * h >= clearance_m - 1e-9) & (self.walkable[level] > 0)
+        clear[self.exit_cells >= 0] = 1
+        t = self.stairs_table
+        if len(t):
+            clear[t["from_level"].to_numpy(int), t["foot_iy"].to_numpy(int), t["foot_ix"].to_numpy(int)] = 1
+            clear[t["to_level"].to_numpy(int), t["head_iy"].to_numpy(int), t["head_ix"].to_numpy(int)] = 1
+        return clear
 
     def _exit_rows(self, exit_set: Sequence[int | str]) -> list[int]:
         if isinstance(exit_set, str | int | np.integer):
@@ -898,9 +926,36 @@ class CrowdSpace:
             raise ValueError("an exit set is empty")
         return rows
 
-    def _field_for(self, rows: list[int], down: FloatArray, up: FloatArray, stencil: int) -> FloatArray:
+    def _field_for(
+        self,
+        rows: list[int],
+        down: FloatArray,
+        up: FloatArray,
+        stencil: int,
+        clear: np.ndarray | None = None,
+    ) -> FloatArray:
         mask = np.isin(self.exit_cells, np.asarray(rows, dtype=np.int32))
         targets = np.argwhere(mask).astype(np.int64)
+        d, cost = self._settled_field(targets, down, up, stencil, clear)
+        if clear is None:
+            return d
+        # Extend into the margin along walls, seeded with the clear cells' distances (not the exit cells': a
+        # margin cell must lead back into the clear part, not along the wall straight at the door jamb).
+        plain, _ = self._settled_field(targets, down, up, stencil, None)
+        seeds = np.isfinite(d) & ~mask
+        if not seeds.any():
+            return plain
+        engine = self._field_engine(tuple(cost.tolist()) if len(cost) else (), stencil)
+        out = engine.compute(np.argwhere(seeds).astype(np.int64), d[seeds])
+        out[mask] = 0.0
+        # regions with no clear route at all (behind passages narrower than twice the clearance) keep the plain
+        # field: reachability never changes
+        return np.where(np.isfinite(out), out, plain)
+
+    def _settled_field(
+        self, targets: np.ndarray, down: FloatArray, up: FloatArray, stencil: int, walkable: np.ndarray | None
+    ) -> tuple[FloatArray, FloatArray]:
+        """The field to ``targets`` with each stair costed in the direction routes take it; also the costs."""
         s = len(self.stairs)
         cost = np.minimum(down, up)
         t = self.stairs_table
@@ -915,9 +970,9 @@ class CrowdSpace:
             t["head_ix"].to_numpy(np.int64),
         )
         for _ in range(2 * s + 2):
-            d = self._field_engine(tuple(cost.tolist()) if s else (), stencil).compute(targets)
+            d = self._field_engine(tuple(cost.tolist()) if s else (), stencil, walkable).compute(targets)
             if s == 0:
-                return d
+                return d, cost
             df, dh = d[foot], d[head]
             both = np.isfinite(df) & np.isfinite(dh)
             dfz, dhz = np.where(both, df, 0.0), np.where(both, dh, 0.0)
@@ -926,10 +981,10 @@ class CrowdSpace:
             ascend = both & (np.abs(dfz - (dhz + cost)) <= tol)  # people at the foot walk up to the head
             new = np.where(ascend, up, np.where(descend, down, np.minimum(down, up)))
             if np.array_equal(new, cost):
-                return d
+                return d, cost
             cost = new
-        log.warning("stair costs did not settle for exits %s; the last field is used", rows)
-        return d
+        log.warning("stair costs did not settle for exits %s; the last field is used", targets[:1].tolist())
+        return d, cost
 
     # -- sampling and exit choice -------------------------------------------------------------------------------
     def sample_distance(self, field: FloatArray, positions: FloatArray, levels: Int32Array) -> FloatArray:
