@@ -206,9 +206,15 @@ class CrowdSim {
     void nav_direction(int field, int level, double x, double y, double& ex, double& ey) const;
     bool move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
                       double clearance) const;
+    bool move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
+                      double clearance, const int32_t* walls,
+                      int32_t n_walls) const;  // with the walls near p given
     void clamp_move(int level, double px, double py, double& qx, double& qy, double clearance) const;
+    void clamp_move(int level, double px, double py, double& qx, double& qy, double clearance,
+                    const int32_t* walls, int32_t n_walls) const;
     template <typename Emit>
-    void for_each_wall(int level, double x, double y, double cutoff, Scratch& sc, Emit&& emit) const;
+    void for_each_wall(const int32_t* walls, int32_t n_walls, double x, double y, double cutoff, Scratch& sc,
+                       Emit&& emit) const;
     const int32_t* wall_list(int level, double x, double y, int32_t& count) const;
 
     CrowdModel model_;
