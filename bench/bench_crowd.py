@@ -285,7 +285,7 @@ def compare(name: str, scene: dict, windows: dict, results: list) -> None:
         rj, note = jupedsim_rate(model, scene, w)
         results.append((f"{name} {model}", r1 / rj, r2 / rj))
         print(
-            f"{model:<22}{DT[model]:>6}{w:>7.0f}s{r1:>12.3e}{r2:>12.3e}{rj:>12.3e}{r1 / rj:>8.1f}{r2 / rj:>8.1f}",
+            f"{model:<22}{DT[model]:>6}{w:>7.1f}s{r1:>12.3e}{r2:>12.3e}{rj:>12.3e}{r1 / rj:>8.1f}{r2 / rj:>8.1f}",
             flush=True,
         )
         if note:
