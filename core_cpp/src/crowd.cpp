@@ -280,6 +280,8 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
     const int64_t ns = static_cast<int64_t>(g_.stairs.size() / 8);
     if (g_.stairs.size() != static_cast<std::size_t>(8 * ns))
         throw std::invalid_argument("stairs must be (s, 8)");
+    if (ns > 16383)
+        throw std::invalid_argument("at most 16383 stairs are supported, got " + std::to_string(ns));
     stair_ends_.assign(L, {});
     for (int64_t s = 0; s < ns; ++s) {
         const double* r = g_.stairs.data() + 8 * s;

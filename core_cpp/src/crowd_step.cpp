@@ -178,10 +178,18 @@ void CrowdSim::nav_direction(int field, int level, double x, double y, double& e
 // direction to slide along (the first wall crossed, else the wall too close), else (0, 0).
 bool CrowdSim::move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
                             double clearance) const {
+    int32_t cnt = 0;
+    const int32_t* ids = wall_list(level, px, py, cnt);
+    return move_allowed(level, px, py, qx, qy, tangent, clearance, ids, cnt);
+}
+
+bool CrowdSim::move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
+                            double clearance, const int32_t* ids, int32_t cnt) const {
     if (tangent) tangent[0] = tangent[1] = 0.0;
     int iy = 0, ix = 0, iy1 = 0, ix1 = 0;
-    if (!locate(qx, qy, level, iy1, ix1) || !(cell_info_[flat(level, iy1, ix1)] & kWalkBit)) return false;
-    if (!locate(px, py, level, iy, ix)) return false;
+    if (!locate(qx, qy, level, iy1, ix1) || !locate(px, py, level, iy, ix)) return false;
+    // (p's cell is walkable: agents never stand elsewhere. Only a new cell needs looking up.)
+    if ((ix != ix1 || iy != iy1) && !(cell_info_[flat(level, iy1, ix1)] & kWalkBit)) return false;
     if (ix != ix1 || iy != iy1) {
         const double h = g_.cell_size;
         const double u0 = (px - g_.origins[2 * level]) / h, v0 = (py - g_.origins[2 * level + 1]) / h;
@@ -209,8 +217,6 @@ bool CrowdSim::move_allowed(int level, double px, double py, double qx, double q
             if (!walkable_at(level, cy, cx)) return false;
         }
     }
-    int32_t cnt = 0;
-    const int32_t* ids = wall_list(level, px, py, cnt);
     double best = kInf;
     bool too_close = false;
     for (int32_t k = 0; k < cnt; ++k) {
@@ -253,13 +259,20 @@ bool CrowdSim::move_allowed(int level, double px, double py, double qx, double q
 // Replaces a disallowed move p -> q by the longest allowed of: the slide along the blocking wall, the slide
 // along x, the slide along y (larger component first), or no move.
 void CrowdSim::clamp_move(int level, double px, double py, double& qx, double& qy, double clearance) const {
+    int32_t cnt = 0;
+    const int32_t* ids = wall_list(level, px, py, cnt);
+    clamp_move(level, px, py, qx, qy, clearance, ids, cnt);
+}
+
+void CrowdSim::clamp_move(int level, double px, double py, double& qx, double& qy, double clearance,
+                          const int32_t* ids, int32_t cnt) const {
     double t[2];
-    if (move_allowed(level, px, py, qx, qy, t, clearance)) return;
+    if (move_allowed(level, px, py, qx, qy, t, clearance, ids, cnt)) return;
     const double dx = qx - px, dy = qy - py;
     if (t[0] != 0 || t[1] != 0) {
         const double s = dx * t[0] + dy * t[1];
         const double sx = px + s * t[0], sy = py + s * t[1];
-        if (move_allowed(level, px, py, sx, sy, nullptr, clearance)) {
+        if (move_allowed(level, px, py, sx, sy, nullptr, clearance, ids, cnt)) {
             qx = sx;
             qy = sy;
             return;
@@ -269,7 +282,7 @@ void CrowdSim::clamp_move(int level, double px, double py, double& qx, double& q
     for (int k = 0; k < 2; ++k) {
         const bool along_x = (k == 0) == x_first;
         const double sx = along_x ? px + dx : px, sy = along_x ? py : py + dy;
-        if ((sx != px || sy != py) && move_allowed(level, px, py, sx, sy, nullptr, clearance)) {
+        if ((sx != px || sy != py) && move_allowed(level, px, py, sx, sy, nullptr, clearance, ids, cnt)) {
             qx = sx;
             qy = sy;
             return;
@@ -284,9 +297,8 @@ void CrowdSim::clamp_move(int level, double px, double py, double& qx, double& q
 // from closer (a wall split into pieces pushes once) and duplicates of a shared corner. n points from the
 // wall to the agent.
 template <typename Emit>
-void CrowdSim::for_each_wall(int level, double x, double y, double cutoff, Scratch& sc, Emit&& emit) const {
-    int32_t cnt = 0;
-    const int32_t* ids = wall_list(level, x, y, cnt);
+void CrowdSim::for_each_wall(const int32_t* ids, int32_t cnt, double x, double y, double cutoff, Scratch& sc,
+                             Emit&& emit) const {
     if (cnt == 0) return;
     auto& hits = sc.hits;
     hits.clear();
@@ -342,7 +354,13 @@ void CrowdSim::ensure_ready() {
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
     cut = std::max(cut, 1e-3);
-    if (0.5 * cut != grid_.cell_size()) grid_ = NeighborGrid(0.5 * cut, 2);  // half: fewer candidates
+    // Grid cells of half the cut-off (fewer candidates than whole ones), but not so small that the raster's
+    // extent needs more than about two cells per agent (the grid would switch to slower spatial hashing).
+    const double extent =
+        static_cast<double>(g_.levels) * (g_.nx * g_.cell_size + 3.0 * cut + 1.0) * (g_.ny * g_.cell_size);
+    const double cell =
+        std::max(0.5 * cut, std::sqrt(extent / (2.0 * static_cast<double>(std::max<int64_t>(n_, 1)))));
+    if (cell != grid_.cell_size()) grid_ = NeighborGrid(cell, 2);
     grid_cut_ = cut;
     level_stride_ = g_.nx * g_.cell_size + 3.0 * cut + 1.0;
     // Walls near an agent: those it interacts with and those a move of one substep (or a stair exit offset)
@@ -478,12 +496,15 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     // Walking on a floor.
     const int l = level_[i];
     const double x = po[2 * i], y = po[2 * i + 1];
+    int32_t wn = 0;
+    const int32_t* wl = wall_list(l, x, y, wn);  // walls near the agent (interaction and move clamp)
     const double r = radius_[i], v0 = v0_[i];
     double ex, ey;
     // The desired direction is sampled once per step (at its first substep, or when the agent has just
     // started, left a stair or been re-routed) and kept, quantised to int16, for the step's substeps.
     int16_t* dq = dir_.data() + 2 * i;
-    if (fresh || dq[0] == kNoDir) {
+    const bool first_walk = dq[0] == kNoDir;  // (also after a stair, a re-route or new fields: harmless)
+    if (fresh || first_walk) {
         nav_direction(field_[i], l, x, y, ex, ey);
         dq[0] = static_cast<int16_t>(std::lround(ex * 32767.0));
         dq[1] = static_cast<int16_t>(std::lround(ey * 32767.0));
@@ -543,17 +564,19 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     const double* cp = sc.cand_pts.data();
     double* nbw = sc.nb.data();
     std::size_t nn = 0;
+    // Branch-free compaction: every candidate is written, only those within the cut-off are kept (not itself,
+    // nor a coincident centre, which has no direction).
     for (int64_t k = 0; k < m; ++k) {
         const double dx = cp[2 * k] - gx, dy = cp[2 * k + 1] - gy;
         const double d2 = dx * dx + dy * dy;
-        if (d2 > cut2 || d2 == 0) continue;  // (itself, and coincident centres, which have no direction)
         const int64_t j = sc.cand[k];
-        double* e = nbw + 5 * nn++;
+        double* e = nbw + 5 * nn;
         e[0] = dx;
         e[1] = dy;
         e[2] = std::sqrt(d2);
         e[3] = r + radius[j];
         e[4] = static_cast<double>(j);
+        nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
     }
     const double* nb = sc.nb.data();
 
@@ -588,19 +611,20 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             fx += rep * nx;
             fy += rep * ny;
         }
-        for_each_wall(l, x, y, r + p_.range_cutoff * p_.wall_range, sc, [&](double nx, double ny, double d) {
-            double rep = p_.wall_strength * std::exp((r - d) / p_.wall_range);
-            if (d < r) {
-                const double g = r - d;
-                rep += p_.wall_body_force * g;
-                const double tx = -ny, ty = nx;
-                const double fr = -std::min(p_.wall_friction * g, fric_cap) * (vix * tx + viy * ty);
-                fx += fr * tx;
-                fy += fr * ty;
-            }
-            fx += rep * nx;
-            fy += rep * ny;
-        });
+        for_each_wall(
+            wl, wn, x, y, r + p_.range_cutoff * p_.wall_range, sc, [&](double nx, double ny, double d) {
+                double rep = p_.wall_strength * std::exp((r - d) / p_.wall_range);
+                if (d < r) {
+                    const double g = r - d;
+                    rep += p_.wall_body_force * g;
+                    const double tx = -ny, ty = nx;
+                    const double fr = -std::min(p_.wall_friction * g, fric_cap) * (vix * tx + viy * ty);
+                    fx += fr * tx;
+                    fy += fr * ty;
+                }
+                fx += rep * nx;
+                fy += rep * ny;
+            });
         vx = vix + h * fx / mass;
         vy = viy + h * fy / mass;
         const double sp = norm2(vx, vy), vmax = p_.speed_cap * v0;
@@ -610,7 +634,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         }
         qx = x + h * vx;
         qy = y + h * vy;
-        clamp_move(l, x, y, qx, qy, 0.0);
+        clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
         if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
             vx = (qx - x) / h;
             vy = (qy - y) / h;
@@ -638,7 +662,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             // and bottlenecks clog, as in JuPedSim). Discs never move into walls (clamp with clearance r).
             const double aw = p_.cfs_wall_strength, Dw = p_.cfs_wall_range, rw = r - shrink;
             double wx = 0, wy = 0;
-            for_each_wall(l, x, y, rw + p_.range_cutoff * Dw, sc, [&](double nx, double ny, double d) {
+            for_each_wall(wl, wn, x, y, rw + p_.range_cutoff * Dw, sc, [&](double nx, double ny, double d) {
                 const double w = aw * std::exp((rw - d) / Dw);
                 wx += w * nx;
                 wy += w * ny;
@@ -679,7 +703,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             // allow), then what remains is scaled down.
             auto resolve = [&](double& dx, double& dy) {
                 double tx = x + dx, ty = y + dy;
-                clamp_move(l, x, y, tx, ty, rw);
+                clamp_move(l, x, y, tx, ty, rw, wl, wn);
                 dx = tx - x;
                 dy = ty - y;
                 double sx = dx, sy = dy;
@@ -696,7 +720,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
                         }
                     }
                 }
-                if (slid && move_allowed(l, x, y, x + sx, y + sy, nullptr, rw)) {
+                if (slid && move_allowed(l, x, y, x + sx, y + sy, nullptr, rw, wl, wn)) {
                     dx = sx;
                     dy = sy;
                 }
@@ -747,11 +771,15 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     pn[2 * i + 1] = qy;
     vn[2 * i] = vx;
     vn[2 * i + 1] = vy;
-    // Exit: the centre entered an exit cell (checked every substep; the clamp just read this cell's info).
-    int iy = 0, ix = 0;
+    // Exit: the centre entered an exit cell. Checked every substep, but only when the agent changed cells
+    // (its old cell is no exit, else it would have left), on its first walking substep, and for the stair
+    // zone bit.
+    int iy = 0, ix = 0, iy0 = 0, ix0 = 0;
     locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
+    locate(x, y, l, iy0, ix0);
     const std::size_t cell = flat(l, iy, ix);
-    const uint16_t info = cell_info_[cell];
+    const bool look = last || first_walk || iy != iy0 || ix != ix0;
+    const uint16_t info = look ? cell_info_[cell] : uint16_t(kWalkBit);
     const int32_t ex_id = static_cast<int32_t>(info >> 2) - 1;
     int16_t* pending = pending_.data();
     if (ex_id >= 0) {

@@ -1,7 +1,8 @@
 """The Python face of the C++ crowd core (``twin._core.CrowdSim``): thin, typed, documented shapes.
 
 One :meth:`CrowdSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over agents, results
-bitwise independent of the thread count). Two operational models:
+bitwise independent of the thread count; agents are kept in a spatially sorted order, re-sorted about once a
+simulated second, while their ids stay fixed). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + sum_j [A exp((r_ij - d_ij) / B) w(phi) + k g(r_ij - d_ij)] n_ij
@@ -13,8 +14,10 @@ bitwise independent of the thread count). Two operational models:
 ``collision_free_speed`` (Tordeux, Chraibi & Seyfried 2016; JuPedSim's CollisionFreeSpeedModel)
     ``e = normalise(e0 + sum_j a exp((l - s_ij) / D) n_ij + walls)``, ``speed = min(v0, max(0, (s - l) / T))`` with
     ``s`` the spacing to the nearest agent ahead (within the strip of width ``l = r_i + r_j`` along ``e`` and within
-    ``cone_angle`` of it). No agent closes more than half of a gap per substep, so agents never overlap; discs never
-    move into walls, and walls deflect but never turn an agent back.
+    ``cone_angle`` of it). No agent closes more than half of a gap per substep (the excess is first projected out,
+    so agents slide along each other), so agents never overlap outside deadlock resolution; discs never move into
+    walls, and walls deflect but never turn an agent back (JuPedSim's plain wall term pushes agents at door jambs
+    back into the crowd, and its bottlenecks clog).
 
 Defaults (``default_params(model)``, meanings in ``param_docs(model)``):
 
@@ -32,6 +35,9 @@ wall_* as agent_*             unstick_shrink 0.1, unstick_shrink_max 0.5
 speed_cap 1.5, max_substep 0.01 s
 ============================  ===================  =====================================================
 
+Shared: range_cutoff 8 (interactions beyond contact + 8 ranges ignored), stuck_time 3 s, stuck_speed 0.15 m/s,
+stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density 2 P/m^2.
+
 Calibration: with a body radius of 0.2 m, isotropic social forces (``anisotropy`` 1) give 3.3-4.0 P/s through a
 1 m door and the collision-free speed model's single-file ``T = 1 s`` gives 1.05 P/s, both outside the laboratory
 1.5-2.0 P/s; ``anisotropy = 0.6`` and ``time_gap = 0.5 s`` give 1.6-1.8 P/s for 150 and for 1000 agents.
@@ -40,11 +46,15 @@ Shared by both models: navigation down the descent direction of each agent's dis
 cells, never into a wall), WAITING agents (occupying space) until their start time, exits, stairs (entered in
 the zone around a stair end when the field's way goes over the stair; capacity ``length * width *
 stair_density``, FIFO queue; time on the stair ``length / stair speed``), and the hard guarantees: no agent centre
-leaves the walkable cells or crosses a wall, and deadlocks are resolved — an agent whose progress speed stays
-below ``stuck_speed`` for ``stuck_time`` while deadlocked (room ahead, or the agent ahead wants another way) gets
-an unstick episode (social force: its desired direction is turned aside, first to the right; collision-free speed:
-turned directions are probed for a free one, and it squeezes by ``unstick_shrink`` of its radius per episode in a
-row, so overlaps stay below ``unstick_shrink_max * radius`` and happen only in such episodes).
+leaves the walkable cells or crosses a wall, and deadlocks are resolved. An agent whose progress speed (along its
+field's direction, averaged over ``stuck_window``) stays below ``stuck_speed`` for ``stuck_time`` is stuck; if it is
+deadlocked rather than queueing (there is room one body length ahead, or the agent ahead of it is waiting or
+wants a way more than 60 degrees off its own) it gets an unstick episode of ``unstick_time``: the first turns its
+desired direction aside (to the right, so head-on pairs pass; later episodes pick a side from the counter-based
+RNG); in the collision-free speed model later episodes in a row probe turned directions for a free one and
+squeeze by ``unstick_shrink`` of the radius per episode (overlaps below ``unstick_shrink_max * radius``, and only
+then). Desired directions are sampled once per step; exits are checked every substep, stair entries and stuck
+detection once per step.
 """
 
 from __future__ import annotations
@@ -213,7 +223,8 @@ class CrowdSim:
         """Advance ``n`` steps of ``dt`` in C++."""
         self._core.step(int(n))
 
-    # --- state (read-only views of the core's memory; take them again after each step) ------------------------
+    # --- state: read-only arrays by agent id, copied from the core on each access (the core keeps agents in a
+    # spatially sorted order for speed), so an array keeps the state of the time it was taken --------------------
 
     @property
     def model(self) -> str:

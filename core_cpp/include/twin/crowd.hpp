@@ -206,9 +206,15 @@ class CrowdSim {
     void nav_direction(int field, int level, double x, double y, double& ex, double& ey) const;
     bool move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
                       double clearance) const;
+    bool move_allowed(int level, double px, double py, double qx, double qy, double* tangent,
+                      double clearance, const int32_t* walls,
+                      int32_t n_walls) const;  // with the walls near p given
     void clamp_move(int level, double px, double py, double& qx, double& qy, double clearance) const;
+    void clamp_move(int level, double px, double py, double& qx, double& qy, double clearance,
+                    const int32_t* walls, int32_t n_walls) const;
     template <typename Emit>
-    void for_each_wall(int level, double x, double y, double cutoff, Scratch& sc, Emit&& emit) const;
+    void for_each_wall(const int32_t* walls, int32_t n_walls, double x, double y, double cutoff, Scratch& sc,
+                       Emit&& emit) const;
     const int32_t* wall_list(int level, double x, double y, int32_t& count) const;
 
     CrowdModel model_;
@@ -241,8 +247,8 @@ class CrowdSim {
     std::vector<int64_t> bin_offsets_;
     std::vector<int32_t> bin_walls_;
 
-    // Agents: structure of arrays in slot order, which is re-sorted by grid cell every kReorderSteps steps so
-    // that the agents processed together are close in memory (ids stay stable: id_of_ and slot_of_ map them).
+    // Agents: structure of arrays in slot order, re-sorted by grid cell about once a simulated second so that
+    // the agents processed together are close in memory (ids stay stable: id_of_ and slot_of_ map them).
     int64_t n_ = 0;
     std::vector<double> pos_[2], vel_[2];  // (n, 2) each; [0] current, [1] next (double buffer)
     std::vector<double> exit_time_;
@@ -250,7 +256,9 @@ class CrowdSim {
     std::vector<int32_t> level_, field_, exit_index_, stair_index_, queue_since_, unstick_, id_of_, slot_of_;
     std::vector<int16_t> pending_;  // 2 * stair + end of a requested stair entry, or -1
     std::vector<int16_t> dir_;      // (n, 2) desired direction of the current step, x 32767; INT16_MIN: unset
-    std::vector<int8_t> state_, stair_end_;
+    std::vector<int8_t> state_;
+    std::vector<int8_t>
+        stair_end_;  // end a stair was entered from (0 foot, 1 head); 2: evacuated, sync buffers
     std::vector<float> v0_, radius_, up_, down_, stair_s_, stair_off_, stuck_, progress_;
     bool reorder_pending_ = false;
     float max_radius_ = 0, max_v0_ = 0;
