@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench.bench_nav",
     "bench.bench_ifc",
     "bench.bench_bundle",
+    "bench.bench_crowd",
 ]
 
 
