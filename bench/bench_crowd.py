@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
 from twin.sim.crowd_core import EVACUATED, CrowdSim  # noqa: E402
+from twin.sim.rasterize import centre_rule_space  # noqa: E402
 from twin.spatial import DistanceField, get_num_threads, set_num_threads  # noqa: E402
 
 H = 0.2  # raster cell, metres
@@ -54,40 +55,7 @@ DT = {"collision_free_speed": 0.05, "social_force": 0.01}
 def make_space(
     levels: list[shapely.Polygon], exits: list[tuple[int, shapely.Polygon]], pad: float = 0.4
 ) -> dict:
-    b = np.array([p.bounds for p in levels])
-    x0, y0 = b[:, 0].min() - pad, b[:, 1].min() - pad
-    nx = int(np.ceil((b[:, 2].max() + pad - x0) / H))
-    ny = int(np.ceil((b[:, 3].max() + pad - y0) / H))
-    X, Y = np.meshgrid(x0 + (np.arange(nx) + 0.5) * H, y0 + (np.arange(ny) + 0.5) * H)
-    n_levels = len(levels)
-    walkable = np.zeros((n_levels, ny, nx), np.uint8)
-    exit_cells = np.full((n_levels, ny, nx), -1, np.int32)
-    walls, wall_levels = [], []
-    for lv, poly in enumerate(levels):
-        walkable[lv] = shapely.contains_xy(poly, X, Y)
-        opening = [e for le, e in exits if le == lv]
-        cut = shapely.union_all(opening).buffer(1e-9) if opening else None
-        for ring in [poly.exterior, *poly.interiors]:
-            lines = shapely.LineString(ring.coords)
-            if cut is not None:
-                lines = lines.difference(cut)
-            for part in getattr(lines, "geoms", [lines]):
-                c = np.asarray(part.coords)
-                for u, v in zip(c[:-1], c[1:], strict=True):
-                    if np.hypot(*(v - u)) > 1e-9:
-                        walls.append([*u, *v])
-                        wall_levels.append(lv)
-    for k, (lv, e) in enumerate(exits):
-        exit_cells[lv][shapely.contains_xy(e, X, Y) & (walkable[lv] > 0)] = k
-    return {
-        "walkable": walkable,
-        "cell_size": H,
-        "origins": np.tile([x0, y0], (n_levels, 1)).astype(float),
-        "level_z": np.arange(n_levels) * 3.5,
-        "walls": np.array(walls, float).reshape(-1, 4),
-        "wall_levels": np.array(wall_levels, np.int32),
-        "exit_cells": exit_cells,
-    }
+    return centre_rule_space(levels, exits, cell_size=H, pad=pad, storey_height=3.5)
 
 
 def exit_field(space: dict, stairs: np.ndarray | None = None, stair_speed: float = 0.8) -> np.ndarray:

@@ -19,6 +19,7 @@ import pytest
 import shapely
 
 from twin.sim.crowd_core import EVACUATED, MODELS, ON_STAIR, WAITING, WALKING, CrowdSim, default_params
+from twin.sim.rasterize import centre_rule_space
 from twin.spatial import DistanceField, get_num_threads, set_num_threads
 
 H = 0.2  # cell size, metres
@@ -29,47 +30,9 @@ H = 0.2  # cell size, metres
 
 
 def make_space(levels, exits, *, pad=0.4, inner_walls=()):
-    """levels: list of shapely polygons (one per level); exits: list of (level, polygon); inner_walls: extra
+    """levels: one shapely polygon per level; exits: (level, polygon) pairs; inner_walls: extra
     (level, x0, y0, x1, y1) wall segments (thin walls the raster does not know)."""
-    b = np.array([p.bounds for p in levels])
-    x0, y0 = b[:, 0].min() - pad, b[:, 1].min() - pad
-    nx = int(np.ceil((b[:, 2].max() + pad - x0) / H))
-    ny = int(np.ceil((b[:, 3].max() + pad - y0) / H))
-    X, Y = np.meshgrid(x0 + (np.arange(nx) + 0.5) * H, y0 + (np.arange(ny) + 0.5) * H)
-    n_levels = len(levels)
-    walkable = np.zeros((n_levels, ny, nx), np.uint8)
-    exit_cells = np.full((n_levels, ny, nx), -1, np.int32)
-    walls, wall_levels = [], []
-    for lv, poly in enumerate(levels):
-        walkable[lv] = shapely.contains_xy(poly, X, Y)
-        open_parts = [e for (le, e) in exits if le == lv]
-        opening = shapely.union_all(open_parts).buffer(1e-9) if open_parts else None
-        for ring in [poly.exterior, *poly.interiors]:
-            c = np.asarray(ring.coords)
-            for a, bb in zip(c[:-1], c[1:], strict=True):
-                seg = shapely.LineString([a, bb])
-                if opening is not None:
-                    seg = seg.difference(opening)
-                for part in getattr(seg, "geoms", [seg]):
-                    pc = np.asarray(part.coords)
-                    for u, v in zip(pc[:-1], pc[1:], strict=True):
-                        if np.hypot(*(v - u)) > 1e-9:
-                            walls.append([*u, *v])
-                            wall_levels.append(lv)
-    for lv, *seg in inner_walls:
-        walls.append(seg)
-        wall_levels.append(lv)
-    for k, (lv, e) in enumerate(exits):
-        exit_cells[lv][shapely.contains_xy(e, X, Y) & (walkable[lv] > 0)] = k
-    return {
-        "walkable": walkable,
-        "cell_size": H,
-        "origins": np.tile([x0, y0], (n_levels, 1)).astype(float),
-        "level_z": np.arange(n_levels) * 3.0,
-        "walls": np.array(walls, float).reshape(-1, 4),
-        "wall_levels": np.array(wall_levels, np.int32),
-        "exit_cells": exit_cells,
-    }
+    return centre_rule_space(levels, exits, cell_size=H, pad=pad, storey_height=3.0, inner_walls=inner_walls)
 
 
 def exit_field(space, exit_ids=None, stairs=None, stair_cost=None):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import shapely
@@ -216,3 +217,63 @@ def boundary_segments(geom: BaseGeometry) -> FloatArray:
     if not rows:
         return np.zeros((0, 4), dtype=np.float64)
     return np.ascontiguousarray(np.concatenate(rows), dtype=np.float64)
+
+
+def centre_rule_space(
+    levels: Sequence[BaseGeometry],
+    exits: Sequence[tuple[int, BaseGeometry]],
+    *,
+    cell_size: float,
+    pad: float = 0.4,
+    storey_height: float = 3.0,
+    inner_walls: Sequence[Sequence[float]] = (),
+) -> dict[str, np.ndarray | float]:
+    """The C++ crowd core's geometry inputs from one polygon per level, by the plain centre rule.
+
+    A lighter alternative to :class:`twin.sim.crowd_space.CrowdSpace` for core-level tests and benchmarks that
+    set up geometry directly: a cell is walkable if its centre lies in the level's polygon (no half-coverage or
+    thin-wall rule); walls are the polygon rings minus the exit openings; ``exits`` are (level, polygon) pairs
+    whose walkable cells become exit cells numbered in order; ``inner_walls`` are extra (level, x0, y0, x1, y1)
+    segments (thin walls the raster does not know). All levels share one raster with a ``pad`` margin; level k
+    lies at z = k × ``storey_height``. Returns the keyword arguments ``walkable, cell_size, origins, level_z,
+    walls, wall_levels, exit_cells`` of ``twin.sim.crowd_core.CrowdSim``.
+    """
+    h = float(cell_size)
+    b = np.array([p.bounds for p in levels])
+    x0, y0 = b[:, 0].min() - pad, b[:, 1].min() - pad
+    nx = int(np.ceil((b[:, 2].max() + pad - x0) / h))
+    ny = int(np.ceil((b[:, 3].max() + pad - y0) / h))
+    X, Y = np.meshgrid(x0 + (np.arange(nx) + 0.5) * h, y0 + (np.arange(ny) + 0.5) * h)
+    n_levels = len(levels)
+    walkable = np.zeros((n_levels, ny, nx), np.uint8)
+    exit_cells = np.full((n_levels, ny, nx), -1, np.int32)
+    walls: list[list[float]] = []
+    wall_levels: list[int] = []
+    for lv, poly in enumerate(levels):
+        walkable[lv] = shapely.contains_xy(poly, X, Y)
+        openings = [e for le, e in exits if le == lv]
+        cut = shapely.union_all(openings).buffer(1e-9) if openings else None
+        for ring in [poly.exterior, *poly.interiors]:
+            lines = shapely.LineString(ring.coords)
+            if cut is not None:
+                lines = lines.difference(cut)
+            for part in getattr(lines, "geoms", [lines]):
+                c = np.asarray(part.coords)
+                for u, v in zip(c[:-1], c[1:], strict=True):
+                    if np.hypot(*(v - u)) > 1e-9:
+                        walls.append([*u, *v])
+                        wall_levels.append(lv)
+    for lv, *seg in inner_walls:
+        walls.append(list(seg))
+        wall_levels.append(int(lv))
+    for k, (lv, e) in enumerate(exits):
+        exit_cells[lv][shapely.contains_xy(e, X, Y) & (walkable[lv] > 0)] = k
+    return {
+        "walkable": walkable,
+        "cell_size": h,
+        "origins": np.tile([x0, y0], (n_levels, 1)).astype(float),
+        "level_z": np.arange(n_levels) * float(storey_height),
+        "walls": np.array(walls, float).reshape(-1, 4),
+        "wall_levels": np.array(wall_levels, np.int32),
+        "exit_cells": exit_cells,
+    }
