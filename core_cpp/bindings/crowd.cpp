@@ -292,6 +292,16 @@ void bind_crowd(py::module_& m) {
                                        out.mutable_data()[k] = s.stair_capacity(k);
                                    return out;
                                })
+        .def_property_readonly(
+            "stair_entries",
+            [](const CrowdSim& s) {
+                carray<int64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(s.n_stairs()), 2});
+                for (int64_t k = 0; k < s.n_stairs(); ++k) {
+                    out.mutable_data()[2 * k] = s.stair_entries(k, 0);
+                    out.mutable_data()[2 * k + 1] = s.stair_entries(k, 1);
+                }
+                return out;
+            })
         .def_property_readonly_static("state_bytes_per_agent",
                                       [](const py::object&) { return CrowdSim::state_bytes_per_agent(); })
         .def_property_readonly(

@@ -726,6 +726,7 @@ void CrowdSim::stair_phase(bool entries) {
         pending[i] = -1;
         stuck_[i] = 0.0f;
         ++st.on;
+        ++st.entries[e];
     }
 }
 

@@ -509,7 +509,41 @@ ERRORS = [
         lambda d: d["crowd"]["groups"].append(copy.deepcopy(group(d)) | {"id": "visitors", "count": 1500}),
         "crowd.groups[1].count: 1500 agents together with 1000 of earlier groups do not fit in area 'hall'",
     ),
+    (
+        lambda d: d["city"].update(stairs=[STAIR | {"to_area": "attic"}]),
+        "city.stairs[0].to_area: no area 'attic' in city.areas (have: hall)",
+    ),
+    (
+        lambda d: d["city"].update(stairs=[STAIR | {"foot": [1.0]}]),
+        "city.stairs[0].foot: ",
+    ),
+    (
+        lambda d: d["city"].update(stairs=[STAIR | {"length_m": 0}]),
+        "city.stairs[0].length_m: must be > 0, got 0",
+    ),
+    (
+        lambda d: d["city"].update(stairs=[STAIR, dict(STAIR)]),
+        "city.stairs[1].id: 'st' is used twice",
+    ),
+    (
+        lambda d: d["crowd"].update(routing={"stair_cost_factor": -1}),
+        "crowd.routing.stair_cost_factor: must be > 0, got -1",
+    ),
+    (
+        lambda d: d["crowd"].update(routing={"stairs": "avoid"}),
+        "crowd.routing: unknown key 'stairs'",
+    ),
 ]
+
+STAIR = {
+    "id": "st",
+    "from_area": "hall",
+    "to_area": "hall",
+    "foot": [1, 1],
+    "head": [5, 1],
+    "length_m": 5,
+    "width_m": 1,
+}
 
 
 @pytest.mark.parametrize(("mutate", "expected"), ERRORS, ids=[e[1][:60] for e in ERRORS])

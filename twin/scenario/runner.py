@@ -56,6 +56,8 @@ def _crowd_space(scenario: Scenario, city: Any) -> tuple[Any, dict[str, tuple[An
         ],
         cell_size=crowd.cell_size_m,
         source=scenario.source,
+        stairs=[st.model_dump() for st in scenario.city.stairs],
+        stairs_path="city.stairs",
     )
     named = space.areas[space.areas["kind"] == "area"]
     regions = {row.id: (row.polygon, int(row.level)) for row in named.itertuples()}
@@ -112,6 +114,8 @@ def run_scenario(
         seed=scenario.seed,
         record_every_s=scenario.outputs.trajectories_every_s,
         params=scenario.crowd.params,
+        exit_choice_every_s=scenario.crowd.routing.exit_choice_every_s,
+        stair_cost_factor=scenario.crowd.routing.stair_cost_factor,
     )
     for t in alarms:
         model.events.add(t, "alarm", "scenario", {})
@@ -127,6 +131,8 @@ def run_scenario(
             density_max_ppm2=model.kpis.max_density_ppm2 or 0.0,
         )
     }
+    if len(space.stairs):
+        summary["crowd"]["stairs"] = model.stair_usage()
     return write_results(
         out_dir,
         scenario_resolved=scenario.model_dump_resolved(),

@@ -417,8 +417,26 @@ class AreaSpec(_Model):
         return shapely.from_wkt(self.walkable)
 
 
+class StairSpec(_Model):
+    """``city.stairs[i]``: a stair between two ``city.areas`` at different heights.
+
+    ``foot`` (x, y) lies in ``from_area`` (the lower), ``head`` (x, y) in ``to_area`` (the upper), metres in the
+    local frame; ``length_m`` is the walking length along the slope and ``width_m`` the clear width (it sets the
+    stair's capacity).
+    """
+
+    id: str = Field(min_length=1)
+    from_area: str = Field(min_length=1)
+    to_area: str = Field(min_length=1)
+    foot: list[float] = Field(min_length=2, max_length=2)
+    head: list[float] = Field(min_length=2, max_length=2)
+    length_m: float = Field(gt=0, le=1000)
+    width_m: float = Field(gt=0, le=100)
+
+
 class CitySpec(_Model):
-    """``city``: the sources loaded into one :class:`twin.city.City` (see :func:`build_city`) and plain areas."""
+    """``city``: the sources loaded into one :class:`twin.city.City` (see :func:`build_city`), plain areas and
+    the stairs between them."""
 
     crs: str | int | None = None
     buildings: list[BuildingSpec] = Field(default_factory=list)
@@ -427,6 +445,7 @@ class CitySpec(_Model):
     roads: RoadsSpec | None = None
     citymodel: CityModelSpec | None = None
     areas: list[AreaSpec] = Field(default_factory=list)
+    stairs: list[StairSpec] = Field(default_factory=list)
 
     @field_validator("crs", mode="after")
     @classmethod
@@ -483,13 +502,28 @@ class GroupSpec(_Model):
     exits: list[str] | None = Field(default=None, min_length=1)
 
 
+class RoutingSpec(_Model):
+    """``crowd.routing``: how routes and exits are chosen.
+
+    ``stair_cost_factor`` multiplies what a stair costs a route (its walking time, as flat-walking metres):
+    1 weighs stairs by time alone; above 1 people avoid stairs (they take a longer flat way when it costs less
+    than ``factor`` × the stair), below 1 they prefer them. ``exit_choice_every_s`` is how often people
+    re-evaluate their exit by expected time (distance and queue).
+    """
+
+    stair_cost_factor: float = Field(default=1.0, gt=0, le=100)
+    exit_choice_every_s: float = Field(default=2.0, gt=0)
+
+
 class CrowdSpec(_Model):
-    """``crowd``: the pedestrian model, its step, raster cell size, free model parameters and the groups."""
+    """``crowd``: the pedestrian model, its step, raster cell size, free model parameters, routing and the
+    groups."""
 
     model: Literal["social_force", "collision_free_speed"] = "social_force"
     dt_s: float | None = Field(default=None, gt=0, le=1.0)
     cell_size_m: float = Field(default=0.2, gt=0, le=2.0)
     params: dict[str, float] = Field(default_factory=dict)
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
     groups: list[GroupSpec] = Field(min_length=1)
 
 
@@ -957,6 +991,7 @@ def _check(s: Scenario) -> list[str]:
             ("buildings", [b.id for b in city.buildings]),
             ("pipes", [p.id for p in city.pipes]),
             ("areas", [a.id for a in areas]),
+            ("stairs", [st.id for st in city.stairs]),
         ):
             for d in _dupes(ids):
                 i = [k for k, x in enumerate(ids) if x == d][1]
@@ -973,6 +1008,14 @@ def _check(s: Scenario) -> list[str]:
                     problems.append(
                         f"{p}.polygon: exit {e.id!r} does not touch the walkable area of {a.id!r} "
                         f"({gap:.3g} m away)"
+                    )
+
+        for i, st in enumerate(city.stairs):
+            for key in ("from_area", "to_area"):
+                aid = getattr(st, key)
+                if aid not in area_ids:
+                    problems.append(
+                        f"city.stairs[{i}].{key}: no area {aid!r} in city.areas (have: {_names(area_ids)})"
                     )
 
     if s.crowd is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from twin.scenario.results import DensityMap, EventLog, KpiRecorder, TrajectoryRecorder
 from twin.sim.crowd_core import CrowdSim
-from twin.sim.crowd_space import CrowdSpace
+from twin.sim.crowd_space import STAIR_SPEED_DOWN_MPS, STAIR_SPEED_UP_MPS, CrowdSpace
 from twin.sim.mesa_model import SimModel
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class CrowdModel(SimModel):
     model : ``"social_force"`` or ``"collision_free_speed"``.
     dt_s : the operational model's time step (default per model).
     record_every_s : simulated seconds per Mesa step (one core call); frames are recorded at this interval.
+    exit_choice_every_s : simulated seconds between re-evaluations of every walking agent's exit.
+    stair_cost_factor : multiplies what a stair costs a route (1: its walking time; > 1: people avoid stairs).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class CrowdModel(SimModel):
         exit_choice_every_s: float = 2.0,
         params: Mapping[str, float] | None = None,
         record_trajectories: bool = True,
+        stair_cost_factor: float = 1.0,
     ) -> None:
         dt = float(dt_s or DEFAULT_DT_S[model])
         steps = max(1, round(record_every_s / dt))
@@ -64,7 +67,13 @@ class CrowdModel(SimModel):
         self.exit_ids = [str(e) for e in space.exits["id"]]
         n_exits = len(self.exit_ids)
         # one field per exit, the last one towards all exits (assigned-exit groups use their exit's field)
-        self.fields = space.distance_fields(clearance_m=NAV_CLEARANCE_M)
+        if not (math.isfinite(stair_cost_factor) and stair_cost_factor > 0):
+            raise ValueError(f"stair_cost_factor must be a finite number > 0, got {stair_cost_factor!r}")
+        self.fields = space.distance_fields(
+            clearance_m=NAV_CLEARANCE_M,
+            stair_speed_down=STAIR_SPEED_DOWN_MPS / stair_cost_factor,
+            stair_speed_up=STAIR_SPEED_UP_MPS / stair_cost_factor,
+        )
         self.all_exits_field = n_exits
         self.core = CrowdSim(
             model=model,
@@ -161,6 +170,12 @@ class CrowdModel(SimModel):
         changed = active[chosen[active] != current[active]]
         if changed.size:
             self.core.set_field_of(self.ids[changed], chosen[changed])
+
+    def stair_usage(self) -> dict[str, dict[str, int]]:
+        """Agents that have entered each stair so far, by stair id: ``{id: {"up": n, "down": n}}``."""
+        entries = self.core.stair_entries
+        ids = [str(s) for s in self.space.stairs_table["id"]] if len(entries) else []
+        return {sid: {"up": int(e[0]), "down": int(e[1])} for sid, e in zip(ids, entries, strict=True)}
 
     # -- stepping ------------------------------------------------------------------------------------------------
     @property

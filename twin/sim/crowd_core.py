@@ -265,6 +265,12 @@ class CrowdSim:
         return self._core.stair_capacity
 
     @property
+    def stair_entries(self) -> IntArray:
+        """(s, 2) int64: agents that have entered each stair so far, at its foot (going up) and at its head
+        (going down)."""
+        return self._core.stair_entries
+
+    @property
     def positions(self) -> FloatArray:
         """(n, 2) float64, metres (on a stair: along the stair line; evacuated: where the exit was reached)."""
         return self._core.positions

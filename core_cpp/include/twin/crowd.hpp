@@ -128,6 +128,8 @@ class CrowdSim {
     int nx() const { return g_.nx; }
     int64_t n_stairs() const { return static_cast<int64_t>(stairs_.size()); }
     int64_t stair_capacity(int64_t s) const { return stairs_[s].capacity; }
+    // Agents that have entered stair s at its foot (end 0, going up) or its head (end 1, going down).
+    int64_t stair_entries(int64_t s, int end) const { return stairs_[s].entries[end]; }
 
     // Counts of agents per state: waiting, walking, on_stair, evacuated.
     void counts(int64_t out[4]) const;
@@ -144,8 +146,9 @@ class CrowdSim {
         double length, width;
         double axis[2];  // unit horizontal direction foot -> head (0, 0 if the ends coincide in plan)
         int64_t capacity;
-        double zone;     // radius of the entry zone around each end: max(width / 2, cell_size)
-        int64_t on = 0;  // agents on the stair now
+        double zone;                  // radius of the entry zone around each end: max(width / 2, cell_size)
+        int64_t on = 0;               // agents on the stair now
+        int64_t entries[2] = {0, 0};  // agents that entered at the foot (going up) / at the head (going down)
     };
 
     // Per-thread buffers of the step kernels (kept between steps: no allocation in the step loop).
