@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # each xdist worker already has a core of its own: OpenMP teams of two per worker would oversubscribe the
+    # machine and spin-wait (tests of thread-count independence set their thread counts explicitly)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TWIN_DATA", ROOT.parent / "shared" / "data")).resolve()
 

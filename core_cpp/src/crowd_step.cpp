@@ -439,7 +439,9 @@ bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double
         best = e[2];
         blocker = static_cast<int64_t>(e[4]);
     }
-    if (blocker < 0) return false;
+    // No room ahead and nobody in the way: the agent is pinned against the geometry (a door jamb or a corner
+    // its route grazes) and would stand there for ever; an unstick episode turns it along the wall.
+    if (blocker < 0) return true;
     (void)i;
     // A blocker that is still waiting (pre-movement) is an obstacle to walk round. (Its start time, not its
     // state, is read: the state may change in this same substep on another thread.)
@@ -531,6 +533,26 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     if (unsticking && episode > 1 &&
         uniform01(seed_, static_cast<uint64_t>(id_of_[i]), 2 * episode + 1) >= 0.5)
         side0 = 1.0;
+    if (unsticking) {
+        // Pressed against a wall (the desired direction points into the nearest wall within a body radius and
+        // a cell): turn to the side along the wall the desired direction leans to, not a fixed or random one.
+        int32_t cnt = 0;
+        const int32_t* ids = wall_list(l, x, y, cnt);
+        Closest best{0, 0, r + g_.cell_size, false};
+        for (int32_t k = 0; k < cnt; ++k) {
+            const Closest c = closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]), x, y);
+            if (c.d < best.d) best = c;
+        }
+        if (best.d < r + g_.cell_size && best.d > 0) {
+            const double nx = (x - best.cx) / best.d, ny = (y - best.cy) / best.d;  // wall -> agent
+            const double into = ex * nx + ey * ny;
+            if (into < 0) {
+                const double tx = ex - into * nx, ty = ey - into * ny;  // the slide along the wall
+                const double cross = ex * ty - ey * tx;                 // > 0: the slide is to the left
+                if (std::fabs(cross) > 1e-9) side0 = cross > 0 ? 1.0 : -1.0;
+            }
+        }
+    }
     // First episode in a row (both models): the desired direction turns aside. Later episodes of the
     // collision- free speed model: probes and squeezing (below).
     const bool turn = unsticking && (M == CrowdModel::SocialForce || in_a_row <= 1);
@@ -798,9 +820,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     const double step = dt_;
 
     // Stair entry request: in the zone of a stair end whose way (for this field) goes over the stair, heading
-    // to the end point.
+    // to the end point, or standing in the end point's own cell (where the field has its minimum, so there is
+    // no direction to head in).
     int32_t req = -1;
-    if ((info & kZoneBit) && has_dir) {
+    if (info & kZoneBit) {
         const int f = field_[i];
         for (const int32_t k : stair_ends_[l]) {
             if (!via_stair_[f][k]) continue;
@@ -811,6 +834,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             int ey2 = 0, ex2 = 0;
             locate(P[0], P[1], l, ey2, ex2);
             const bool own = ey2 == iy && ex2 == ix;
+            if (!own && !has_dir) continue;
             if (!(own || d <= S.zone)) continue;
             if (!(own || d <= g_.cell_size || ex * dxe + ey * dye > 0)) continue;
             req = k;

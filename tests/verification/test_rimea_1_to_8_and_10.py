@@ -491,24 +491,7 @@ def office() -> tuple[CrowdSpace, dict[str, tuple[Any, int]]]:
     return space, regions
 
 
-CFS_OFFICE_STUCK = (
-    "collision_free_speed: 2 of 30 agents stay forever near (19.45, 9.63) on Storeys 1 and 2, just inside a room door "
-    "whose raster opening (6 cells, x 19.4-20.6) is wider than its wall gap (x 19.5-20.5): the field leads straight "
-    "down into the jamb, the model's wall rule removes the whole move, and CrowdSim::deadlocked() reads 'a wall one "
-    "body length ahead, nobody ahead' as queueing, so no unstick episode ever starts"
-)
-
-
-@pytest.mark.parametrize(
-    "model",
-    [
-        "social_force",
-        pytest.param(
-            "collision_free_speed",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=CFS_OFFICE_STUCK),
-        ),
-    ],
-)
+@pytest.mark.parametrize("model", MODELS)
 def test_rimea_8_slower_people_take_strictly_longer_to_leave_the_office(office, model: str) -> None:
     """RiMEA 8 (parameter study, multi-storey building): the evacuation time responds sensibly to the walking speed.
 

@@ -64,23 +64,79 @@ def _crowd_space(scenario: Scenario, city: Any) -> tuple[Any, dict[str, tuple[An
     return space, regions
 
 
-def _placement_areas(scenario: Scenario, space: Any) -> list[str]:
-    """The crowd-space areas people are placed in (those must reach an exit)."""
+def _named_placement_areas(scenario: Scenario) -> list[str]:
+    """The crowd-space areas groups name explicitly (an area, or a building's listed storeys): every part of
+    them must reach an exit."""
     names: set[str] = set()
     for g in scenario.crowd.groups:
         if g.in_.area:
             names.add(g.in_.area)
-        elif g.in_.building:
-            storeys = space.areas[space.areas["kind"] == "storey"]["id"]
-            names.update(g.in_.storeys or storeys)
+        elif g.in_.building and g.in_.storeys:
+            names.update(g.in_.storeys)
     return sorted(names)
+
+
+def _without_dead_ends(
+    scenario: Scenario, space: Any, regions: dict[str, tuple[Any, int]], unreachable: np.ndarray
+) -> tuple[dict[str, tuple[Any, int]], list[dict[str, Any]]]:
+    """Drop the storeys no exit can be reached from out of the regions of building-wide groups.
+
+    A group ``in: {building: b}`` fills the building's occupiable space: walkable parts with no way out (a
+    roof without access, a room without a door) hold nobody, and each is reported (a warning and a row of
+    the returned list: ``{area, level, unreachable_m2, area_m2}``) so a modelling gap is not silent. Storeys a
+    group names explicitly were checked strictly before (an error if any part has no way out).
+    """
+    if not any(g.in_.building and not g.in_.storeys for g in scenario.crowd.groups):
+        return regions, []
+    h2 = space.cell_size**2
+    dead: list[dict[str, Any]] = []
+    kept = dict(regions)
+    storeys = space.areas[space.areas["kind"] == "storey"]
+    for row in storeys.itertuples():
+        cells = space.area_cells(row.id)
+        bad = int((cells & unreachable).sum())
+        if not bad:
+            continue
+        total = int(cells.sum())
+        dead.append(
+            {
+                "area": str(row.id),
+                "level": space.level_names[int(row.level)],
+                "unreachable_m2": round(bad * h2, 2),
+                "area_m2": round(total * h2, 2),
+            }
+        )
+        log.warning(
+            "%.1f m² of storey %r (of %.1f m²) cannot reach any exit; building-wide groups place nobody there",
+            bad * h2,
+            row.id,
+            total * h2,
+        )
+        if bad == total:
+            kept = {k: v for k, v in kept.items() if not k.endswith(f"/{row.id}")}
+    return kept, dead
+
+
+def _reachable_test(space: Any, unreachable: np.ndarray) -> Any:
+    """``(points (k, 2), level) → (k,) bool``: walkable cells from which an exit can be reached."""
+
+    def test(points: np.ndarray, level: int) -> np.ndarray:
+        pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 2)
+        cells = space.locate(pts, np.full(len(pts), int(level), dtype=np.int32))
+        inside = cells[:, 0] >= 0
+        ok = np.zeros(len(pts), dtype=bool)
+        c = cells[inside]
+        ok[inside] = (space.walkable[c[:, 0], c[:, 1], c[:, 2]] > 0) & ~unreachable[c[:, 0], c[:, 1], c[:, 2]]
+        return ok
+
+    return test
 
 
 def run_scenario(
     scenario: Scenario | str | os.PathLike[str], out_dir: str | os.PathLike[str], *, progress: bool = True
 ) -> dict[str, Any]:
     """Run ``scenario`` (a file or a loaded :class:`Scenario`) and write its results folder; returns the summary."""
-    from twin.sim.crowd import CrowdModel
+    from twin.sim.crowd import CrowdModel, exit_labels
     from twin.sim.population import build_population
 
     t_wall = time.perf_counter()
@@ -97,11 +153,16 @@ def run_scenario(
         raise InputError(scenario.source, "crowd: nothing to simulate (the scenario has no crowd section)")
     city = build_city(scenario)
     space, regions = _crowd_space(scenario, city)
-    check_against_city(scenario, city, exit_ids=set(space.exits["id"]))
-    space.validate(_placement_areas(scenario, space))
+    check_against_city(scenario, city, exit_ids=set(space.exits["id"]) | set(exit_labels(space.exits)))
+    check = space.validate(_named_placement_areas(scenario))
+    regions, dead_ends = _without_dead_ends(scenario, space, regions, check.unreachable_cells)
     rng = np.random.default_rng(scenario.seed)
     population = build_population(
-        scenario.crowd.groups, regions, rng, walkable_test=space.walkable_at, source=scenario.source
+        scenario.crowd.groups,
+        regions,
+        rng,
+        walkable_test=_reachable_test(space, check.unreachable_cells),
+        source=scenario.source,
     )
     alarms = [e.at_s for e in scenario.events if e.type == "alarm"]
     alarm_s = min(alarms) if alarms else 0.0
@@ -133,6 +194,8 @@ def run_scenario(
     }
     if len(space.stairs):
         summary["crowd"]["stairs"] = model.stair_usage()
+    if dead_ends:
+        summary["crowd"]["unreachable_areas"] = dead_ends
     return write_results(
         out_dir,
         scenario_resolved=scenario.model_dump_resolved(),

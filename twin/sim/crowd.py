@@ -28,6 +28,26 @@ EVACUATED = 3
 NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from walls
 
 
+def exit_labels(exits: Any) -> list[str]:
+    """Readable, unique names of the exits (rows of ``CrowdSpace.exits``), as results and reports show them.
+
+    An exit's ``name`` (a scenario exit id, an IFC door's Name such as "Main entrance") when it is set and no
+    other exit has it; otherwise the name followed by the exit's ``id`` (an IFC GlobalId), or the ``id`` alone.
+    """
+    names = [str(n).strip() if isinstance(n, str) else "" for n in exits["name"]]
+    ids = [str(i) for i in exits["id"]]
+    counts = {n: names.count(n) for n in names}
+    out = []
+    for n, i in zip(names, ids, strict=True):
+        if n and counts[n] == 1:
+            out.append(n)
+        elif n and n != i:
+            out.append(f"{n} ({i})")
+        else:
+            out.append(i)
+    return out
+
+
 class CrowdModel(SimModel):
     """Crowd evacuation over a :class:`CrowdSpace`.
 
@@ -64,7 +84,7 @@ class CrowdModel(SimModel):
         self.space = space
         self.core_steps = steps
         self.exit_choice_every_s = float(exit_choice_every_s)
-        self.exit_ids = [str(e) for e in space.exits["id"]]
+        self.exit_ids = exit_labels(space.exits)  # readable names, in the order of the exits' rows
         n_exits = len(self.exit_ids)
         # one field per exit, the last one towards all exits (assigned-exit groups use their exit's field)
         if not (math.isfinite(stair_cost_factor) and stair_cost_factor > 0):
@@ -126,7 +146,8 @@ class CrowdModel(SimModel):
         allowed = pop.get("allowed_exits")
         if not allowed or all(a is None for a in allowed):
             return None
-        index = {e: i for i, e in enumerate(self.exit_ids)}
+        index = {e: i for i, e in enumerate(self.exit_ids)}  # exits are named by label or by id
+        index.update({str(e): i for i, e in enumerate(self.space.exits["id"])})
         per_group = np.ones((len(allowed), len(self.exit_ids)), dtype=bool)
         for g, exits in enumerate(allowed):
             if exits is not None:

@@ -47,7 +47,7 @@ from shapely.ops import nearest_points
 
 from twin.errors import InputError
 from twin.sim.rasterize import aligned_grid, boundary_segments, cell_centres, centre_mask, rasterize
-from twin.spatial import DistanceField
+from twin.spatial import DistanceField, SegmentIndex2D
 from twin.typing import FloatArray, Int32Array, IntArray
 
 log = logging.getLogger(__name__)
@@ -904,13 +904,26 @@ class CrowdSpace:
         return [self._field_for(self._exit_rows(s), down, up, stencil, clear) for s in sets]
 
     def _clearance_mask(self, clearance_m: float) -> np.ndarray:
-        """(L, ny, nx) uint8: walkable cells at least ``clearance_m`` from non-walkable cells (centre distance
-        minus half a cell), plus every exit cell and stair end cell."""
+        """(L, ny, nx) uint8: walkable cells whose centre is at least ``clearance_m`` from every wall segment and
+        from every non-walkable cell (centre distance minus half a cell), plus every exit cell and stair end cell.
+
+        The walls are the exact boundary the bodies collide with; a raster alone misjudges a door jamb by up to
+        half a cell, which is enough to route people straight into it."""
         h = self.cell_size
         clear = np.zeros_like(self.walkable)
+        index = SegmentIndex2D(self.walls, levels=self.wall_levels) if len(self.walls) else None
         for level in range(self.n_levels):
-            edt = ndimage.distance_transform_edt(self.walkable[level] > 0)
-            clear[level] = (edt * h - 0.5 * h >= clearance_m - 1e-9) & (self.walkable[level] > 0)
+            walk = self.walkable[level] > 0
+            edt = ndimage.distance_transform_edt(walk)
+            clear[level] = (edt * h - 0.5 * h >= clearance_m - 1e-9) & walk
+            if index is not None:
+                iy, ix = np.nonzero(clear[level])
+                centres = self.cell_centres(level, iy, ix)
+                near = index.nearest(
+                    centres, levels=np.full(len(iy), level, dtype=np.int32), max_distance=clearance_m
+                )
+                tight = np.asarray(near.distance) < clearance_m - 1e-9
+                clear[level, iy[tight], ix[tight]] = 0
         clear[self.exit_cells >= 0] = 1
         t = self.stairs_table
         if len(t):
