@@ -51,9 +51,14 @@ def two_floors(**stair) -> dict:
 
 
 def test_upper_floor_comes_down_the_stair(tmp_path) -> None:
-    crowd = run_scenario(Scenario.from_dict(two_floors()), tmp_path, progress=False)["crowd"]
+    data = two_floors()
+    data["outputs"]["report"] = True
+    crowd = run_scenario(Scenario.from_dict(data), tmp_path, progress=False)["crowd"]
     assert crowd["evacuated"] == 20
     assert crowd["stairs"] == {"s1": {"up": 0, "down": 20}}
+    report = (tmp_path / "report.html").read_text()
+    assert "<h3>Stairs</h3>" in report
+    assert '<tr><td>s1</td><td class="num">0</td><td class="num">20</td></tr>' in report
     # nobody is faster than the stair allows: 11 m at 0.8 m/s, then 8 m on the flat at <= 1.61 m/s
     assert crowd["exits"]["out"]["first_s"] >= 11.0 / 0.8 + 8.0 / 1.61 - 0.5
 

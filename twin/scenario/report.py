@@ -315,6 +315,24 @@ def _crowd_html(crowd: Mapping[str, Any]) -> str:
         parts.append(
             _table(rows, ["exit", "passages", "first (s)", "last (s)", "flow (P/s, 10–90 %)"], {1, 2, 3, 4})
         )
+    stairs = crowd.get("stairs") or {}
+    if stairs:
+        rows = [[html.escape(str(sid)), _fmt(s.get("up")), _fmt(s.get("down"))] for sid, s in stairs.items()]
+        parts.append("<h3>Stairs</h3>")
+        parts.append(_table(rows, ["stair", "went up", "went down"], {1, 2}))
+    dead = crowd.get("unreachable_areas") or []
+    if dead:
+        rows = [
+            [
+                html.escape(str(d["area"])),
+                html.escape(str(d["level"])),
+                _fmt(d["unreachable_m2"]),
+                _fmt(d["area_m2"]),
+            ]
+            for d in dead
+        ]
+        parts.append("<h3>Walkable areas with no way out (nobody placed there)</h3>")
+        parts.append(_table(rows, ["area", "level", "no way out (m²)", "area (m²)"], {2, 3}))
     return "".join(parts)
 
 

@@ -28,14 +28,15 @@ EVACUATED = 3
 NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from walls
 
 
-def exit_labels(exits: Any) -> list[str]:
-    """Readable, unique names of the exits (rows of ``CrowdSpace.exits``), as results and reports show them.
+def exit_labels(table: Any) -> list[str]:
+    """Readable, unique names of exits or stairs (rows of ``CrowdSpace.exits`` or ``stairs_table``), as results
+    and reports show them.
 
-    An exit's ``name`` (a scenario exit id, an IFC door's Name such as "Main entrance") when it is set and no
-    other exit has it; otherwise the name followed by the exit's ``id`` (an IFC GlobalId), or the ``id`` alone.
+    A row's ``name`` (a scenario id, an IFC door's Name such as "Main entrance") when it is set and no other row
+    has it; otherwise the name followed by the row's ``id`` (an IFC GlobalId), or the ``id`` alone.
     """
-    names = [str(n).strip() if isinstance(n, str) else "" for n in exits["name"]]
-    ids = [str(i) for i in exits["id"]]
+    names = [str(n).strip() if isinstance(n, str) else "" for n in table["name"]]
+    ids = [str(i) for i in table["id"]]
     counts = {n: names.count(n) for n in names}
     out = []
     for n, i in zip(names, ids, strict=True):
@@ -193,9 +194,10 @@ class CrowdModel(SimModel):
             self.core.set_field_of(self.ids[changed], chosen[changed])
 
     def stair_usage(self) -> dict[str, dict[str, int]]:
-        """Agents that have entered each stair so far, by stair id: ``{id: {"up": n, "down": n}}``."""
+        """Agents that have entered each stair so far, by stair name (see :func:`exit_labels`):
+        ``{name: {"up": n, "down": n}}``."""
         entries = self.core.stair_entries
-        ids = [str(s) for s in self.space.stairs_table["id"]] if len(entries) else []
+        ids = exit_labels(self.space.stairs_table) if len(entries) else []
         return {sid: {"up": int(e[0]), "down": int(e[1])} for sid, e in zip(ids, entries, strict=True)}
 
     # -- stepping ------------------------------------------------------------------------------------------------
