@@ -2,8 +2,8 @@
 
 The model owns the crowd space (rasters, walls, exits, stairs), the navigation fields (one per exit and one
 towards all exits), the agents' arrays in the core, exit choice (re-evaluated every ``exit_choice_every_s``
-from expected times: distance over own speed plus the queue at each exit), and recorders for trajectories,
-KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
+from expected times: own walking time, or the time the exit needs for the people ahead heading there), and
+recorders for trajectories, KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
 """
 
 from __future__ import annotations
@@ -18,13 +18,21 @@ import numpy as np
 
 from twin.scenario.results import DensityMap, EventLog, KpiRecorder, TrajectoryRecorder
 from twin.sim.crowd_core import CrowdSim
-from twin.sim.crowd_space import STAIR_SPEED_DOWN_MPS, STAIR_SPEED_UP_MPS, CrowdSpace
+from twin.sim.crowd_space import (
+    EXIT_FLOW_PPS_PER_M,
+    STAIR_SPEED_DOWN_MPS,
+    STAIR_SPEED_UP_MPS,
+    CrowdSpace,
+)
 from twin.sim.mesa_model import SimModel
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DT_S = {"social_force": 0.01, "collision_free_speed": 0.05}
+WALKING = 1
 EVACUATED = 3
+EXIT_SWITCH_MIN_GAIN = 0.10  # a walking agent changes its exit only for one at least 10 % and
+EXIT_SWITCH_MIN_GAIN_S = 2.0  # 2 s quicker than its current one (hysteresis)
 NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from walls
 
 
@@ -175,21 +183,50 @@ class CrowdModel(SimModel):
         )
         return np.where(chosen >= 0, chosen, current).astype(np.int32)
 
-    def _queues(self) -> np.ndarray:
-        """Agents within 3 walking metres of each exit (the queues exit choice turns into waiting times)."""
-        inside = self.core.state != EVACUATED
-        return self.space.count_near_exits(
-            self.fields[: len(self.exit_ids)], self.core.positions[inside], self.core.levels[inside]
-        )
-
     def _update_exit_choice(self) -> None:
+        """Re-evaluate the exit of every walking agent, one agent after the other, nearest to an exit first.
+
+        An agent expects to pass exit e at ``max(d_e / v, ahead_e / capacity_e)``: its own walking time, or the
+        time the exit needs for the people heading for it who come before the agent in this pass (capacity
+        ``EXIT_FLOW_PPS_PER_M`` × width). Waiting agents and agents on stairs keep their exit and count as people
+        ahead there. A walking agent switches only to an exit at least ``EXIT_SWITCH_MIN_GAIN`` (relative) and
+        ``EXIT_SWITCH_MIN_GAIN_S`` quicker (hysteresis). Every choice adds to the load the later agents see, so a
+        queue at one exit sends only as many people elsewhere as that saves time; judging all agents against the
+        same queue counts sent everybody to the other exit at once, and back (RiMEA test 11).
+        """
         state = self.core.state
-        active = np.flatnonzero(state == 1)
-        if active.size == 0:
+        walking = state == WALKING
+        if not walking.any():
             return
+        n_exits = len(self.exit_ids)
+        inside = np.flatnonzero(state != EVACUATED)
+        pos, lev = self.core.positions[inside], self.core.levels[inside]
+        t_walk = (
+            np.column_stack([self.space.sample_distance(f, pos, lev) for f in self.fields[:n_exits]])
+            / self.speed[inside, None]
+        )
+        if self.allowed is not None:
+            t_walk = np.where(self.allowed[inside], t_walk, np.inf)
+        capacity = EXIT_FLOW_PPS_PER_M * self.space.exits["width_m"].to_numpy(np.float64)
         current = self.core.field.copy()
-        chosen = self._choose(self.core.positions, self.core.levels, current, self._queues())
-        changed = active[chosen[active] != current[active]]
+        chosen = current.copy()
+        load = np.zeros(n_exits)
+        for k in np.argsort(t_walk.min(axis=1), kind="stable"):
+            i = inside[k]
+            c = int(current[i])
+            t = np.maximum(t_walk[k], load / capacity)
+            b = int(np.argmin(t))
+            keep = not walking[i] or not np.isfinite(t[b])
+            if not keep and c < n_exits and np.isfinite(t[c]):
+                keep = not (
+                    t[b] <= (1.0 - EXIT_SWITCH_MIN_GAIN) * t[c] and t[b] <= t[c] - EXIT_SWITCH_MIN_GAIN_S
+                )
+            if keep:
+                b = c
+            if b < n_exits:
+                chosen[i] = b
+                load[b] += 1
+        changed = np.flatnonzero(walking & (chosen != current))
         if changed.size:
             self.core.set_field_of(self.ids[changed], chosen[changed])
 
