@@ -268,9 +268,7 @@ class TrafficNetwork:
         edges = np.asarray(edges, dtype=np.int64)
         if len(edges) == 0:
             return math.inf
-        t = self.edge_travel_time(vclass=vclass, max_speed=max_speed)
-        src, dst, cost = self.turn_costs(vclass=vclass, max_speed=max_speed, minor_penalty_s=minor_penalty_s)
-        turn = dict(zip(zip(src.tolist(), dst.tolist(), strict=True), cost.tolist(), strict=True))
+        t, turn = self._route_tables(vclass, float(max_speed), float(minor_penalty_s))
         total = float(t[edges].sum())
         for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
             c = turn.get((a, b))
@@ -278,6 +276,22 @@ class TrafficNetwork:
                 return math.inf
             total += c
         return total
+
+    def _route_tables(
+        self, vclass: str, max_speed: float, minor_penalty_s: float
+    ) -> tuple[FloatArray, dict[tuple[int, int], float]]:
+        cache = self.__dict__.setdefault("_route_cache", {})
+        key = (vclass, max_speed, minor_penalty_s)
+        if key not in cache:
+            t = self.edge_travel_time(vclass=vclass, max_speed=max_speed)
+            src, dst, cost = self.turn_costs(
+                vclass=vclass, max_speed=max_speed, minor_penalty_s=minor_penalty_s
+            )
+            cache[key] = (
+                t,
+                dict(zip(zip(src.tolist(), dst.tolist(), strict=True), cost.tolist(), strict=True)),
+            )
+        return cache[key]
 
     def __repr__(self) -> str:
         return (
