@@ -9,7 +9,8 @@ SUMO semantics followed (sumo.dlr.de, "Definition of Vehicles, Vehicle Types, an
   defaults to ``max(decel, class value)``.
 - ``<route id=… edges=…>`` shared by id, or a ``<route>`` inside the vehicle; ``<vehicle>``, ``<trip>``
   (``from``/``to``/``via`` edges, routed here) and ``<flow>`` (``begin``, ``end`` (default begin + 24 h) and one
-  of ``number``, ``period`` (also ``exp(rate)``), ``vehsPerHour``, ``probability``; ids ``<flow>.<k>``).
+  of ``number`` (equally spaced), ``period`` (also ``exp(rate)``: Poisson arrivals), ``vehsPerHour``,
+  ``probability`` (one vehicle with that probability each whole second); ids ``<flow>.<k>``). Files may be gzipped.
 - ``departLane``: an index, ``first`` (the default: the rightmost lane the class may use), ``best``/``free``/
   ``allowed``/``random`` (→ -1: the core picks); ``departSpeed``: a value in m/s (default 0) or ``max``/
   ``desired``/``speedLimit`` (→ -1: as fast as safe; ``random``/``avg``/``last`` are taken as -1 too);
@@ -36,11 +37,13 @@ malformed numbers.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 import os
 import re
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -426,9 +429,12 @@ def _parse_sumo(path: Path, rng: np.random.Generator) -> _Parsed:
     if not path.is_file():
         raise InputError(path, "does not exist or is not a file")
     try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise InputError(path, f"is not valid XML ({exc})") from None
+        with open(path, "rb") as probe:
+            gz = probe.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
+            root = ET.parse(fh).getroot()
+    except (ET.ParseError, OSError, EOFError, zlib.error) as exc:
+        raise InputError(path, f"is not valid (gzip) XML ({exc})") from None
     if root.tag != "routes":
         raise InputError(path, f"is not a SUMO route file: expected a <routes> root, found <{root.tag}>")
     out = _Parsed()
@@ -652,6 +658,13 @@ def _assemble(
         speed[i] = _depart_speed(e.depart_speed, source, e)
         prio[i] = 1 if t.vclass == "emergency" else 0
         factor[i] = e.speed_factor if e.speed_factor is not None else _draw_speed_factor(t, rng)
+    seen: set[str] = set()
+    for e in entries:
+        if e.id in seen:
+            raise InputError(
+                source, f"vehicle id {e.id!r} is used twice; expected unique ids", element=e.element
+            )
+        seen.add(e.id)
     order = np.argsort(depart, kind="stable")
     counts = np.array([len(routes[k]) for k in order], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
