@@ -397,6 +397,13 @@ def compile_network(
         if t is None:
             continue
         if t in tls_row:
+            if idx < 0:
+                raise InputError(
+                    src,
+                    f"connection {C['from_edge'][k]} -> {C['to_edge'][k]} is controlled by light {t} but has no "
+                    f"link index; expected an index >= 0 into its phase states",
+                    element=f"connection {k}",
+                )
             link_tls[k] = tls_row[t]
             link_tls_index[k] = int(idx)
         else:
