@@ -318,7 +318,7 @@ def test_passenger_route_over_a_bus_lane_is_refused(tmp_path):
     p.write_text(f'<routes><vehicle id="car" depart="0"><route edges="{bus_only[0]}"/></vehicle></routes>')
     with pytest.raises(InputError, match=f"edge '{bus_only[0]}' does not allow vClass passenger") as info:
         read_sumo_routes(p, net)
-    assert info.value.element == "vehicle car (car)"
+    assert info.value.element == "vehicle car"
     p.write_text(
         f'<routes><vType id="b" vClass="bus"/><vehicle id="bus" type="b" depart="0"><route edges="{bus_only[0]}"/>'
         "</vehicle></routes>"

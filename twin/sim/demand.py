@@ -618,9 +618,7 @@ def _assemble(
     routes: list[np.ndarray] = []
     for i, e in enumerate(entries):
         if e.vtype not in type_row:
-            raise InputError(
-                source, f"type {e.vtype!r} is not a defined <vType>", element=f"{e.element} ({e.id})"
-            )
+            raise InputError(source, f"type {e.vtype!r} is not a defined <vType>", element=_where(e))
         t = types[e.vtype]
         check = checks.get(t.vclass)
         if check is None:
@@ -645,7 +643,7 @@ def _assemble(
                         source,
                         f"no route from edge {frm!r} to {to!r}{' via ' + ' '.join(via) if via else ''} for vClass "
                         f"{t.vclass}",
-                        element=f"{e.element} ({e.id})",
+                        element=_where(e),
                     )
             if key is not None:
                 routed[key] = route
@@ -688,12 +686,17 @@ def _assemble(
     )
 
 
+def _where(e: _Entry) -> str:
+    """The element an error names: ``vehicle v1``, or ``flow f (f.3)`` for one vehicle of a flow."""
+    return e.element if e.element.split(" ", 1)[-1] == e.id else f"{e.element} ({e.id})"
+
+
 def _edge_rows(ids: Sequence[str], edge_row: Mapping[str, int], source: Any, e: _Entry) -> np.ndarray:
     rows = np.empty(len(ids), dtype=np.int64)
     for k, x in enumerate(ids):
         r = edge_row.get(x)
         if r is None:
-            raise InputError(source, f"edge {x!r} is not in the network", element=f"{e.element} ({e.id})")
+            raise InputError(source, f"edge {x!r} is not in the network", element=_where(e))
         rows[k] = r
     return rows
 
@@ -722,7 +725,7 @@ class _RouteCheck:
                 source,
                 f"edge {self.network.edge_ids[x]!r} does not allow vClass {self.vclass} (its lanes allow: "
                 f"{' '.join(allowed) or 'nothing'})",
-                element=f"{e.element} ({e.id})",
+                element=_where(e),
             )
 
     def connected(self, route: np.ndarray, source: Any, e: _Entry) -> None:
@@ -737,7 +740,7 @@ class _RouteCheck:
                 )
                 raise InputError(
                     source, f"route is not connected: {why}; expected consecutive edges joined at a junction",
-                    element=f"{e.element} ({e.id})",
+                    element=_where(e),
                 )  # fmt: skip
 
     def fits(self, first: int, t: VehicleType, source: Any, e: _Entry) -> None:
@@ -749,7 +752,7 @@ class _RouteCheck:
                 source,
                 f"vehicle of type {t.id!r} is {t.length:g} m long but the lanes of its first edge "
                 f"{self.network.edge_ids[first]!r} are at most {longest:g} m long; expected it to fit on one lane",
-                element=f"{e.element} ({e.id})",
+                element=_where(e),
             )
 
     def depart_lane(
@@ -768,14 +771,14 @@ class _RouteCheck:
             raise InputError(
                 source,
                 f"departLane={value!r} is not a lane index or one of first, best, free, allowed, random",
-                element=f"{e.element} ({e.id})",
+                element=_where(e),
             ) from None
         if not 0 <= k < hi - lo or not ok[k]:
             raise InputError(
                 source,
                 f"departLane={k} is not a lane of edge {self.network.edge_ids[first]!r} that allows vClass "
                 f"{self.vclass} (lanes 0..{hi - lo - 1})",
-                element=f"{e.element} ({e.id})",
+                element=_where(e),
             )
         return k
 
@@ -790,7 +793,7 @@ def _depart_pos(value: str | None, network: TrafficNetwork, first: int, source: 
         raise InputError(
             source,
             f"departPos={value!r} is not a position in metres or 'base'",
-            element=f"{e.element} ({e.id})",
+            element=_where(e),
         ) from None
     length = float(network.edge_length[first])
     if x < 0:
@@ -799,7 +802,7 @@ def _depart_pos(value: str | None, network: TrafficNetwork, first: int, source: 
         raise InputError(
             source,
             f"departPos={value!r} is outside the first edge (0..{length:g} m)",
-            element=f"{e.element} ({e.id})",
+            element=_where(e),
         )
     return x
 
@@ -814,10 +817,10 @@ def _depart_speed(value: str | None, source: Any, e: _Entry) -> float:
         x = float(v)
     except ValueError:
         raise InputError(
-            source, f"departSpeed={value!r} is not a speed in m/s or 'max'", element=f"{e.element} ({e.id})"
+            source, f"departSpeed={value!r} is not a speed in m/s or 'max'", element=_where(e)
         ) from None
     if not math.isfinite(x) or x < 0:
-        raise InputError(source, f"departSpeed={value!r} must be >= 0 m/s", element=f"{e.element} ({e.id})")
+        raise InputError(source, f"departSpeed={value!r} must be >= 0 m/s", element=_where(e))
     return x
 
 
