@@ -482,7 +482,7 @@ ERRORS = [
     (lambda d: d["city"].pop("roads"), "traffic: needs city.roads (a road network to drive on)"),
     (
         lambda d: d["traffic"]["demand"].update(random_trips={"count": 10}),
-        "traffic.demand: needs exactly one of routes, trips or random_trips, got routes, random_trips",
+        "traffic.demand: needs exactly one of routes, trips, od or random_trips, got routes, random_trips",
     ),
     (
         lambda d: d["traffic"]["demand"].update(routes=None, random_trips={"count": 10, "depart_s": [60, 0]}),

@@ -1080,3 +1080,26 @@ def _pack(
         speed_factor=np.array([_draw_speed_factor(t, gen) for _ in range(n)], dtype=np.float64),
         source=source,
     )
+
+
+def load_demand(
+    spec: Any, network: TrafficNetwork, *, seed: int = 0, source: str | os.PathLike[str] | None = None
+) -> Demand:
+    """The demand a scenario's ``traffic.demand`` asks for: exactly one of ``routes`` (a SUMO route file),
+    ``trips`` (a SUMO trip file, routed here), ``od`` (an OD table, see :func:`od_matrix`) or ``random_trips``
+    (``count``, ``depart_s`` window, ``min_distance_m``). All randomness derives from ``seed``."""
+    routes = getattr(spec, "routes", None)
+    trips = getattr(spec, "trips", None)
+    od = getattr(spec, "od", None)
+    rt = getattr(spec, "random_trips", None)
+    if routes is not None:
+        return read_sumo_routes(routes, network, seed=seed)
+    if trips is not None:
+        return read_sumo_trips(trips, network, seed=seed)
+    if od is not None:
+        return od_matrix(od, network, rng=seed)
+    if rt is not None:
+        return random_trips(
+            network, rt.count, tuple(rt.depart_s), rng=seed, min_distance_m=float(rt.min_distance_m or 0.0)
+        )
+    raise InputError(source or "<scenario>", "traffic.demand: needs one of routes, trips, od or random_trips")
