@@ -402,6 +402,7 @@ void TrafficSim::grow(int64_t n) {
     wait_.resize(m, 0.0);
     start_wait_.resize(m, 0.0);
     lc_target_.resize(m, 0);
+    lc_want_.resize(m, 0);
     collided_.resize(m, 0);
     entered_.resize(m, 0);
     rank_.resize(m, -1);
@@ -612,7 +613,7 @@ void TrafficSim::sort_membership() {
     const std::vector<double>& pos = pos_[c];
     int64_t* ord = order_.data();
     const int32_t* start = seg_start_.data();
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if (nrun_ >= kParallelMin)
     for (int32_t s = 0; s < nseg_; ++s) {
         const int32_t b = start[s], e = start[s + 1];
         for (int32_t j = b + 1; j < e; ++j) {

@@ -32,10 +32,13 @@ double TrafficSim::v0_on(int64_t i, int32_t seg) const {
     return std::min(seg_speed_[seg] * p.factor, p.vmax);
 }
 
-int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri) const {
+int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri, int* score_out) const {
     const int32_t* route = routes_.data() + route_begin_[i];
     const int32_t n = route_size_[i];
-    if (ri + 1 >= n) return kArrive;
+    if (ri + 1 >= n) {
+        if (score_out) *score_out = 3;
+        return kArrive;
+    }
     const int32_t e2 = route[ri + 1];
     const int32_t e3 = ri + 2 < n ? route[ri + 2] : -1;
     int32_t best = -1;
@@ -51,6 +54,7 @@ int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri) const {
             best = k;
         }
     }
+    if (score_out) *score_out = score;
     return best;
 }
 
@@ -153,6 +157,9 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
 bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     const int c = cur_;
     const int64_t* ord = order_.data();
+    // Gap acceptance by time: a foe blocks if it occupies the junction, or if it will be in the junction
+    // (from its arrival until its rear has cleared its link) at any time between our arrival and tcrit after
+    // it.
     const double tcrit = std::max(p_.min_critical_gap, p_.critical_gap - p_.impatience * wait_[i]);
     const double t_me = d / std::max(v, 0.1);
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
@@ -164,9 +171,11 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
         for (int32_t q = seg_end(lf) - 1; q >= b && q >= seg_end(lf) - 4; --q) {
             const int64_t j = ord[q];
             if (next_link_[c][j] != f || !go_[c][j]) continue;
-            const double df = seg_len_[lf] - pos_[c][j];
-            const double tj = df / std::max(speed_[c][j], 0.1);
-            if (tj >= tcrit) continue;
+            const double vj = std::max(speed_[c][j], 0.1);
+            const double tj = (seg_len_[lf] - pos_[c][j]) / vj;
+            const double clear_j = (seg_len_[sf] + vp_[j].length) / std::max(vj, 1.0);
+            if (tj >= t_me + tcrit || tj + clear_j < t_me)
+                continue;  // comes later, or has passed before we come
             // Mutual foes (both must yield, e.g. right-before-left all round): the earlier arrival goes
             // first.
             bool mutual = false;
@@ -231,6 +240,47 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first)
     return go;
 }
 
+// Two vehicles standing side by side, each unable to go on from its lane and wanting the other's (typically
+// both at the stop line): they swap lanes when neither then overlaps anybody else. Serial and rare.
+void TrafficSim::swap_deadlocked() {
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+    const std::vector<double>& pos = pos_[c];
+    // Whether [front - len, front] on `lane` overlaps a vehicle there (other than skip) or one changing into
+    // it.
+    auto overlaps_others = [&](int32_t lane, double front, double len, int64_t skip) {
+        const int32_t e = net_.lane_edge[lane];
+        for (int32_t l = lane - 1; l <= lane + 1; ++l) {
+            if (l < net_.edge_lane_offsets[e] || l >= net_.edge_lane_offsets[e + 1]) continue;
+            for (int32_t q = seg_begin(l); q < seg_end(l); ++q) {
+                const int64_t j = ord[q];
+                if (j == skip || l + lc_target_[j] != lane) continue;
+                if (pos[j] > front - len && pos[j] - vp_[j].length < front) return true;
+            }
+        }
+        return false;
+    };
+    for (int64_t q = 0; q < nrun_; ++q) {
+        const int64_t i = ord[q];
+        if (lc_want_[i] == 0 || lc_target_[i] != 0 || wait_[i] < 2.0) continue;
+        const int32_t s = seg_[c][i];
+        const int32_t tgt = s + lc_want_[i];
+        for (int32_t r = seg_begin(tgt); r < seg_end(tgt); ++r) {
+            const int64_t j = ord[r];
+            if (lc_want_[j] != -lc_want_[i] || lc_target_[j] != 0 || wait_[j] < 2.0) continue;
+            if (!(pos[j] > pos[i] - vp_[i].length && pos[j] - vp_[j].length < pos[i]))
+                continue;  // side by side
+            if (overlaps_others(tgt, pos[i], vp_[i].length, j) ||
+                overlaps_others(s, pos[j], vp_[j].length, i)) {
+                continue;
+            }
+            lc_target_[i] = lc_want_[i];
+            lc_target_[j] = lc_want_[j];
+            break;
+        }
+    }
+}
+
 void TrafficSim::lane_change_phase() {
     const int c = cur_;
     const double t = time();
@@ -241,40 +291,53 @@ void TrafficSim::lane_change_phase() {
     const std::vector<double>& pos = pos_[c];
     const std::vector<double>& spd = speed_[c];
     int64_t changes = 0;
-#pragma omp parallel for schedule(static) reduction(+ : changes)
+#pragma omp parallel for schedule(static) reduction(+ : changes) if (nrun_ >= kParallelMin)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         lc_target_[i] = 0;
+        lc_want_[i] = 0;
         const int32_t s = seg_[c][i];
         if (s >= nl_) continue;
-        if (t - last_lc_[i] < p_.lc_cooldown - 1e-9) continue;
         const int32_t e = net_.lane_edge[s];
         const int32_t li = net_.lane_index[s];
         const int32_t nlanes =
             static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
+        const int32_t ri = route_idx_[i];
+        int score_here = 0;
+        choose_link(s, i, ri, &score_here);
+        const Veh& p = vp_[i];
+        const double x = pos[i], v = spd[i];
+        // Strategic: head for the nearest lane of this edge with a better link (one that leads to the next
+        // edge at all, or into a lane from which the route goes on). Without any link: urgent near the lane
+        // end.
+        int32_t want = -1, best_score = score_here;
+        for (int32_t l = 0; l < nlanes; ++l) {
+            const int32_t lane = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
+            if (!net_.lane_allow[lane] || l == li) continue;
+            int sc = 0;
+            choose_link(lane, i, ri, &sc);
+            if (sc > best_score ||
+                (sc == best_score && want >= 0 && std::abs(l - li) < std::abs(want - li))) {
+                best_score = sc;
+                want = l;
+            }
+        }
+        lc_want_[i] = static_cast<int8_t>(score_here == 0 && want >= 0 ? (want > li ? 1 : -1) : 0);
+        if (t - last_lc_[i] < p_.lc_cooldown - 1e-9) continue;
         if (li + dir < 0 || li + dir >= nlanes) continue;
         const int32_t tgt = s + dir;
         if (!net_.lane_allow[tgt]) continue;
-        const int32_t ri = route_idx_[i];
-        const int32_t k_here = choose_link(s, i, ri);
-        const Veh& p = vp_[i];
-        const double x = pos[i], v = spd[i];
         double b_me = p_.lc_safe_decel;
         bool strategic = false;
-        if (k_here == -1) {
-            // Strategic: this lane has no link to the next edge. Head for the nearest lane that has one.
-            int32_t want = -1;
-            for (int32_t l = 0; l < nlanes; ++l) {
-                const int32_t lane = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
-                if (!net_.lane_allow[lane] || choose_link(lane, i, ri) == -1) continue;
-                if (want < 0 || std::abs(l - li) < std::abs(want - li)) want = l;
-            }
-            if (want < 0 || (want - li) * dir <= 0) continue;
+        if (want >= 0) {
+            if ((want - li) * dir <= 0) continue;
             strategic = true;
-            if (seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
+            if (score_here == 0 && seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
         } else {
             if ((phase + i) % every != 0) continue;
-            if (k_here >= 0 && choose_link(tgt, i, ri) == -1) continue;  // the target lane does not lead on
+            int score_tgt = 0;
+            choose_link(tgt, i, ri, &score_tgt);
+            if (score_tgt < score_here) continue;  // never to a lane that leads on less well
         }
         const double v0 = v0_on(i, s), v0t = v0_on(i, tgt);
         // New leader and follower in the target lane.
@@ -339,8 +402,11 @@ void TrafficSim::lane_change_phase() {
         lc_target_[i] = static_cast<int8_t>(dir);
         ++changes;
     }
+    swap_deadlocked();
+    changes = 0;
+    for (int64_t q = 0; q < nrun_; ++q) changes += lc_target_[ord[q]] != 0;
     if (changes == 0) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nrun_ >= kParallelMin)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         if (lc_target_[i] == 0) continue;
@@ -359,7 +425,7 @@ void TrafficSim::move_phase() {
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     const std::vector<double>& spd = speed_[c];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nrun_ >= kParallelMin)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         const Veh& p = vp_[i];
@@ -432,7 +498,7 @@ void TrafficSim::move_phase() {
                     // Merging: vehicles inside the junction on other links into the same lane and nearer to
                     // it are followed as if already on it (the nearest of them: the largest remaining
                     // distance still below ours; ties: the lower id goes first).
-                    const double rem = dist + seg_len_[cur];
+                    const double rem = dist;  // our front's distance to the lane (dist: to the end of cur)
                     for (int64_t a = lane_in_offsets_[to]; a < lane_in_offsets_[to + 1]; ++a) {
                         const int32_t s2 = nl_ + lane_in_links_[a];
                         if (s2 == cur) continue;
@@ -506,7 +572,7 @@ void TrafficSim::move_phase() {
         }
         const double vmax_here = v0_on(i, sn);
         time_loss_[i] += dt * (vmax_here - vnew) / vmax_here;
-        distance_[i] += vnew * dt;
+        distance_[i] += vnew * dt - (arrived ? xn - seg_len_[sn] : 0.0);  // not beyond the end of the route
         if (vnew < p_.stop_speed) {
             waiting_time_[i] += dt;
             wait_[i] += dt;
@@ -541,7 +607,7 @@ void TrafficSim::post_step() {
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     int64_t fresh = 0;
-#pragma omp parallel for schedule(dynamic, 64) reduction(+ : fresh)
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : fresh) if (nrun_ >= kParallelMin)
     for (int32_t s = 0; s < nseg_; ++s) {
         const int32_t b = seg_begin(s), e = seg_end(s);
         for (int32_t q = b; q < e; ++q) {
@@ -571,7 +637,7 @@ void TrafficSim::post_step() {
         }
     }
     collisions_ += fresh;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (nrun_ >= kParallelMin)
     for (int32_t e = 0; e < ne_; ++e) {
         int64_t n = 0, in = 0;
         double sum = 0;
