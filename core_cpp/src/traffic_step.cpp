@@ -58,24 +58,55 @@ int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri, int* score_
     return best;
 }
 
+void TrafficSim::plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& score, int32_t& want) {
+    if (plan_lane_[i] != lane || plan_ri_[i] != ri) {
+        int sc = 0;
+        const int32_t k = choose_link(lane, i, ri, &sc);
+        const int32_t e = net_.lane_edge[lane];
+        const int32_t li = net_.lane_index[lane];
+        const int32_t nlanes =
+            static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
+        int32_t w = -1;
+        int best = sc;
+        for (int32_t l = 0; l < nlanes; ++l) {
+            const int32_t other = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
+            if (!net_.lane_allow[other] || l == li) continue;
+            int s2 = 0;
+            choose_link(other, i, ri, &s2);
+            if (s2 > best || (s2 == best && w >= 0 && std::abs(l - li) < std::abs(w - li))) {
+                best = s2;
+                w = l;
+            }
+        }
+        plan_lane_[i] = lane;
+        plan_ri_[i] = ri;
+        plan_link_[i] = k;
+        plan_score_[i] = static_cast<int8_t>(sc);
+        plan_want_[i] = w;
+    }
+    link = plan_link_[i];
+    score = plan_score_[i];
+    want = plan_want_[i];
+}
+
 // SUMO's IDM speed update (MSCFModel_IDM::_v): idm_iters_ Euler iterations over dt with the leader's speed
 // held; gap is the net distance to the leader's rear (or to a stop line when min_gap is false: then s* has no
 // s0 and the vehicle stops at the line).
 double TrafficSim::idm_speed(const Veh& p, double v, double v0, double gap, double vl, bool min_gap) const {
     const double h = dt_ / idm_iters_;
+    const double inv_v0 = 1.0 / v0, inv_tsab = 1.0 / p.two_sqrt_ab, s0 = min_gap ? p.min_gap : 0.0;
     double vn = v, s = gap;
-    const bool free = !(gap < 1e12);
-    for (int it = 0; it < idm_iters_; ++it) {
-        const double dv = vn - vl;
-        double acc = 1.0 - power(vn / v0, p.delta);
-        if (!free) {
-            const double ss =
-                std::max(0.0, vn * p.tau + vn * dv / p.two_sqrt_ab) + (min_gap ? p.min_gap : 0.0);
-            s = std::max(1e-3, s);
-            acc -= (ss * ss) / (s * s);
+    if (!(gap < 1e12)) {
+        for (int it = 0; it < idm_iters_; ++it) {
+            vn = std::max(0.0, vn + p.accel * (1.0 - power(vn * inv_v0, p.delta)) * h);
         }
-        vn = std::max(0.0, vn + p.accel * acc * h);
-        if (!free) s -= std::max(0.0, (vn - vl) * h);
+        return vn;
+    }
+    for (int it = 0; it < idm_iters_; ++it) {
+        const double ss = std::max(0.0, vn * p.tau + vn * (vn - vl) * inv_tsab) + s0;
+        const double q = ss / std::max(1e-3, s);
+        vn = std::max(0.0, vn + p.accel * (1.0 - power(vn * inv_v0, p.delta) - q * q) * h);
+        s -= std::max(0.0, (vn - vl) * h);
     }
     return vn;
 }
@@ -304,24 +335,13 @@ void TrafficSim::lane_change_phase() {
             static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
         const int32_t ri = route_idx_[i];
         int score_here = 0;
-        choose_link(s, i, ri, &score_here);
+        int32_t link_here = -1, want = -1;
+        plan(i, s, ri, link_here, score_here, want);
         const Veh& p = vp_[i];
         const double x = pos[i], v = spd[i];
         // Strategic: head for the nearest lane of this edge with a better link (one that leads to the next
         // edge at all, or into a lane from which the route goes on). Without any link: urgent near the lane
         // end.
-        int32_t want = -1, best_score = score_here;
-        for (int32_t l = 0; l < nlanes; ++l) {
-            const int32_t lane = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
-            if (!net_.lane_allow[lane] || l == li) continue;
-            int sc = 0;
-            choose_link(lane, i, ri, &sc);
-            if (sc > best_score ||
-                (sc == best_score && want >= 0 && std::abs(l - li) < std::abs(want - li))) {
-                best_score = sc;
-                want = l;
-            }
-        }
         lc_want_[i] = static_cast<int8_t>(score_here == 0 && want >= 0 ? (want > li ? 1 : -1) : 0);
         if (t - last_lc_[i] < p_.lc_cooldown - 1e-9) continue;
         if (li + dir < 0 || li + dir >= nlanes) continue;
@@ -334,7 +354,9 @@ void TrafficSim::lane_change_phase() {
             strategic = true;
             if (score_here == 0 && seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
         } else {
-            if ((phase + i) % every != 0) continue;
+            // MOBIL about once per lc_interval; to the left only when held up, keep-right checks less often.
+            if (dir > 0 && (v >= 0.9 * v0_on(i, s) || (phase + i) % every != 0)) continue;
+            if (dir < 0 && (phase + i) % (5 * every) != 0) continue;
             int score_tgt = 0;
             choose_link(tgt, i, ri, &score_tgt);
             if (score_tgt < score_here) continue;  // never to a lane that leads on less well
@@ -433,7 +455,8 @@ void TrafficSim::move_phase() {
         const double x = pos[i], v = spd[i];
         const int32_t ri = route_idx_[i];
         const double v0 = v0_on(i, s);
-        double vnew = idm_speed(p, v, v0, kInf, 0.0, true);
+        double vnew =
+            kInf;  // the free-road speed is applied last, only if nothing ahead constrains (it is larger)
         double hard = kInf;  // the distance driven this step never exceeds this (leader's rear, stop line)
         bool led = false;    // a vehicle ahead within the lookahead
         auto follow = [&](double gap, double vl, bool real) {
@@ -458,7 +481,9 @@ void TrafficSim::move_phase() {
             const int64_t j = ord[r + 1];
             follow(pos[j] - vp_[j].length - x, spd[j], true);
             if (s < nl_) {
-                first_link = choose_link(s, i, ri);
+                int sc_ = 0;
+                int32_t w_ = -1;
+                plan(i, s, ri, first_link, sc_, w_);
                 first_go = first_link >= 0 && may_enter(i, first_link, seg_len_[s] - x, v, false);
             } else {
                 first_link = s - nl_;
@@ -471,7 +496,14 @@ void TrafficSim::move_phase() {
             while (true) {
                 int32_t next;
                 if (cur < nl_) {
-                    const int32_t k = choose_link(cur, i, rr);
+                    int32_t k;
+                    if (cur == s) {
+                        int sc_ = 0;
+                        int32_t w_ = -1;
+                        plan(i, s, ri, k, sc_, w_);
+                    } else {
+                        k = choose_link(cur, i, rr);
+                    }
                     if (k == kArrive) break;
                     for (int64_t a = net_.lane_link_offsets[cur]; a < net_.lane_link_offsets[cur + 1]; ++a) {
                         const int32_t s2 = nl_ + net_.lane_links[a];
@@ -529,6 +561,7 @@ void TrafficSim::move_phase() {
                 cur = next;
             }
         }
+        if (!led) vnew = std::min(vnew, idm_speed(p, v, v0, kInf, 0.0, true));  // following is never faster
         vnew = std::max(vnew, v - p.emergency_decel * dt);
         vnew = std::max(0.0, std::min(vnew, std::max(0.0, hard) / dt));
         if (v < p_.stop_speed && vnew >= p_.stop_speed && p_.startup_delay > 0 && !led) {
