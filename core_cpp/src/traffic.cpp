@@ -402,6 +402,12 @@ void TrafficSim::grow(int64_t n) {
     wait_.resize(m, 0.0);
     start_wait_.resize(m, 0.0);
     lc_target_.resize(m, 0);
+    lc_want_.resize(m, 0);
+    plan_lane_.resize(m, -1);
+    plan_ri_.resize(m, -1);
+    plan_link_.resize(m, -1);
+    plan_want_.resize(m, -1);
+    plan_score_.resize(m, 0);
     collided_.resize(m, 0);
     entered_.resize(m, 0);
     rank_.resize(m, -1);
@@ -550,6 +556,7 @@ void TrafficSim::set_route(int64_t k, const int64_t* ids, const int64_t* route_o
         route_begin_[id] = static_cast<int64_t>(routes_.size());
         route_size_[id] = static_cast<int32_t>(route_offsets[j + 1] - route_offsets[j]);
         route_idx_[id] = 0;
+        plan_lane_[id] = -1;
         routes_.insert(routes_.end(), route_edges + route_offsets[j], route_edges + route_offsets[j + 1]);
         if (state_[id] == kVehRunning && seg_[cur_][id] < nl_) {
             next_link_[cur_][id] = choose_link(seg_[cur_][id], id, 0);
@@ -612,7 +619,7 @@ void TrafficSim::sort_membership() {
     const std::vector<double>& pos = pos_[c];
     int64_t* ord = order_.data();
     const int32_t* start = seg_start_.data();
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) if (nrun_ >= kParallelMin)
     for (int32_t s = 0; s < nseg_; ++s) {
         const int32_t b = start[s], e = start[s + 1];
         for (int32_t j = b + 1; j < e; ++j) {

@@ -32,10 +32,13 @@ double TrafficSim::v0_on(int64_t i, int32_t seg) const {
     return std::min(seg_speed_[seg] * p.factor, p.vmax);
 }
 
-int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri) const {
+int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri, int* score_out) const {
     const int32_t* route = routes_.data() + route_begin_[i];
     const int32_t n = route_size_[i];
-    if (ri + 1 >= n) return kArrive;
+    if (ri + 1 >= n) {
+        if (score_out) *score_out = 3;
+        return kArrive;
+    }
     const int32_t e2 = route[ri + 1];
     const int32_t e3 = ri + 2 < n ? route[ri + 2] : -1;
     int32_t best = -1;
@@ -51,7 +54,39 @@ int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri) const {
             best = k;
         }
     }
+    if (score_out) *score_out = score;
     return best;
+}
+
+void TrafficSim::plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& score, int32_t& want) {
+    if (plan_lane_[i] != lane || plan_ri_[i] != ri) {
+        int sc = 0;
+        const int32_t k = choose_link(lane, i, ri, &sc);
+        const int32_t e = net_.lane_edge[lane];
+        const int32_t li = net_.lane_index[lane];
+        const int32_t nlanes =
+            static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
+        int32_t w = -1;
+        int best = sc;
+        for (int32_t l = 0; l < nlanes; ++l) {
+            const int32_t other = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
+            if (!net_.lane_allow[other] || l == li) continue;
+            int s2 = 0;
+            choose_link(other, i, ri, &s2);
+            if (s2 > best || (s2 == best && w >= 0 && std::abs(l - li) < std::abs(w - li))) {
+                best = s2;
+                w = l;
+            }
+        }
+        plan_lane_[i] = lane;
+        plan_ri_[i] = ri;
+        plan_link_[i] = k;
+        plan_score_[i] = static_cast<int8_t>(sc);
+        plan_want_[i] = w;
+    }
+    link = plan_link_[i];
+    score = plan_score_[i];
+    want = plan_want_[i];
 }
 
 // SUMO's IDM speed update (MSCFModel_IDM::_v): idm_iters_ Euler iterations over dt with the leader's speed
@@ -59,19 +94,19 @@ int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri) const {
 // s0 and the vehicle stops at the line).
 double TrafficSim::idm_speed(const Veh& p, double v, double v0, double gap, double vl, bool min_gap) const {
     const double h = dt_ / idm_iters_;
+    const double inv_v0 = 1.0 / v0, inv_tsab = 1.0 / p.two_sqrt_ab, s0 = min_gap ? p.min_gap : 0.0;
     double vn = v, s = gap;
-    const bool free = !(gap < 1e12);
-    for (int it = 0; it < idm_iters_; ++it) {
-        const double dv = vn - vl;
-        double acc = 1.0 - power(vn / v0, p.delta);
-        if (!free) {
-            const double ss =
-                std::max(0.0, vn * p.tau + vn * dv / p.two_sqrt_ab) + (min_gap ? p.min_gap : 0.0);
-            s = std::max(1e-3, s);
-            acc -= (ss * ss) / (s * s);
+    if (!(gap < 1e12)) {
+        for (int it = 0; it < idm_iters_; ++it) {
+            vn = std::max(0.0, vn + p.accel * (1.0 - power(vn * inv_v0, p.delta)) * h);
         }
-        vn = std::max(0.0, vn + p.accel * acc * h);
-        if (!free) s -= std::max(0.0, (vn - vl) * h);
+        return vn;
+    }
+    for (int it = 0; it < idm_iters_; ++it) {
+        const double ss = std::max(0.0, vn * p.tau + vn * (vn - vl) * inv_tsab) + s0;
+        const double q = ss / std::max(1e-3, s);
+        vn = std::max(0.0, vn + p.accel * (1.0 - power(vn * inv_v0, p.delta) - q * q) * h);
+        s -= std::max(0.0, (vn - vl) * h);
     }
     return vn;
 }
@@ -153,6 +188,9 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
 bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     const int c = cur_;
     const int64_t* ord = order_.data();
+    // Gap acceptance by time: a foe blocks if it occupies the junction, or if it will be in the junction
+    // (from its arrival until its rear has cleared its link) at any time between our arrival and tcrit after
+    // it.
     const double tcrit = std::max(p_.min_critical_gap, p_.critical_gap - p_.impatience * wait_[i]);
     const double t_me = d / std::max(v, 0.1);
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
@@ -164,9 +202,11 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
         for (int32_t q = seg_end(lf) - 1; q >= b && q >= seg_end(lf) - 4; --q) {
             const int64_t j = ord[q];
             if (next_link_[c][j] != f || !go_[c][j]) continue;
-            const double df = seg_len_[lf] - pos_[c][j];
-            const double tj = df / std::max(speed_[c][j], 0.1);
-            if (tj >= tcrit) continue;
+            const double vj = std::max(speed_[c][j], 0.1);
+            const double tj = (seg_len_[lf] - pos_[c][j]) / vj;
+            const double clear_j = (seg_len_[sf] + vp_[j].length) / std::max(vj, 1.0);
+            if (tj >= t_me + tcrit || tj + clear_j < t_me)
+                continue;  // comes later, or has passed before we come
             // Mutual foes (both must yield, e.g. right-before-left all round): the earlier arrival goes
             // first.
             bool mutual = false;
@@ -231,6 +271,47 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first)
     return go;
 }
 
+// Two vehicles standing side by side, each unable to go on from its lane and wanting the other's (typically
+// both at the stop line): they swap lanes when neither then overlaps anybody else. Serial and rare.
+void TrafficSim::swap_deadlocked() {
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+    const std::vector<double>& pos = pos_[c];
+    // Whether [front - len, front] on `lane` overlaps a vehicle there (other than skip) or one changing into
+    // it.
+    auto overlaps_others = [&](int32_t lane, double front, double len, int64_t skip) {
+        const int32_t e = net_.lane_edge[lane];
+        for (int32_t l = lane - 1; l <= lane + 1; ++l) {
+            if (l < net_.edge_lane_offsets[e] || l >= net_.edge_lane_offsets[e + 1]) continue;
+            for (int32_t q = seg_begin(l); q < seg_end(l); ++q) {
+                const int64_t j = ord[q];
+                if (j == skip || l + lc_target_[j] != lane) continue;
+                if (pos[j] > front - len && pos[j] - vp_[j].length < front) return true;
+            }
+        }
+        return false;
+    };
+    for (int64_t q = 0; q < nrun_; ++q) {
+        const int64_t i = ord[q];
+        if (lc_want_[i] == 0 || lc_target_[i] != 0 || wait_[i] < 2.0) continue;
+        const int32_t s = seg_[c][i];
+        const int32_t tgt = s + lc_want_[i];
+        for (int32_t r = seg_begin(tgt); r < seg_end(tgt); ++r) {
+            const int64_t j = ord[r];
+            if (lc_want_[j] != -lc_want_[i] || lc_target_[j] != 0 || wait_[j] < 2.0) continue;
+            if (!(pos[j] > pos[i] - vp_[i].length && pos[j] - vp_[j].length < pos[i]))
+                continue;  // side by side
+            if (overlaps_others(tgt, pos[i], vp_[i].length, j) ||
+                overlaps_others(s, pos[j], vp_[j].length, i)) {
+                continue;
+            }
+            lc_target_[i] = lc_want_[i];
+            lc_target_[j] = lc_want_[j];
+            break;
+        }
+    }
+}
+
 void TrafficSim::lane_change_phase() {
     const int c = cur_;
     const double t = time();
@@ -241,40 +322,44 @@ void TrafficSim::lane_change_phase() {
     const std::vector<double>& pos = pos_[c];
     const std::vector<double>& spd = speed_[c];
     int64_t changes = 0;
-#pragma omp parallel for schedule(static) reduction(+ : changes)
+#pragma omp parallel for schedule(static) reduction(+ : changes) if (nrun_ >= kParallelMin)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         lc_target_[i] = 0;
+        lc_want_[i] = 0;
         const int32_t s = seg_[c][i];
         if (s >= nl_) continue;
-        if (t - last_lc_[i] < p_.lc_cooldown - 1e-9) continue;
         const int32_t e = net_.lane_edge[s];
         const int32_t li = net_.lane_index[s];
         const int32_t nlanes =
             static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
+        const int32_t ri = route_idx_[i];
+        int score_here = 0;
+        int32_t link_here = -1, want = -1;
+        plan(i, s, ri, link_here, score_here, want);
+        const Veh& p = vp_[i];
+        const double x = pos[i], v = spd[i];
+        // Strategic: head for the nearest lane of this edge with a better link (one that leads to the next
+        // edge at all, or into a lane from which the route goes on). Without any link: urgent near the lane
+        // end.
+        lc_want_[i] = static_cast<int8_t>(score_here == 0 && want >= 0 ? (want > li ? 1 : -1) : 0);
+        if (t - last_lc_[i] < p_.lc_cooldown - 1e-9) continue;
         if (li + dir < 0 || li + dir >= nlanes) continue;
         const int32_t tgt = s + dir;
         if (!net_.lane_allow[tgt]) continue;
-        const int32_t ri = route_idx_[i];
-        const int32_t k_here = choose_link(s, i, ri);
-        const Veh& p = vp_[i];
-        const double x = pos[i], v = spd[i];
         double b_me = p_.lc_safe_decel;
         bool strategic = false;
-        if (k_here == -1) {
-            // Strategic: this lane has no link to the next edge. Head for the nearest lane that has one.
-            int32_t want = -1;
-            for (int32_t l = 0; l < nlanes; ++l) {
-                const int32_t lane = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
-                if (!net_.lane_allow[lane] || choose_link(lane, i, ri) == -1) continue;
-                if (want < 0 || std::abs(l - li) < std::abs(want - li)) want = l;
-            }
-            if (want < 0 || (want - li) * dir <= 0) continue;
+        if (want >= 0) {
+            if ((want - li) * dir <= 0) continue;
             strategic = true;
-            if (seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
+            if (score_here == 0 && seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
         } else {
-            if ((phase + i) % every != 0) continue;
-            if (k_here >= 0 && choose_link(tgt, i, ri) == -1) continue;  // the target lane does not lead on
+            // MOBIL about once per lc_interval; to the left only when held up, keep-right checks less often.
+            if (dir > 0 && (v >= 0.9 * v0_on(i, s) || (phase + i) % every != 0)) continue;
+            if (dir < 0 && (phase + i) % (5 * every) != 0) continue;
+            int score_tgt = 0;
+            choose_link(tgt, i, ri, &score_tgt);
+            if (score_tgt < score_here) continue;  // never to a lane that leads on less well
         }
         const double v0 = v0_on(i, s), v0t = v0_on(i, tgt);
         // New leader and follower in the target lane.
@@ -339,8 +424,11 @@ void TrafficSim::lane_change_phase() {
         lc_target_[i] = static_cast<int8_t>(dir);
         ++changes;
     }
+    swap_deadlocked();
+    changes = 0;
+    for (int64_t q = 0; q < nrun_; ++q) changes += lc_target_[ord[q]] != 0;
     if (changes == 0) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nrun_ >= kParallelMin)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         if (lc_target_[i] == 0) continue;
@@ -359,7 +447,7 @@ void TrafficSim::move_phase() {
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     const std::vector<double>& spd = speed_[c];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nrun_ >= kParallelMin)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         const Veh& p = vp_[i];
@@ -367,7 +455,8 @@ void TrafficSim::move_phase() {
         const double x = pos[i], v = spd[i];
         const int32_t ri = route_idx_[i];
         const double v0 = v0_on(i, s);
-        double vnew = idm_speed(p, v, v0, kInf, 0.0, true);
+        double vnew =
+            kInf;  // the free-road speed is applied last, only if nothing ahead constrains (it is larger)
         double hard = kInf;  // the distance driven this step never exceeds this (leader's rear, stop line)
         bool led = false;    // a vehicle ahead within the lookahead
         auto follow = [&](double gap, double vl, bool real) {
@@ -392,7 +481,9 @@ void TrafficSim::move_phase() {
             const int64_t j = ord[r + 1];
             follow(pos[j] - vp_[j].length - x, spd[j], true);
             if (s < nl_) {
-                first_link = choose_link(s, i, ri);
+                int sc_ = 0;
+                int32_t w_ = -1;
+                plan(i, s, ri, first_link, sc_, w_);
                 first_go = first_link >= 0 && may_enter(i, first_link, seg_len_[s] - x, v, false);
             } else {
                 first_link = s - nl_;
@@ -405,7 +496,14 @@ void TrafficSim::move_phase() {
             while (true) {
                 int32_t next;
                 if (cur < nl_) {
-                    const int32_t k = choose_link(cur, i, rr);
+                    int32_t k;
+                    if (cur == s) {
+                        int sc_ = 0;
+                        int32_t w_ = -1;
+                        plan(i, s, ri, k, sc_, w_);
+                    } else {
+                        k = choose_link(cur, i, rr);
+                    }
                     if (k == kArrive) break;
                     for (int64_t a = net_.lane_link_offsets[cur]; a < net_.lane_link_offsets[cur + 1]; ++a) {
                         const int32_t s2 = nl_ + net_.lane_links[a];
@@ -432,7 +530,7 @@ void TrafficSim::move_phase() {
                     // Merging: vehicles inside the junction on other links into the same lane and nearer to
                     // it are followed as if already on it (the nearest of them: the largest remaining
                     // distance still below ours; ties: the lower id goes first).
-                    const double rem = dist + seg_len_[cur];
+                    const double rem = dist;  // our front's distance to the lane (dist: to the end of cur)
                     for (int64_t a = lane_in_offsets_[to]; a < lane_in_offsets_[to + 1]; ++a) {
                         const int32_t s2 = nl_ + lane_in_links_[a];
                         if (s2 == cur) continue;
@@ -463,6 +561,7 @@ void TrafficSim::move_phase() {
                 cur = next;
             }
         }
+        if (!led) vnew = std::min(vnew, idm_speed(p, v, v0, kInf, 0.0, true));  // following is never faster
         vnew = std::max(vnew, v - p.emergency_decel * dt);
         vnew = std::max(0.0, std::min(vnew, std::max(0.0, hard) / dt));
         if (v < p_.stop_speed && vnew >= p_.stop_speed && p_.startup_delay > 0 && !led) {
@@ -506,7 +605,7 @@ void TrafficSim::move_phase() {
         }
         const double vmax_here = v0_on(i, sn);
         time_loss_[i] += dt * (vmax_here - vnew) / vmax_here;
-        distance_[i] += vnew * dt;
+        distance_[i] += vnew * dt - (arrived ? xn - seg_len_[sn] : 0.0);  // not beyond the end of the route
         if (vnew < p_.stop_speed) {
             waiting_time_[i] += dt;
             wait_[i] += dt;
@@ -541,7 +640,7 @@ void TrafficSim::post_step() {
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     int64_t fresh = 0;
-#pragma omp parallel for schedule(dynamic, 64) reduction(+ : fresh)
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : fresh) if (nrun_ >= kParallelMin)
     for (int32_t s = 0; s < nseg_; ++s) {
         const int32_t b = seg_begin(s), e = seg_end(s);
         for (int32_t q = b; q < e; ++q) {
@@ -571,7 +670,7 @@ void TrafficSim::post_step() {
         }
     }
     collisions_ += fresh;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (nrun_ >= kParallelMin)
     for (int32_t e = 0; e < ne_; ++e) {
         int64_t n = 0, in = 0;
         double sum = 0;

@@ -89,6 +89,9 @@ enum class TrafficArray : int {
 
 class TrafficSim {
   public:
+    // Fewer running vehicles than this: the phases run on one thread (same results, no thread start-up cost).
+    static constexpr int64_t kParallelMin = 512;
+
     // Throws std::invalid_argument naming the offending array or parameter.
     TrafficSim(TrafficNetwork net, double dt, uint64_t seed,
                const std::vector<std::pair<std::string, double>>& params);
@@ -163,7 +166,14 @@ class TrafficSim {
     bool is_lane(int32_t s) const { return s < nl_; }
     int32_t seg_begin(int32_t s) const { return seg_start_[s]; }
     int32_t seg_end(int32_t s) const { return seg_start_[s + 1]; }
-    int32_t choose_link(int32_t lane, int64_t i, int32_t ri) const;
+    // The link vehicle i takes from `lane` (its route at index ri): -2 the route ends here, -1 no link to the
+    // next edge. score (optional): 0 none, 1 a link whose lane does not lead on, 2 a link that does, 3 route
+    // ends.
+    int32_t choose_link(int32_t lane, int64_t i, int32_t ri, int* score = nullptr) const;
+    void swap_deadlocked();
+    // Vehicle i's cached plan on its current lane (recomputed when the lane or route index changes): the link
+    // it takes, that link's score and the lane index it should head for (-1: none better).
+    void plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& score, int32_t& want);
     bool lane_reaches(int32_t lane, int32_t edge) const;
     bool edges_connected(int32_t a, int32_t b) const;
     double v0_on(int64_t i, int32_t seg) const;
@@ -220,6 +230,9 @@ class TrafficSim {
     std::vector<double> depart_time_, arrival_time_, time_loss_, waiting_time_, distance_, last_lc_, wait_,
         start_wait_;
     std::vector<int8_t> lc_target_;  // lane-change decision of this step (-1, 0 none, +1)
+    std::vector<int32_t> plan_lane_, plan_ri_, plan_link_, plan_want_;
+    std::vector<int8_t> plan_score_;
+    std::vector<int8_t> lc_want_;  // strategic wish: direction of a lane without which the route cannot go on
     std::vector<uint8_t> collided_, entered_;
 
     // Pending vehicles by (depart, id) not yet queued; per-edge FIFO insertion queues.
