@@ -151,7 +151,9 @@ def run_scenario(
             scenario.source, f"events: {', '.join(unsupported)} events are not simulated in this version yet"
         )
     if scenario.crowd is None and scenario.traffic is None:
-        raise InputError(scenario.source, "nothing to simulate: the scenario has neither a crowd nor a traffic section")
+        raise InputError(
+            scenario.source, "nothing to simulate: the scenario has neither a crowd nor a traffic section"
+        )
     city = build_city(scenario)
     summary: dict[str, Any] = {}
     outputs: dict[str, Any] = {"tables": {}, "kpis": []}
@@ -173,6 +175,7 @@ def run_scenario(
         density=outputs.get("density"),
         tables=outputs["tables"],
         report=scenario.outputs.report,
+        traffic_report=outputs.get("traffic_report"),
     )
 
 
@@ -184,7 +187,9 @@ def _merged_events(logs: list[Any]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values("t_s", kind="stable").reset_index(drop=True)
 
 
-def _run_crowd(scenario: Scenario, city: Any, summary: dict[str, Any], outputs: dict[str, Any], *, progress: bool) -> float:
+def _run_crowd(
+    scenario: Scenario, city: Any, summary: dict[str, Any], outputs: dict[str, Any], *, progress: bool
+) -> float:
     """The crowd section: builds the space and population, runs :class:`CrowdModel`; returns simulated seconds."""
     from twin.sim.crowd import CrowdModel, exit_labels
     from twin.sim.population import build_population
@@ -243,6 +248,7 @@ def _run_traffic(
 ) -> float:
     """The traffic section: compiles the road network, loads the demand, runs :class:`TrafficModel` with the
     scenario's road closures; returns simulated seconds."""
+    from twin.scenario.report_traffic import TrafficReport, edge_shapes
     from twin.sim.traffic import TrafficModel
     from twin.sim.demand import load_demand
     from twin.sim.traffic_net import compile_network
@@ -264,11 +270,19 @@ def _run_traffic(
     model.run(scenario.duration_s, progress=progress)
     summary["traffic"] = model.summary()
     outputs["tables"].update(
-        traffic_fcd=model.fcd.to_arrow(network.lane_edge) if model.fcd is not None else None,
+        traffic_fcd=model.fcd.to_arrow() if model.fcd is not None else None,
         traffic_trips=model.trips(),
         traffic_edges=model.edge_table(),
     )
     outputs["tables"] = {k: v for k, v in outputs["tables"].items() if v is not None}
+    ids, shapes, speed = edge_shapes(network, city.roads)
+    outputs["traffic_report"] = TrafficReport(
+        trips=outputs["tables"]["traffic_trips"],
+        edges=outputs["tables"]["traffic_edges"],
+        edge_ids=ids,
+        shapes=shapes,
+        free_speed=speed,
+    )
     outputs["kpis"].append(model.kpi_table())
     outputs.setdefault("events", []).append(model.events)
     return model.time_s

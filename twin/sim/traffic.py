@@ -40,56 +40,75 @@ DEFAULT_DT_S = 1.0
 class FcdRecorder:
     """Floating car data: one row per running vehicle per recorded frame (``traffic_fcd.parquet``).
 
-    Columns: ``t_s`` float64, ``vehicle_id`` (str, dictionary-encoded), ``x_m``, ``y_m`` float64 (front bumper,
-    local frame), ``edge`` (str edge id), ``lane`` (str SUMO lane id ``<edge>_<index>``), ``speed_mps`` float64.
-    Frames are kept as numpy chunks; the table is assembled once at the end.
+    Columns: ``t_s`` float64, ``vehicle_id`` (str), ``x_m``, ``y_m`` float64 (front bumper, local frame), ``edge``
+    (str edge id; inside a junction ``:<junction id>``, as SUMO names internal edges), ``lane`` (str SUMO lane id
+    ``<edge>_<index>``; inside a junction ``:<junction id>_<link row>``), ``speed_mps`` float64. String columns are
+    dictionary-encoded. Frames are kept as numpy chunks; the table is assembled once at the end.
     """
 
-    def __init__(self, vehicle_ids: Iterable[str], edge_ids: Iterable[str], lane_ids: Iterable[str]) -> None:
+    def __init__(self, vehicle_ids: Iterable[str], network: TrafficNetwork) -> None:
+        net = network
+        self.n_edges = net.n_edges
+        self.n_lanes = len(net.lane_ids)
+        self.link_junction = np.asarray(net.link_junction, dtype=np.int64)
+        junctions = list(net.junction_ids)
         self.vehicle_ids = pa.array(list(vehicle_ids), pa.string())
-        self.edge_ids = pa.array(list(edge_ids), pa.string())
-        self.lane_ids = pa.array(list(lane_ids), pa.string())
-        self._chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.edge_ids = pa.array(list(net.edge_ids) + [f":{j}" for j in junctions], pa.string())
+        self.lane_ids = pa.array(
+            list(net.lane_ids) + [f":{junctions[j]}_{k}" for k, j in enumerate(self.link_junction.tolist())],
+            pa.string(),
+        )
+        self.lane_edge = np.asarray(net.lane_edge, dtype=np.int64)
+        self._chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def record(self, t_s: float, sim: TrafficSim, lane_edge: np.ndarray) -> None:
+    def record(self, t_s: float, sim: TrafficSim) -> None:
         running = np.flatnonzero(sim.state == RUNNING)
         if running.size == 0:
             return
         xy = sim.positions()[running]
-        lane = sim.lane[running]
-        self._chunks.append((float(t_s), running.astype(np.int32), xy, lane.astype(np.int32), sim.speed[running]))
+        lane = sim.lane[running].astype(np.int64)
+        link = sim.link[running].astype(np.int64)
+        inside = lane < 0
+        edge = np.where(
+            inside,
+            self.n_edges + self.link_junction[np.where(inside, link, 0)],
+            self.lane_edge[np.where(inside, 0, lane)],
+        )
+        lane_code = np.where(inside, self.n_lanes + link, lane)
+        self._chunks.append(
+            (
+                float(t_s),
+                running.astype(np.int32),
+                xy,
+                edge.astype(np.int32),
+                lane_code.astype(np.int32),
+                sim.speed[running],
+            )
+        )
 
     def __len__(self) -> int:
         return sum(len(c[1]) for c in self._chunks)
 
-    def to_arrow(self, lane_edge: np.ndarray) -> pa.Table:
-        if not self._chunks:
-            return pa.table(
-                {
-                    "t_s": pa.array([], pa.float64()),
-                    "vehicle_id": pa.array([], pa.string()),
-                    "x_m": pa.array([], pa.float64()),
-                    "y_m": pa.array([], pa.float64()),
-                    "edge": pa.array([], pa.string()),
-                    "lane": pa.array([], pa.string()),
-                    "speed_mps": pa.array([], pa.float64()),
-                }
-            )
-        t = np.concatenate([np.full(len(c[1]), c[0]) for c in self._chunks])
-        vid = np.concatenate([c[1] for c in self._chunks])
-        xy = np.concatenate([c[2] for c in self._chunks])
-        lane = np.concatenate([c[3] for c in self._chunks])
-        speed = np.concatenate([c[4] for c in self._chunks])
-        edge = lane_edge[lane].astype(np.int32)
+    def to_arrow(self) -> pa.Table:
+        """The recorded frames as an Arrow table (columns above)."""
+        n = len(self)
+        cols = [np.concatenate([c[k] for c in self._chunks]) if n else np.zeros(0) for k in range(1, 6)]
+        t = np.concatenate([np.full(len(c[1]), c[0]) for c in self._chunks]) if n else np.zeros(0)
+        vid, xy, edge, lane, speed = cols
+        xy = xy.reshape(-1, 2)
+
+        def codes(a: np.ndarray, values: pa.Array) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(a.astype(np.int32), pa.int32()), values)
+
         return pa.table(
             {
-                "t_s": t,
-                "vehicle_id": pa.DictionaryArray.from_arrays(pa.array(vid), self.vehicle_ids),
-                "x_m": xy[:, 0],
-                "y_m": xy[:, 1],
-                "edge": pa.DictionaryArray.from_arrays(pa.array(edge), self.edge_ids),
-                "lane": pa.DictionaryArray.from_arrays(pa.array(lane), self.lane_ids),
-                "speed_mps": speed,
+                "t_s": pa.array(t, pa.float64()),
+                "vehicle_id": codes(vid, self.vehicle_ids),
+                "x_m": pa.array(xy[:, 0], pa.float64()),
+                "y_m": pa.array(xy[:, 1], pa.float64()),
+                "edge": codes(edge, self.edge_ids),
+                "lane": codes(lane, self.lane_ids),
+                "speed_mps": pa.array(speed.astype(np.float64), pa.float64()),
             }
         )
 
@@ -154,10 +173,12 @@ class TrafficModel(SimModel):
         self._kpi_rows: list[tuple[float, str, float]] = []
         self._edge_time = network.edge_travel_time()
         self._free_time = self._edge_time.copy()
-        self.fcd = FcdRecorder(demand.ids, network.edge_ids, network.lane_ids) if record_fcd else None
+        self.fcd = FcdRecorder(demand.ids, network) if record_fcd else None
         self._router_cache: dict[Any, Router] = {}
         self.events = EventLog()
-        self._closures = sorted(((float(t), [int(e) for e in edges], bool(c)) for t, edges, c in closures), key=lambda x: x[0])
+        self._closures = sorted(
+            ((float(t), [int(e) for e in edges], bool(c)) for t, edges, c in closures), key=lambda x: x[0]
+        )
         self._apply_closures()
         self._record()
 
@@ -300,7 +321,9 @@ class TrafficModel(SimModel):
         )
         # smoothed travel-time estimate for rerouting: measured where driven, free flow elsewhere
         measured = np.where(samples > 0, net.edge_length / np.maximum(mean_speed, 0.5), self._free_time)
-        measured = np.where(np.isfinite(self._free_time), np.maximum(measured, self._free_time), self._free_time)
+        measured = np.where(
+            np.isfinite(self._free_time), np.maximum(measured, self._free_time), self._free_time
+        )
         self._edge_time = 0.5 * self._edge_time + 0.5 * measured
 
     def _record(self) -> None:
@@ -315,7 +338,7 @@ class TrafficModel(SimModel):
             (t, "mean_speed_mps", float(c.speed[running].mean()) if running.any() else math.nan),
         ]
         if self.fcd is not None:
-            self.fcd.record(t, c, self.network.lane_edge)
+            self.fcd.record(t, c)
 
     def run(self, duration_s: float, *, progress: bool = True) -> float:
         """Step until every vehicle has arrived or ``duration_s`` simulated seconds have passed; returns wall s."""
@@ -323,7 +346,9 @@ class TrafficModel(SimModel):
 
         t0 = time.perf_counter()
         total = math.ceil(duration_s / self.step_s - 1e-9)
-        bar = tqdm(total=self.n_vehicles, unit="veh", desc="arrived", disable=None if progress else True, leave=False)
+        bar = tqdm(
+            total=self.n_vehicles, unit="veh", desc="arrived", disable=None if progress else True, leave=False
+        )
         done = 0
         for _ in range(total):
             if not self.running:
