@@ -249,8 +249,8 @@ def _run_traffic(
     """The traffic section: compiles the road network, loads the demand, runs :class:`TrafficModel` with the
     scenario's road closures; returns simulated seconds."""
     from twin.scenario.report_traffic import TrafficReport, edge_shapes
-    from twin.sim.traffic import TrafficModel
     from twin.sim.demand import load_demand
+    from twin.sim.traffic import TrafficModel
     from twin.sim.traffic_net import compile_network
 
     if city.roads is None:
