@@ -96,3 +96,16 @@ def test_closing_an_edge_that_does_not_exist(data_dir, tmp_path) -> None:
     bad = scenario(data_dir, events=[{"at_s": 10, "type": "close_road", "edge": "nowhere"}])
     with pytest.raises(InputError, match=r"events\[0\]\.edge: no edge 'nowhere' in the road network"):
         run_scenario(bad, tmp_path, progress=False)
+
+
+def test_od_table_demand(data_dir, tmp_path) -> None:
+    od = tmp_path / "od.csv"
+    od.write_text("origin,destination,count,begin_s,end_s\nA0,J9,30,0,300\nJ0,A9,20,0,300\n")
+    s = scenario(data_dir, traffic={"demand": {"od": str(od)}})
+    summary = run_scenario(s, tmp_path / "out", progress=False)
+    assert summary["traffic"]["vehicles"] == summary["traffic"]["arrived"] == 50
+    trips = pd.read_parquet(tmp_path / "out" / "traffic_trips.parquet")
+    assert trips["vehicle_id"].str.startswith("A0_J9.").sum() == 30
+    assert trips["depart_s"].between(0, 300).all()
+    # corner to corner of the 1.8 km grid: at least the Manhattan distance
+    assert (trips["route_length_m"] >= 2 * 1800 - 2 * 200).all()
