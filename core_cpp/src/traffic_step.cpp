@@ -152,9 +152,8 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
     while (dist < look) {
         int32_t next;
         if (cur < nl_) {
-            const int32_t k = choose_link(cur, i, r);
-            if (k < 0) break;
-            // Vehicles that left this lane through any link but whose rear is still on it.
+            // Vehicles that left this lane through any link but whose rear is still on it (also when our
+            // route ends on this lane or has no link from it: they are in our way all the same).
             for (int64_t a = net_.lane_link_offsets[cur]; a < net_.lane_link_offsets[cur + 1]; ++a) {
                 const int32_t s2 = nl_ + net_.lane_links[a];
                 if (seg_end(s2) == seg_begin(s2)) continue;
@@ -166,6 +165,8 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
                     best = j;
                 }
             }
+            const int32_t k = choose_link(cur, i, r);
+            if (k < 0) break;
             next = nl_ + k;
         } else {
             next = net_.link_to_lane[cur - nl_];
@@ -504,7 +505,8 @@ void TrafficSim::move_phase() {
                     } else {
                         k = choose_link(cur, i, rr);
                     }
-                    if (k == kArrive) break;
+                    // Vehicles that left this lane through any link but whose rear is still on it (also when
+                    // our route ends here).
                     for (int64_t a = net_.lane_link_offsets[cur]; a < net_.lane_link_offsets[cur + 1]; ++a) {
                         const int32_t s2 = nl_ + net_.lane_links[a];
                         if (seg_end(s2) == seg_begin(s2)) continue;
@@ -512,6 +514,7 @@ void TrafficSim::move_phase() {
                         const double rear = pos[j] - vp_[j].length;
                         if (j != i && rear < 0) follow(dist + rear, spd[j], true);
                     }
+                    if (k == kArrive) break;
                     const bool go = k >= 0 && may_enter(i, k, dist, v, junctions == 0);
                     if (junctions == 0) {
                         first_link = k;

@@ -454,6 +454,59 @@ def test_mobil_fast_vehicle_overtakes_slow_one_and_keeps_right():
     assert sim.speed[0] == pytest.approx(10.0, abs=0.01)
 
 
+def lane_end_network():
+    """Edge 0: two lanes of 200 m west->east; lane 0 straight on to edge 2 through a signal that stays red, lane 1
+    (left) turning onto edge 1 through a green one, a 10 m link limited to 0.5 m/s (a vehicle crawls through)."""
+    return build(
+        [(2, (0, 0), (200, 0), 13.89), (1, (210, 10), (210, 400), 13.89), (1, (220, 0), (600, 0), 13.89)],
+        [
+            {"from_lane": 0, "to_lane": 3, "length": 20.0, "tls": 0, "idx": 0},
+            {"from_lane": 1, "to_lane": 2, "length": 10.0, "speed": 0.5, "dir": "l", "tls": 0, "idx": 1},
+        ],
+        tls=[(0.0, [(1000.0, "rG")])],
+    )
+
+
+@pytest.mark.parametrize("case", ["behind", "beside"])
+def test_vehicle_ending_its_route_respects_a_rear_still_on_its_lane(case):
+    # Vehicle 0 crawls off the end of lane 1 into its link; for 10 s its rear still covers the last metres of the
+    # lane. Vehicle 1 (a slow type) ends its route on edge 0, at the very end of its lane. "behind": it comes up
+    # behind vehicle 0 in lane 1; "beside": it comes up in lane 0 behind vehicle 2, which stands at the red light,
+    # and changes to lane 1 when vehicle 0 is already inside the junction (grid10 at 0.5 s steps: such a change
+    # drove into the rear; vehicles whose route ended on the lane overlooked vehicles leaving it).
+    net = lane_end_network()
+    sim = TrafficSim(net, dt=0.5, seed=1)
+    t = sim.add_vehicle_types()
+    slow = sim.add_vehicle_types(max_speed=4.0)
+    off, edges = routes_to_csr([[0, 1], [0], [0, 2]])
+    behind = case == "behind"
+    sim.add_vehicles(
+        [0.0, 0.5, 0.0],
+        [t, slow, t],
+        off,
+        edges,
+        depart_lane=[1, 1 if behind else 0, 0],
+        depart_speed=[0.5, 4.0 if behind else 3.0, 0.0],
+        depart_pos=[199.9, 185.0 if behind else 180.0, 199.9],
+    )
+    cleared = None  # when vehicle 0's rear left lane 1
+    for _ in range(200):
+        sim.step(1)
+        assert sim.collisions == 0, f"collision at t={sim.time}"
+        if sim.link[0] == 1 and sim.lane[1] == 1:  # vehicle 0 in its link, vehicle 1 on lane 1 behind it
+            assert sim.pos[1] <= 200.0 + sim.pos[0] - 5.0 + 1e-6
+        if cleared is None and (sim.link[0] != 1 or sim.pos[0] >= 5.0):
+            cleared = sim.time
+    assert sim.state[0] == sim.state[1] == ARRIVED
+    assert cleared > 4.0
+    assert (
+        sim.arrival_time[1] >= cleared
+    )  # it reached the end of its lane only after vehicle 0's rear had left
+    assert sim.lane_changes[1] == (0 if behind else 1)
+    assert sim.lane[2] == 0  # held at red all along
+    assert sim.pos[2] == pytest.approx(199.9)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # junctions
 
