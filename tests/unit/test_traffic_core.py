@@ -590,6 +590,105 @@ def test_signalised_grid_is_collision_free_and_obeys_red():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# actuated signals
+
+
+def crossing(*, actuated, min_dur=10.0, max_dur=50.0, green=30.0, yellow=3.0):
+    """A signalised crossing: W (edge 0, 300 m) -> E (edge 1) and S (edge 2, 300 m) -> N (edge 3), one lane each,
+    two phases (W-E green, then S-N green, each followed by yellow). Actuated: green phases min_dur..max_dur."""
+    net = build(
+        [
+            (1, (0, 0), (300, 0), 13.89),
+            (1, (320, 0), (700, 0), 13.89),
+            (1, (310, -310), (310, -10), 13.89),
+            (1, (310, 10), (310, 400), 13.89),
+        ],
+        [
+            {"from_lane": 0, "to_lane": 1, "length": 20.0, "tls": 0, "idx": 0},
+            {"from_lane": 2, "to_lane": 3, "length": 20.0, "tls": 0, "idx": 1, "foes": [0]},
+        ],
+        tls=[(0.0, [(green, "Gr"), (yellow, "yr"), (green, "rG"), (yellow, "ry")])],
+    )
+    if actuated:
+        net["phase_min"] = np.array([min_dur, yellow, min_dur, yellow])
+        net["phase_max"] = np.array([max_dur, yellow, max_dur, yellow])
+        net["tls_actuated"] = np.array([1], np.uint8)
+    return net
+
+
+def phase_log(sim, steps):
+    """Step and record (time, phase) after each step; returns the times at which each phase began and the
+    phases, from the changes seen."""
+    starts, phases = [], []
+    last = None
+    for _ in range(steps):
+        sim.step(1)
+        ph = int(sim.tls_phase[0])
+        if ph != last:
+            starts.append(sim.time)
+            phases.append(ph)
+            last = ph
+        assert sim.collisions == 0
+    return np.array(starts), np.array(phases)
+
+
+def test_actuated_signal_extends_busy_green_and_cuts_empty_one():
+    # Demand only from the west (a vehicle every 2 s: time gaps at the detector below max-gap 3 s) for 300 s.
+    # Actuated: the west green runs to max_dur (50 s), the empty south green is cut to min_dur (10 s); once the
+    # demand ends, both greens last min_dur. Fixed-time: 30 s each throughout.
+    dt = 0.5
+    loss = {}
+    for actuated in (True, False):
+        sim = TrafficSim(crossing(actuated=actuated), dt=dt, seed=1)
+        t = sim.add_vehicle_types()
+        n = 150
+        sim.add_vehicles(np.arange(n) * 2.0, t, *routes_to_csr([[0, 1]] * n), depart_speed=-1.0)
+        starts, phases = phase_log(sim, int(1000 / dt))
+        durations = np.diff(starts)
+        ph = phases[:-1]
+        busy = (starts[:-1] > 60.0) & (starts[1:] < 290.0)  # cycles within the demand, once the first came
+        after = starts[:-1] > 500.0  # the demand has gone
+        if actuated:
+            assert np.sum(busy & (ph == 0)) >= 3
+            np.testing.assert_allclose(durations[busy & (ph == 0)], 50.0, atol=dt)
+            np.testing.assert_allclose(durations[busy & (ph == 2)], 10.0, atol=dt)
+            np.testing.assert_allclose(durations[after & (ph == 0)], 10.0, atol=dt)
+            np.testing.assert_allclose(durations[after & (ph == 2)], 10.0, atol=dt)
+        else:
+            np.testing.assert_allclose(durations[1:][(ph[1:] == 0) | (ph[1:] == 2)], 30.0, atol=1e-9)
+        np.testing.assert_allclose(durations[(ph == 1) | (ph == 3)], 3.0, atol=1e-9)
+        assert sim.counts()["arrived"] == n
+        loss[actuated] = float(sim.time_loss.mean())
+    assert loss[True] < 0.5 * loss[False], loss  # the west traffic loses far less time with actuation
+
+
+def test_actuated_green_gaps_out_max_gap_after_the_last_detection():
+    # One vehicle from the west during its (actuated) green, seen by the detector (2 s at 13.89 m/s before the
+    # stop line) shortly before min_dur (5 s) is over: the green ends max-gap (3 s) after the last step at which
+    # the detector saw it, neither at min_dur nor at max_dur.
+    dt = 0.5
+    net = crossing(actuated=True, min_dur=5.0, max_dur=60.0)
+    sim = TrafficSim(net, dt=dt, seed=1)
+    t = sim.add_vehicle_types()
+    sim.add_vehicles([0.0], t, *routes_to_csr([[0, 1]]), depart_speed=13.89, depart_pos=215.0)
+    det = 300.0 - 2.0 * 13.89
+    seen = None
+    switch = None
+    for _ in range(200):
+        sim.step(1)
+        front, v = sim.pos[0], sim.speed[0]
+        if sim.lane[0] == 0 and front >= det and front - 5.0 - v * dt <= det:
+            seen = sim.time
+        if switch is None and sim.tls_phase[0] == 1:
+            switch = sim.time
+    assert seen is not None
+    assert seen < 5.0 < seen + 3.0
+    assert switch == pytest.approx(np.ceil((seen + 3.0) / dt - 1e-9) * dt)
+    assert sim.state[0] == ARRIVED
+    assert sim.waiting_time[0] == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # determinism, threads, state arrays
 
 
