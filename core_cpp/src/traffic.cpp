@@ -522,6 +522,7 @@ void TrafficSim::grow(int64_t n) {
     entered_.resize(m, 0);
     rescue_lane_.resize(m, -1);
     yield_dir_.resize(m, 0);
+    avoid_lane_.resize(m, -1);
     careful_.resize(m, 0);
     rank_.resize(m, -1);
     order_.reserve(m);

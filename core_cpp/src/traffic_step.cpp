@@ -193,7 +193,10 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     // (from its arrival until its rear has cleared its link) at any time between our arrival and tcrit after
     // it.
     const double tcrit = std::max(p_.min_critical_gap, p_.critical_gap - p_.impatience * wait_[i]);
-    const double t_me = d / std::max(v, 0.1);
+    // Our arrival at the conflict area: at the current speed, or sooner when accelerating from a crawl (a
+    // vehicle standing 1 m before the line is there in under a second, not in d / 0.1 m/s).
+    const double a = vp_[i].accel;
+    const double t_me = std::min(d / std::max(v, 0.1), (std::sqrt(v * v + 2 * a * d) - v) / a);
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
         const int32_t f = net_.link_foes[a];
         const int32_t sf = nl_ + f;
@@ -329,7 +332,10 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
 }
 
 void TrafficSim::emergency_lanes() {
-    for (int64_t j : yielders_) yield_dir_[j] = 0;
+    for (int64_t j : yielders_) {
+        yield_dir_[j] = 0;
+        avoid_lane_[j] = -1;
+    }
     yielders_.clear();
     const int c = cur_;
     const int64_t* ord = order_.data();
@@ -356,25 +362,28 @@ void TrafficSim::emergency_lanes() {
         rescue_lane_[e] = r_idx;
         const int32_t lane = l0 + r_idx;
         const int8_t dir = r_idx > 0 ? -1 : 1;
-        if (r_idx + dir < 0 || r_idx + dir >= nlanes) continue;
-        // Vehicles in the rescue lane from beside the emergency vehicle up to emergency_yield_distance ahead.
+        // Vehicles from beside the emergency vehicle up to emergency_yield_distance ahead: out of the rescue
+        // lane (those in it), or not into it (the others).
         const double x = pos_[c][e];
-        const double from = x - (lane == s ? 0.0 : vp_[e].length);
-        int32_t lo = seg_begin(lane), hi = seg_end(lane);
-        while (lo < hi) {
-            const int32_t mid = (lo + hi) / 2;
-            if (pos_[c][ord[mid]] > from) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
+        for (int32_t l = l0; l < l0 + nlanes; ++l) {
+            const double from = x - (l == s ? 0.0 : vp_[e].length);
+            int32_t lo = seg_begin(l), hi = seg_end(l);
+            while (lo < hi) {
+                const int32_t mid = (lo + hi) / 2;
+                if (pos_[c][ord[mid]] > from) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
             }
-        }
-        for (int32_t q = lo; q < seg_end(lane); ++q) {
-            const int64_t j = ord[q];
-            if (pos_[c][j] - vp_[j].length > x + p_.emergency_yield_distance) break;
-            if (priority_[j] || j == e || yield_dir_[j] != 0) continue;
-            yield_dir_[j] = dir;
-            yielders_.push_back(j);
+            for (int32_t q = lo; q < seg_end(l); ++q) {
+                const int64_t j = ord[q];
+                if (pos_[c][j] - vp_[j].length > x + p_.emergency_yield_distance) break;
+                if (priority_[j] || j == e || yield_dir_[j] != 0 || avoid_lane_[j] >= 0) continue;
+                if (l == lane && r_idx + dir >= 0 && r_idx + dir < nlanes) yield_dir_[j] = dir;
+                avoid_lane_[j] = r_idx;
+                yielders_.push_back(j);
+            }
         }
     }
 }
@@ -489,6 +498,7 @@ void TrafficSim::lane_change_phase() {
         if (li + dir < 0 || li + dir >= nlanes) continue;
         const int32_t tgt = s + dir;
         if (!net_.lane_allow[tgt]) continue;
+        if (avoid_lane_[i] == li + dir) continue;  // an emergency vehicle's rescue lane
         double b_me = p_.lc_safe_decel;
         bool strategic = false;
         if (want >= 0) {

@@ -242,7 +242,8 @@ class TrafficSim {
     bool any_claim_ = false;
     std::vector<int32_t> rescue_lane_;
     std::vector<int8_t> yield_dir_;
-    std::vector<int64_t> yielders_;
+    std::vector<int32_t> avoid_lane_;  // lane index (on its edge) a vehicle must not change into, -1 none
+    std::vector<int64_t> yielders_;    // vehicles with yield_dir_ or avoid_lane_ set
     std::vector<uint8_t> careful_;  // an emergency vehicle that entered its current link against a red light
     std::vector<uint8_t> link_state_;  // current state character per link
 
