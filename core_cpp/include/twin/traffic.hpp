@@ -10,7 +10,11 @@
 // characters), priority/yield at unsignalised junctions and at 'g' with gap acceptance by time (impatience
 // lowers the critical gap while waiting), keep-clear (no entry into a junction whose exit lane has no room).
 // Lane changes: strategic (the route's next edge needs a lane with a link to it) and MOBIL (Kesting, Treiber
-// & Helbing 2007) for speed with a keep-right bias; safe gaps to the new leader and follower.
+// & Helbing 2007) for speed with a keep-right bias; safe gaps to the new leader and follower. Actuated
+// signals: gap-based (SUMO's type="actuated": emulated induction loops detector_gap before the stop line; a
+// green phase ends after min_dur once no vehicle was detected for max_gap, at max_dur at the latest).
+// Emergency vehicles (priority 1): pass red lights slowly and only with the conflicting paths clear; others
+// do not enter across their path when they are about to arrive, and clear a rescue lane ahead of them.
 //
 // Determinism: each step first sorts the running vehicles by (segment, position, id) with a stable counting
 // sort (segments: lanes 0..nl-1, then links), then every parallel phase reads the old state and writes the
