@@ -248,14 +248,16 @@ bool TrafficSim::emergency_claims_conflict(int32_t k) const {
     return false;
 }
 
-bool TrafficSim::emergency_blocked(int64_t i, int32_t k, double d, double v) const {
+bool TrafficSim::emergency_blocked(int64_t i, int32_t k, double d, double v, bool only_emergency) const {
     const int c = cur_;
     const int64_t* ord = order_.data();
     const double t_me = d / std::max(v, 1.0);
     for (int64_t a = conf_offsets_[k]; a < conf_offsets_[k + 1]; ++a) {
         const int32_t f = conf_links_[a];
         const int32_t sf = nl_ + f;
-        if (seg_end(sf) > seg_begin(sf)) return true;  // somebody is on a conflicting path in the junction
+        for (int32_t q = seg_begin(sf); q < seg_end(sf); ++q) {
+            if (!only_emergency || priority_[ord[q]]) return true;  // on a conflicting path in the junction
+        }
         const int32_t lf = net_.link_from_lane[f];
         for (int32_t q = seg_end(lf) - 1; q >= seg_begin(lf) && q >= seg_end(lf) - 4; --q) {
             const int64_t j = ord[q];
@@ -267,6 +269,7 @@ bool TrafficSim::emergency_blocked(int64_t i, int32_t k, double d, double v) con
                 if (tj <= p_.emergency_yield_time && (tj < t_me || (tj == t_me && j < i))) return true;
                 continue;
             }
+            if (only_emergency) continue;
             // A vehicle that decided to go and can no longer stop comfortably will enter: let it pass.
             if (go_[c][j] && dj < vj * vj / (2 * vp_[j].decel) + vj * dt_ + 0.5) return true;
         }
@@ -287,7 +290,10 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
         // at a red light, and only when nobody is in or about to enter a conflicting path.
         const bool red = red_for(i, k, d, v) || st == 's';
         if (careful) *careful = red;
-        if (red || st == 'g' || st == 'm') go = !first || !emergency_blocked(i, k, d, v);
+        if (first) {
+            // With priority ('G', 'M') it only gives way to other emergency vehicles (crossing on red).
+            go = !emergency_blocked(i, k, d, v, !(red || st == 'g' || st == 'm'));
+        }
     } else {
         switch (st) {
             case 'r':
@@ -498,7 +504,7 @@ void TrafficSim::lane_change_phase() {
         if (li + dir < 0 || li + dir >= nlanes) continue;
         const int32_t tgt = s + dir;
         if (!net_.lane_allow[tgt]) continue;
-        if (avoid_lane_[i] == li + dir) continue;  // an emergency vehicle's rescue lane
+        if (avoid_lane_[i] == li + dir && want < 0) continue;  // an emergency vehicle's rescue lane
         double b_me = p_.lc_safe_decel;
         bool strategic = false;
         if (want >= 0) {
@@ -757,7 +763,8 @@ void TrafficSim::move_phase() {
                 }
                 if (lo == seg_end(adj)) continue;
                 const int64_t y = ord[lo];
-                if (yield_dir_[y] != s - adj) continue;
+                // Only for one that moves: a standing one gets in behind us once we have passed.
+                if (yield_dir_[y] != s - adj || spd[y] < 1.0) continue;
                 const double gy = pos[y] - vp_[y].length - x;
                 if (gy > p.min_gap + v * p.tau + 5.0) continue;
                 vnew = std::min(vnew, std::max(idm_speed(p, v, v0, gy, spd[y], true), v - p.decel * dt));

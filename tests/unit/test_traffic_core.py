@@ -733,6 +733,31 @@ def test_emergency_vehicle_gets_through_slow_traffic_on_two_lanes(dt):
     assert times[1] < 1.1 * free, times  # nearly its free-flow time
 
 
+def test_rescue_lane_does_not_deadlock_a_vehicle_stuck_at_the_lane_end():
+    # Vehicle 0 stands at the end of the left lane and must get into the right lane (its right turn), where a
+    # dense stream passes (no gap for it); an emergency vehicle comes up behind it. Vehicles in the right lane must not stop
+    # beside the standing vehicle to "let it in" (it cannot move forward into a gap beside them): it gets in
+    # behind one of them, everybody arrives.
+    net = turn_network()
+    sim = TrafficSim(net, dt=0.5, seed=1)
+    t = sim.add_vehicle_types()
+    em = emergency_type(sim)
+    m = 40
+    routes = [[0, 1]] + [[0, 2]] * m + [[0, 2]]
+    sim.add_vehicles(
+        [25.0] + [1.2 * j for j in range(m)] + [14.0],
+        [t] * (m + 1) + [em],
+        *routes_to_csr(routes),
+        depart_lane=[1] + [0] * m + [1],
+        depart_pos=[299.0] + [-1.0] * m + [-1.0],
+        depart_speed=[0.0] + [-1.0] * m + [15.0],
+        priority=[0] * (m + 1) + [1],
+    )
+    run_checked(sim, net, int(300 / 0.5))
+    assert sim.counts()["arrived"] == m + 2
+    assert sim.lane_changes[0] == 1
+
+
 def crossing_log(sim, steps):
     """Step; per step the link state of link 0 before it, and (lane, link, speed) of every vehicle after it."""
     out = []

@@ -191,8 +191,8 @@ class TrafficSim {
     bool yield_blocked(int64_t i, int32_t k, double d, double v) const;
     // Emergency vehicle i passing link k against the rules (red, yield): blocked while a conflicting link is
     // occupied, a vehicle that can no longer stop is about to enter one, or another emergency vehicle comes
-    // first.
-    bool emergency_blocked(int64_t i, int32_t k, double d, double v) const;
+    // first (only_emergency: only the last two for emergency vehicles, when i has priority anyway).
+    bool emergency_blocked(int64_t i, int32_t k, double d, double v, bool only_emergency) const;
     // Whether an emergency vehicle claims a link conflicting with k (it will be there within
     // emergency_yield_time).
     bool emergency_claims_conflict(int32_t k) const;
