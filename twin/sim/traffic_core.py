@@ -16,8 +16,9 @@ speed held, then ``x' = x + v' dt``. In the homogeneous steady state this has th
 ``s = (s0 + v T) / sqrt(1 - (v/v0)^delta)``. A final clamp keeps the distance driven in a step within the gap to
 whatever is ahead (the rear of the vehicle ahead, a stop line), so vehicles following one another never overlap;
 braking is otherwise limited to ``emergency_decel``. Leaders are searched along the vehicle's planned path through
-the links ahead, over the braking distance ``v^2 / (2 b)`` + ``lookahead``; vehicles inside a junction on other links
-into the same lane are followed by their remaining distance (merging). Stop lines use SUMO's IDM stop rule (``s*``
+the links ahead, over the braking distance ``v^2 / (2 b)`` + ``lookahead``, including vehicles that have just left
+the lane into any of its links while their rear is still on it (also for a vehicle whose route ends on the lane);
+vehicles inside a junction on other links into the same lane are followed by their remaining distance (merging). Stop lines use SUMO's IDM stop rule (``s*``
 without ``s0``: the vehicle halts at the line). Lower speed limits ahead are approached braking at ``decel``.
 
 Junctions: signal states are SUMO's characters. ``r``/``u`` stop; ``y`` stop if the vehicle can still stop at the
@@ -43,13 +44,15 @@ Emergency vehicles (``priority`` 1, like SUMO's bluelight device): they pass red
 when they could stop) no faster than ``emergency_red_speed`` (4 m/s, also inside the junction), and red lights and
 yield rules (``g``, ``m``) only when no vehicle is on a conflicting link (the link's foes and the links that have
 it as a foe), no vehicle that can no longer stop comfortably is about to enter one, and no other emergency vehicle
-arrives there first. Other vehicles do not enter a junction on a link conflicting with one an emergency vehicle
-will reach within ``emergency_yield_time`` (5 s at its speed, at least 1 m/s) unless they can no longer stop. On
-roads with several lanes the emergency vehicle heads for its rescue lane (the leftmost lane from which its route
-goes on best); vehicles in that lane from beside it to ``emergency_yield_distance`` (100 m) ahead change out of it
-(to the right; from the rightmost lane to the left) accepting braking up to ``decel`` for themselves and their new
-follower, whose driver also slows (at most at ``decel``) to let them in; vehicles in the other lanes there do not
-change into it.
+arrives there first (with priority, ``G``/``M``, it gives way only to other emergency vehicles). Other vehicles do
+not enter a junction on a link conflicting with one an emergency vehicle will reach within ``emergency_yield_time``
+(5 s at its speed, at least 1 m/s) unless they can no longer stop. On roads with several lanes the emergency
+vehicle heads for its rescue lane (the leftmost lane from which its route goes on best); vehicles in that lane from
+beside it to ``emergency_yield_distance`` (100 m) ahead change out of it (to the right; from the rightmost lane to
+the left) accepting braking up to ``decel`` for themselves and their new follower, whose driver also slows (at most
+at ``decel``) to let a moving one in (not a standing one: that one gets in behind); vehicles in the other lanes
+there do not change into it unless their route needs it. Single-lane roads: nobody can pull over (lanes have no
+lateral room in this model); the junction rules still apply.
 
 Start-up: the head of a queue (a standing vehicle with nothing ahead within the lookahead, released by a light or
 a gap) starts ``startup_delay`` (1 s, a driver's reaction; SUMO's vType ``startupDelay``) after it could; the
