@@ -123,6 +123,31 @@ const std::vector<TrafficParam> kParams = {
      "vehicles behind start with their leader as the IDM has them). Plain IDM (0) discharges a queue at "
      "1,800-1,850 veh/h but with a start-up lost time of only 0.7-0.9 s; 1 s, a typical reaction time "
      "(0.6-1.4 s, Treiber & Kesting 2013), gives about 2 s as observed (HCM)"},
+    {"actuated_max_gap", 3.0,
+     "s: an actuated green phase (min_dur < max_dur) ends after min_dur once no vehicle has been at any of "
+     "its "
+     "detectors for this long, or at max_dur (SUMO's actuated max-gap)"},
+    {"actuated_detector_gap", 2.0,
+     "s: detectors of actuated signals lie this far (in travel time at the lane's speed limit) before the "
+     "stop "
+     "line of each lane with a green link in the phase (SUMO's detector-gap; at the lane start if shorter)"},
+    {"emergency_red_speed", 4.0,
+     "m/s: emergency vehicles (priority 1) pass red lights and yield signs no faster than this, and only "
+     "when "
+     "no conflicting vehicle is in or about to enter the junction (like SUMO's bluelight device)"},
+    {"emergency_yield_time", 5.0,
+     "s: vehicles do not enter a junction on a link conflicting with one that an emergency vehicle will "
+     "reach "
+     "within this time (arrival estimated at its current speed, at least 1 m/s)"},
+    {"emergency_yield_distance", 100.0,
+     "m: vehicles up to this far ahead of an emergency vehicle in its rescue lane (the leftmost lane from "
+     "which "
+     "its route goes on) move out of it, to the right (from the rightmost lane: to the left), when the gap "
+     "is "
+     "safe; their new followers slow down to let them in"},
+    {"parallel_min", 2048.0,
+     "vehicles: with fewer running vehicles the step runs on one thread (thread barriers cost more than they "
+     "save); results are the same for any value"},
 };
 
 double* param_slot(TrafficSim::Params& p, const std::string& name) {
@@ -141,6 +166,12 @@ double* param_slot(TrafficSim::Params& p, const std::string& name) {
     if (name == "stop_speed") return &p.stop_speed;
     if (name == "strategic_urgency") return &p.strategic_urgency;
     if (name == "startup_delay") return &p.startup_delay;
+    if (name == "actuated_max_gap") return &p.actuated_max_gap;
+    if (name == "actuated_detector_gap") return &p.actuated_detector_gap;
+    if (name == "emergency_red_speed") return &p.emergency_red_speed;
+    if (name == "emergency_yield_time") return &p.emergency_yield_time;
+    if (name == "emergency_yield_distance") return &p.emergency_yield_distance;
+    if (name == "parallel_min") return &p.parallel_min;
     return nullptr;
 }
 
@@ -171,6 +202,8 @@ TrafficSim::TrafficSim(TrafficNetwork net, double dt, uint64_t seed,
     if (p_.min_critical_gap > p_.critical_gap) bad("parameter 'min_critical_gap' must be <= critical_gap");
     for (const TrafficParam& d : kParams) param_list_.emplace_back(d.name, *param_slot(p_, d.name));
     idm_iters_ = std::max(1, static_cast<int>(dt_ / p_.idm_stepping + 0.5));
+    if (!(p_.emergency_red_speed > 0)) bad("parameter 'emergency_red_speed' must be > 0");
+    par_min_ = static_cast<int64_t>(std::min(p_.parallel_min, 1e15));
 
     const TrafficNetwork& n = net_;
     // Lanes and edges.
@@ -254,6 +287,13 @@ TrafficSim::TrafficSim(TrafficNetwork net, double dt, uint64_t seed,
                 std::to_string(n.phase_state[k]) + " at index " + std::to_string(k));
         }
     }
+    for (std::size_t ph = 0; ph < np; ++ph) {
+        if (!std::isfinite(n.phase_min[ph]) || !std::isfinite(n.phase_max[ph]) || n.phase_min[ph] < 0 ||
+            n.phase_max[ph] < n.phase_min[ph]) {
+            bad("phase_min / phase_max must be finite with 0 <= phase_min <= phase_max, found " +
+                num(n.phase_min[ph]) + ", " + num(n.phase_max[ph]) + " at phase " + std::to_string(ph));
+        }
+    }
     for (std::size_t t = 0; t < nt; ++t) {
         if (!std::isfinite(n.tls_offset[t])) bad("tls_offset must be finite at index " + std::to_string(t));
         if (n.tls_phase_offsets[t + 1] == n.tls_phase_offsets[t]) {
@@ -308,7 +348,77 @@ TrafficSim::TrafficSim(TrafficNetwork net, double dt, uint64_t seed,
         tls_cycle_[t] = c;
     }
     tls_phase_.assign(nt_, 0);
+    tls_start_.assign(nt_, 0.0);
     link_state_.assign(nk_, 'M');
+    // Actuated phases (min < max in an actuated programme) and their detector lanes: the from-lanes of the
+    // links green ('G', 'g') in the phase.
+    const std::size_t np_all = n.phase_duration.size();
+    phase_act_.assign(np_all, 0);
+    det_phase_offsets_.assign(np_all + 1, 0);
+    det_pos_.assign(nl_, kNaN);
+    det_last_.assign(nl_, -kInf);
+    {
+        std::vector<std::vector<int32_t>> links_of(nt_);
+        for (int32_t k = 0; k < nk_; ++k) {
+            if (n.link_tls[k] >= 0) links_of[n.link_tls[k]].push_back(k);
+        }
+        std::vector<int32_t> lanes;
+        for (int32_t t = 0; t < nt_; ++t) {
+            for (int64_t ph = n.tls_phase_offsets[t]; ph < n.tls_phase_offsets[t + 1]; ++ph) {
+                lanes.clear();
+                if (n.tls_actuated[t] && n.phase_min[ph] < n.phase_max[ph]) {
+                    phase_act_[ph] = 1;
+                    for (int32_t k : links_of[t]) {
+                        const uint8_t c = n.phase_state[n.phase_state_offsets[ph] + n.link_tls_index[k]];
+                        if (c == 'G' || c == 'g') lanes.push_back(n.link_from_lane[k]);
+                    }
+                    std::sort(lanes.begin(), lanes.end());
+                    lanes.erase(std::unique(lanes.begin(), lanes.end()), lanes.end());
+                }
+                det_phase_lanes_.insert(det_phase_lanes_.end(), lanes.begin(), lanes.end());
+                det_phase_offsets_[ph + 1] = static_cast<int64_t>(det_phase_lanes_.size());
+            }
+        }
+        for (int32_t l : det_phase_lanes_) {
+            if (std::isnan(det_pos_[l])) {
+                det_pos_[l] = std::max(0.0, n.lane_length[l] - p_.actuated_detector_gap * n.lane_speed[l]);
+                det_lanes_.push_back(l);
+            }
+        }
+        std::sort(det_lanes_.begin(), det_lanes_.end());
+    }
+    // Symmetric conflicts (for emergency vehicles, who may take any link regardless of priority).
+    {
+        std::vector<std::vector<int32_t>> conf(nk_);
+        for (int32_t k = 0; k < nk_; ++k) {
+            for (int64_t a = n.link_foe_offsets[k]; a < n.link_foe_offsets[k + 1]; ++a) {
+                const int32_t f = n.link_foes[a];
+                if (f == k) continue;
+                conf[k].push_back(f);
+                conf[f].push_back(k);
+            }
+        }
+        conf_offsets_.assign(nk_ + 1, 0);
+        for (int32_t k = 0; k < nk_; ++k) {
+            std::sort(conf[k].begin(), conf[k].end());
+            conf[k].erase(std::unique(conf[k].begin(), conf[k].end()), conf[k].end());
+            conf_links_.insert(conf_links_.end(), conf[k].begin(), conf[k].end());
+            conf_offsets_[k + 1] = static_cast<int64_t>(conf_links_.size());
+        }
+    }
+    claim_.assign(nk_, kInf);
+    // Initial phases: as fixed-time programmes at time 0 (actuated programmes run on from there).
+    for (int32_t t = 0; t < nt_; ++t) {
+        double c = std::fmod(0.0 - n.tls_offset[t], tls_cycle_[t]);
+        if (c < 0) c += tls_cycle_[t];
+        int64_t ph = n.tls_phase_offsets[t];
+        while (ph < n.tls_phase_offsets[t + 1] - 1 && c >= n.phase_duration[ph] - 1e-9) {
+            c -= n.phase_duration[ph];
+            ++ph;
+        }
+        tls_phase_[t] = static_cast<int32_t>(ph);
+        tls_start_[t] = -c;
+    }
     edge_queue_.resize(ne_);
     edge_queue_head_.assign(ne_, 0);
     seg_start_.assign(nseg_ + 1, 0);
@@ -410,6 +520,10 @@ void TrafficSim::grow(int64_t n) {
     plan_score_.resize(m, 0);
     collided_.resize(m, 0);
     entered_.resize(m, 0);
+    rescue_lane_.resize(m, -1);
+    yield_dir_.resize(m, 0);
+    avoid_lane_.resize(m, -1);
+    careful_.resize(m, 0);
     rank_.resize(m, -1);
     order_.reserve(m);
     order_tmp_.reserve(m);
@@ -500,6 +614,7 @@ int64_t TrafficSim::add_vehicles(int64_t n, const double* depart_s, const int32_
         route_begin_[id] = base + route_offsets[i];
         route_size_[id] = static_cast<int32_t>(route_offsets[i + 1] - route_offsets[i]);
         priority_[id] = priority[i];
+        if (priority[i]) emerg_ids_.push_back(id);
     }
     n_ += n;
     insert_dirty_ = true;
@@ -564,20 +679,68 @@ void TrafficSim::set_route(int64_t k, const int64_t* ids, const int64_t* route_o
     }
 }
 
+void TrafficSim::detect(double t) {
+    // An induction loop at det_pos_ on each detector lane: occupied now, or passed over during the last step
+    // (the vehicle's rear was behind it a step ago), counts as a detection at time t.
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+    for (int32_t l : det_lanes_) {
+        const double x = det_pos_[l];
+        int32_t lo = seg_begin(l), hi = seg_end(l);  // first vehicle with its front at or beyond the detector
+        while (lo < hi) {
+            const int32_t mid = (lo + hi) / 2;
+            if (pos_[c][ord[mid]] >= x) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        if (lo == seg_end(l)) continue;
+        const int64_t j = ord[lo];
+        if (pos_[c][j] - vp_[j].length - speed_[c][j] * dt_ <= x) det_last_[l] = t;
+    }
+}
+
 void TrafficSim::update_signals() {
     const double t = time();
+    if (!det_lanes_.empty()) detect(t);
     for (int32_t s = 0; s < nt_; ++s) {
+        const int64_t first = net_.tls_phase_offsets[s], last = net_.tls_phase_offsets[s + 1] - 1;
+        if (net_.tls_actuated[s]) {
+            // Actuated: phases end one after the other at their end time: fixed phases after their duration,
+            // actuated ones after min_dur once the gap since the last detection on their lanes exceeds
+            // actuated_max_gap, at the latest after max_dur. The end time is exact (not rounded to steps).
+            for (int64_t guard = 0; guard <= last - first + 1; ++guard) {
+                const int32_t ph = tls_phase_[s];
+                const double start = tls_start_[s];
+                double end;
+                if (phase_act_[ph]) {
+                    double seen = -kInf;
+                    for (int64_t a = det_phase_offsets_[ph]; a < det_phase_offsets_[ph + 1]; ++a) {
+                        seen = std::max(seen, det_last_[det_phase_lanes_[a]]);
+                    }
+                    end = std::min(start + net_.phase_max[ph],
+                                   std::max(start + net_.phase_min[ph], seen + p_.actuated_max_gap));
+                } else {
+                    end = start + net_.phase_duration[ph];
+                }
+                if (end > t + 1e-9) break;
+                tls_start_[s] = end;
+                tls_phase_[s] = static_cast<int32_t>(ph == last ? first : ph + 1);
+            }
+            continue;
+        }
         // SUMO: a positive offset delays the programme (its first phase starts at time = offset).
         double c = std::fmod(t - net_.tls_offset[s], tls_cycle_[s]);
         if (c < 0) c += tls_cycle_[s];
-        int64_t ph = net_.tls_phase_offsets[s];
-        const int64_t last = net_.tls_phase_offsets[s + 1] - 1;
+        int64_t ph = first;
         // A small tolerance so that accumulated float time lands in the phase that starts at that instant.
         while (ph < last && c >= net_.phase_duration[ph] - 1e-9) {
             c -= net_.phase_duration[ph];
             ++ph;
         }
         tls_phase_[s] = static_cast<int32_t>(ph);
+        tls_start_[s] = t - c;
     }
     for (int32_t k = 0; k < nk_; ++k) {
         const int32_t s = net_.link_tls[k];
@@ -619,7 +782,7 @@ void TrafficSim::sort_membership() {
     const std::vector<double>& pos = pos_[c];
     int64_t* ord = order_.data();
     const int32_t* start = seg_start_.data();
-#pragma omp parallel for schedule(dynamic, 64) if (nrun_ >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 64) if (nrun_ >= par_min_)
     for (int32_t s = 0; s < nseg_; ++s) {
         const int32_t b = start[s], e = start[s + 1];
         for (int32_t j = b + 1; j < e; ++j) {

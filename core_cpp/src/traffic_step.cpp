@@ -152,9 +152,8 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
     while (dist < look) {
         int32_t next;
         if (cur < nl_) {
-            const int32_t k = choose_link(cur, i, r);
-            if (k < 0) break;
-            // Vehicles that left this lane through any link but whose rear is still on it.
+            // Vehicles that left this lane through any link but whose rear is still on it (also when our
+            // route ends on this lane or has no link from it: they are in our way all the same).
             for (int64_t a = net_.lane_link_offsets[cur]; a < net_.lane_link_offsets[cur + 1]; ++a) {
                 const int32_t s2 = nl_ + net_.lane_links[a];
                 if (seg_end(s2) == seg_begin(s2)) continue;
@@ -166,6 +165,8 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
                     best = j;
                 }
             }
+            const int32_t k = choose_link(cur, i, r);
+            if (k < 0) break;
             next = nl_ + k;
         } else {
             next = net_.link_to_lane[cur - nl_];
@@ -192,7 +193,10 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     // (from its arrival until its rear has cleared its link) at any time between our arrival and tcrit after
     // it.
     const double tcrit = std::max(p_.min_critical_gap, p_.critical_gap - p_.impatience * wait_[i]);
-    const double t_me = d / std::max(v, 0.1);
+    // Our arrival at the conflict area: at the current speed, or sooner when accelerating from a crawl (a
+    // vehicle standing 1 m before the line is there in under a second, not in d / 0.1 m/s).
+    const double a = vp_[i].accel;
+    const double t_me = std::min(d / std::max(v, 0.1), (std::sqrt(v * v + 2 * a * d) - v) / a);
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
         const int32_t f = net_.link_foes[a];
         const int32_t sf = nl_ + f;
@@ -223,32 +227,94 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     return false;
 }
 
-bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first) const {
-    const int c = cur_;
-    const Veh& p = vp_[i];
-    const int32_t to = net_.link_to_lane[k];
-    if (edge_closed_[net_.lane_edge[to]]) return false;
-    if (priority_[i]) return true;
-    const uint8_t st = link_state_[k];
-    bool go = true;
-    switch (st) {
+bool TrafficSim::red_for(int64_t i, int32_t k, double d, double v) const {
+    switch (link_state_[k]) {
         case 'r':
         case 'u':
-            return false;
+            return true;
         case 'y':
         case 'Y':
             // Amber: stop if the vehicle can still stop comfortably at the line.
-            if (d >= v * v / (2 * p.decel)) return false;
-            break;
-        case 's':
-            if (first) go = wait_[i] > 0 && d < 2.0 && !yield_blocked(i, k, d, v);
-            break;
-        case 'g':
-        case 'm':
-            if (first) go = !yield_blocked(i, k, d, v);
-            break;
-        default:  // 'G', 'M': priority
-            break;
+            return d >= v * v / (2 * vp_[i].decel);
+        default:
+            return false;
+    }
+}
+
+bool TrafficSim::emergency_claims_conflict(int32_t k) const {
+    for (int64_t a = conf_offsets_[k]; a < conf_offsets_[k + 1]; ++a) {
+        if (claim_[conf_links_[a]] <= p_.emergency_yield_time) return true;
+    }
+    return false;
+}
+
+bool TrafficSim::emergency_blocked(int64_t i, int32_t k, double d, double v, bool only_emergency) const {
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+    const double t_me = d / std::max(v, 1.0);
+    for (int64_t a = conf_offsets_[k]; a < conf_offsets_[k + 1]; ++a) {
+        const int32_t f = conf_links_[a];
+        const int32_t sf = nl_ + f;
+        for (int32_t q = seg_begin(sf); q < seg_end(sf); ++q) {
+            if (!only_emergency || priority_[ord[q]]) return true;  // on a conflicting path in the junction
+        }
+        const int32_t lf = net_.link_from_lane[f];
+        for (int32_t q = seg_end(lf) - 1; q >= seg_begin(lf) && q >= seg_end(lf) - 4; --q) {
+            const int64_t j = ord[q];
+            if (next_link_[c][j] != f) continue;
+            const double dj = seg_len_[lf] - pos_[c][j], vj = speed_[c][j];
+            if (priority_[j]) {
+                // Another emergency vehicle: the earlier arrival goes first (ties: the lower id).
+                const double tj = dj / std::max(vj, 1.0);
+                if (tj <= p_.emergency_yield_time && (tj < t_me || (tj == t_me && j < i))) return true;
+                continue;
+            }
+            if (only_emergency) continue;
+            // A vehicle that decided to go and can no longer stop comfortably will enter: let it pass.
+            if (go_[c][j] && dj < vj * vj / (2 * vp_[j].decel) + vj * dt_ + 0.5) return true;
+        }
+    }
+    return false;
+}
+
+bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first, bool* careful) const {
+    const int c = cur_;
+    const Veh& p = vp_[i];
+    const int32_t to = net_.link_to_lane[k];
+    if (careful) *careful = false;
+    if (edge_closed_[net_.lane_edge[to]]) return false;
+    const uint8_t st = link_state_[k];
+    bool go = true;
+    if (priority_[i]) {
+        // Emergency vehicle: red lights and yield rules do not stop it, but it passes them carefully: slowly
+        // at a red light, and only when nobody is in or about to enter a conflicting path.
+        const bool red = red_for(i, k, d, v) || st == 's';
+        if (careful) *careful = red;
+        if (first) {
+            // With priority ('G', 'M') it only gives way to other emergency vehicles (crossing on red).
+            go = !emergency_blocked(i, k, d, v, !(red || st == 'g' || st == 'm'));
+        }
+    } else {
+        switch (st) {
+            case 'r':
+            case 'u':
+                return false;
+            case 'y':
+            case 'Y':
+                if (red_for(i, k, d, v)) return false;
+                break;
+            case 's':
+                if (first) go = wait_[i] > 0 && d < 2.0 && !yield_blocked(i, k, d, v);
+                break;
+            case 'g':
+            case 'm':
+                if (first) go = !yield_blocked(i, k, d, v);
+                break;
+            default:  // 'G', 'M': priority
+                break;
+        }
+        // Whatever the rules, nobody enters across the path of an emergency vehicle about to arrive.
+        if (first && go && any_claim_ && emergency_claims_conflict(k)) go = false;
     }
     if (!first) return go;
     if (go && p_.keep_clear > 0) {
@@ -269,6 +335,97 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first)
         go = true;  // committed: it decided to go and can no longer stop comfortably
     }
     return go;
+}
+
+void TrafficSim::emergency_lanes() {
+    for (int64_t j : yielders_) {
+        yield_dir_[j] = 0;
+        avoid_lane_[j] = -1;
+    }
+    yielders_.clear();
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+    for (int64_t e : emerg_ids_) {
+        rescue_lane_[e] = -1;
+        if (state_[e] != kVehRunning || seg_[c][e] >= nl_) continue;
+        const int32_t s = seg_[c][e];
+        const int32_t edge = net_.lane_edge[s];
+        const int32_t l0 = static_cast<int32_t>(net_.edge_lane_offsets[edge]);
+        const int32_t nlanes = static_cast<int32_t>(net_.edge_lane_offsets[edge + 1]) - l0;
+        if (nlanes < 2) continue;
+        // Rescue lane: the leftmost allowed lane from which the route goes on best.
+        int best = -1, r_idx = -1;
+        for (int32_t l = 0; l < nlanes; ++l) {
+            if (!net_.lane_allow[l0 + l]) continue;
+            int sc = 0;
+            choose_link(l0 + l, e, route_idx_[e], &sc);
+            if (sc >= best) {
+                best = sc;
+                r_idx = l;
+            }
+        }
+        if (r_idx < 0) continue;
+        rescue_lane_[e] = r_idx;
+        const int32_t lane = l0 + r_idx;
+        const int8_t dir = r_idx > 0 ? -1 : 1;
+        // Vehicles from beside the emergency vehicle up to emergency_yield_distance ahead: out of the rescue
+        // lane (those in it), or not into it (the others).
+        const double x = pos_[c][e];
+        for (int32_t l = l0; l < l0 + nlanes; ++l) {
+            const double from = x - (l == s ? 0.0 : vp_[e].length);
+            int32_t lo = seg_begin(l), hi = seg_end(l);
+            while (lo < hi) {
+                const int32_t mid = (lo + hi) / 2;
+                if (pos_[c][ord[mid]] > from) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            for (int32_t q = lo; q < seg_end(l); ++q) {
+                const int64_t j = ord[q];
+                if (pos_[c][j] - vp_[j].length > x + p_.emergency_yield_distance) break;
+                if (priority_[j] || j == e || yield_dir_[j] != 0 || avoid_lane_[j] >= 0) continue;
+                if (l == lane && r_idx + dir >= 0 && r_idx + dir < nlanes) yield_dir_[j] = dir;
+                avoid_lane_[j] = r_idx;
+                yielders_.push_back(j);
+            }
+        }
+    }
+}
+
+void TrafficSim::emergency_claims() {
+    for (int32_t k : claimed_) claim_[k] = kInf;
+    claimed_.clear();
+    any_claim_ = false;
+    const int c = cur_;
+    for (int64_t e : emerg_ids_) {
+        if (state_[e] != kVehRunning) continue;
+        const double v = std::max(speed_[c][e], 1.0);
+        const double horizon = v * p_.emergency_yield_time;
+        int32_t cur = seg_[c][e], r = route_idx_[e];
+        double dist = seg_len_[cur] - pos_[c][e];
+        auto claim = [&](int32_t k, double when) {
+            if (claim_[k] == kInf) claimed_.push_back(k);
+            claim_[k] = std::min(claim_[k], when);
+            any_claim_ = true;
+        };
+        if (cur >= nl_) claim(cur - nl_, 0.0);  // inside the junction
+        for (int hops = 0; hops < 8 && dist <= horizon; ++hops) {
+            int32_t next;
+            if (cur < nl_) {
+                const int32_t k = choose_link(cur, e, r);
+                if (k < 0) break;
+                claim(k, dist / v);
+                next = nl_ + k;
+            } else {
+                next = net_.link_to_lane[cur - nl_];
+                ++r;
+            }
+            dist += seg_len_[next];
+            cur = next;
+        }
+    }
 }
 
 // Two vehicles standing side by side, each unable to go on from its lane and wanting the other's (typically
@@ -322,7 +479,7 @@ void TrafficSim::lane_change_phase() {
     const std::vector<double>& pos = pos_[c];
     const std::vector<double>& spd = speed_[c];
     int64_t changes = 0;
-#pragma omp parallel for schedule(static) reduction(+ : changes) if (nrun_ >= kParallelMin)
+#pragma omp parallel for schedule(static) reduction(+ : changes) if (nrun_ >= par_min_)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         lc_target_[i] = 0;
@@ -347,12 +504,26 @@ void TrafficSim::lane_change_phase() {
         if (li + dir < 0 || li + dir >= nlanes) continue;
         const int32_t tgt = s + dir;
         if (!net_.lane_allow[tgt]) continue;
+        if (avoid_lane_[i] == li + dir && want < 0) continue;  // an emergency vehicle's rescue lane
         double b_me = p_.lc_safe_decel;
         bool strategic = false;
         if (want >= 0) {
             if ((want - li) * dir <= 0) continue;
             strategic = true;
             if (score_here == 0 && seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
+        } else if (yield_dir_[i] != 0) {
+            // Out of an emergency vehicle's rescue lane, accepting up to decel for itself and its new
+            // follower (not into a lane that leads on less well when the lane end is near).
+            if (yield_dir_[i] != dir) continue;
+            int score_tgt = 0;
+            choose_link(tgt, i, ri, &score_tgt);
+            if (score_tgt < score_here && seg_len_[s] - x < p_.strategic_urgency) continue;
+            strategic = true;
+            b_me = std::max(b_me, p.decel);
+        } else if (priority_[i]) {
+            // An emergency vehicle heads for its rescue lane (no MOBIL).
+            if (rescue_lane_[i] < 0 || (rescue_lane_[i] - li) * dir <= 0) continue;
+            strategic = true;
         } else {
             // MOBIL about once per lc_interval; to the left only when held up, keep-right checks less often.
             if (dir > 0 && (v >= 0.9 * v0_on(i, s) || (phase + i) % every != 0)) continue;
@@ -382,6 +553,7 @@ void TrafficSim::lane_change_phase() {
             const Veh& pf = vp_[f];
             const double g_f = x - p.length - pos[f];
             if (g_f < 0.1) continue;
+            if (priority_[f] && !priority_[i] && g_f < p_.emergency_yield_distance) continue;  // its way
             const double v0f = v0_on(f, tgt);
             a_n2 = idm_accel(pf, spd[f], v0f, g_f, v);
             const double b_f = strategic && b_me > p_.lc_safe_decel ? std::max(p_.lc_safe_decel, pf.decel)
@@ -428,7 +600,7 @@ void TrafficSim::lane_change_phase() {
     changes = 0;
     for (int64_t q = 0; q < nrun_; ++q) changes += lc_target_[ord[q]] != 0;
     if (changes == 0) return;
-#pragma omp parallel for schedule(static) if (nrun_ >= kParallelMin)
+#pragma omp parallel for schedule(static) if (nrun_ >= par_min_)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         if (lc_target_[i] == 0) continue;
@@ -447,14 +619,16 @@ void TrafficSim::move_phase() {
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     const std::vector<double>& spd = speed_[c];
-#pragma omp parallel for schedule(static) if (nrun_ >= kParallelMin)
+#pragma omp parallel for schedule(static) if (nrun_ >= par_min_)
     for (int64_t q = 0; q < nrun_; ++q) {
         const int64_t i = ord[q];
         const Veh& p = vp_[i];
         const int32_t s = seg_[c][i];
         const double x = pos[i], v = spd[i];
         const int32_t ri = route_idx_[i];
-        const double v0 = v0_on(i, s);
+        // An emergency vehicle that entered the junction against a red light crosses it slowly.
+        const double v0 =
+            careful_[i] && s >= nl_ ? std::min(v0_on(i, s), p_.emergency_red_speed) : v0_on(i, s);
         double vnew =
             kInf;  // the free-road speed is applied last, only if nothing ahead constrains (it is larger)
         double hard = kInf;  // the distance driven this step never exceeds this (leader's rear, stop line)
@@ -473,8 +647,12 @@ void TrafficSim::move_phase() {
             const double vl = v0_on(i, seg);
             if (vl < v) vnew = std::min(vnew, std::sqrt(vl * vl + 2 * p.decel * std::max(0.0, d - v * dt)));
         };
+        auto slow_at = [&](double d) {  // an emergency vehicle passing a red light: at most its red speed
+            const double vr = p_.emergency_red_speed;
+            vnew = std::min(vnew, std::sqrt(vr * vr + 2 * p.decel * std::max(0.0, d - v * dt)));
+        };
         int32_t first_link = -1;
-        bool first_go = true;
+        bool first_go = true, first_careful = false;
         const int32_t r = rank_[i];
         const bool has_leader = r + 1 < seg_end(s);
         if (has_leader) {
@@ -484,7 +662,9 @@ void TrafficSim::move_phase() {
                 int sc_ = 0;
                 int32_t w_ = -1;
                 plan(i, s, ri, first_link, sc_, w_);
-                first_go = first_link >= 0 && may_enter(i, first_link, seg_len_[s] - x, v, false);
+                first_go =
+                    first_link >= 0 && may_enter(i, first_link, seg_len_[s] - x, v, false, &first_careful);
+                if (first_careful) slow_at(seg_len_[s] - x);
             } else {
                 first_link = s - nl_;
             }
@@ -504,7 +684,8 @@ void TrafficSim::move_phase() {
                     } else {
                         k = choose_link(cur, i, rr);
                     }
-                    if (k == kArrive) break;
+                    // Vehicles that left this lane through any link but whose rear is still on it (also when
+                    // our route ends here).
                     for (int64_t a = net_.lane_link_offsets[cur]; a < net_.lane_link_offsets[cur + 1]; ++a) {
                         const int32_t s2 = nl_ + net_.lane_links[a];
                         if (seg_end(s2) == seg_begin(s2)) continue;
@@ -512,16 +693,20 @@ void TrafficSim::move_phase() {
                         const double rear = pos[j] - vp_[j].length;
                         if (j != i && rear < 0) follow(dist + rear, spd[j], true);
                     }
-                    const bool go = k >= 0 && may_enter(i, k, dist, v, junctions == 0);
+                    if (k == kArrive) break;
+                    bool carefully = false;
+                    const bool go = k >= 0 && may_enter(i, k, dist, v, junctions == 0, &carefully);
                     if (junctions == 0) {
                         first_link = k;
                         first_go = go;
+                        first_careful = carefully;
                     }
                     ++junctions;
                     if (!go) {
                         stop_at(dist);
                         break;
                     }
+                    if (carefully) slow_at(dist);
                     next = nl_ + k;
                 } else {
                     const int32_t k = cur - nl_;
@@ -559,6 +744,31 @@ void TrafficSim::move_phase() {
                 }
                 dist += seg_len_[next];
                 cur = next;
+            }
+        }
+        if (!yielders_.empty() && s < nl_ && !priority_[i] && yield_dir_[i] == 0) {
+            // Let a vehicle that makes way for an emergency vehicle in a lane beside us in: follow it as if
+            // it were ahead in our lane, braking at most at decel.
+            const int32_t e = net_.lane_edge[s];
+            for (int32_t adj = s - 1; adj <= s + 1; adj += 2) {
+                if (adj < net_.edge_lane_offsets[e] || adj >= net_.edge_lane_offsets[e + 1]) continue;
+                int32_t lo = seg_begin(adj), hi = seg_end(adj);  // first vehicle with pos > x
+                while (lo < hi) {
+                    const int32_t mid = (lo + hi) / 2;
+                    if (pos[ord[mid]] > x) {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
+                    }
+                }
+                if (lo == seg_end(adj)) continue;
+                const int64_t y = ord[lo];
+                // Only for one that moves: a standing one gets in behind us once we have passed.
+                if (yield_dir_[y] != s - adj || spd[y] < 1.0) continue;
+                const double gy = pos[y] - vp_[y].length - x;
+                if (gy > p.min_gap + v * p.tau + 5.0) continue;
+                vnew = std::min(vnew, std::max(idm_speed(p, v, v0, gy, spd[y], true), v - p.decel * dt));
+                led = true;
             }
         }
         if (!led) vnew = std::min(vnew, idm_speed(p, v, v0, kInf, 0.0, true));  // following is never faster
@@ -625,6 +835,11 @@ void TrafficSim::move_phase() {
         speed_[nx][i] = vnew;
         route_idx_[i] = rn;
         if (entered) entered_[i] = 1;
+        if (sn < nl_) {
+            careful_[i] = 0;
+        } else if (sn != s) {
+            careful_[i] = first_careful ? 1 : 0;
+        }
         if (moved_on) {
             next_link_[nx][i] = sn < nl_ ? choose_link(sn, i, rn) : sn - nl_;
             go_[nx][i] = 1;
@@ -640,7 +855,7 @@ void TrafficSim::post_step() {
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     int64_t fresh = 0;
-#pragma omp parallel for schedule(dynamic, 64) reduction(+ : fresh) if (nrun_ >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : fresh) if (nrun_ >= par_min_)
     for (int32_t s = 0; s < nseg_; ++s) {
         const int32_t b = seg_begin(s), e = seg_end(s);
         for (int32_t q = b; q < e; ++q) {
@@ -670,7 +885,7 @@ void TrafficSim::post_step() {
         }
     }
     collisions_ += fresh;
-#pragma omp parallel for schedule(dynamic, 16) if (nrun_ >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 16) if (nrun_ >= par_min_)
     for (int32_t e = 0; e < ne_; ++e) {
         int64_t n = 0, in = 0;
         double sum = 0;
@@ -696,7 +911,9 @@ void TrafficSim::step(int64_t n) {
     for (int64_t k = 0; k < n; ++k) {
         // Vehicles added (or routes, closures changed) since the last insertion at this time.
         if (last_insert_step_ != step_count_ || insert_dirty_) insert_pending(time());
+        if (!emerg_ids_.empty()) emergency_lanes();
         lane_change_phase();
+        if (!emerg_ids_.empty()) emergency_claims();
         move_phase();
         cur_ = 1 - cur_;
         ++step_count_;

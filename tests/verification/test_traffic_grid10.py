@@ -24,18 +24,7 @@ def grid10(data_dir):
     return net, read_sumo_routes(data_dir / "traffic" / "grid10.rou.xml", net)
 
 
-@pytest.mark.parametrize(
-    "dt",
-    [
-        1.0,
-        pytest.param(
-            0.5,
-            marks=pytest.mark.xfail(
-                strict=True, raises=AssertionError, reason="one collision near t = 2033 s at 0.5 s steps"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("dt", [1.0, 0.5])
 def test_grid10_agrees_with_sumo(grid10, dt) -> None:
     net, demand = grid10
     model = TrafficModel(net, demand, dt_s=dt, seed=42, record_every_s=10.0, record_fcd=False)

@@ -1,7 +1,8 @@
 """The Python face of the C++ traffic core (``twin._core.TrafficSim``): thin, typed, documented shapes.
 
-One :meth:`TrafficSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over vehicles,
-results bitwise independent of the thread count). Conventions (SUMO's): metres, seconds, m/s; lanes of an edge are
+One :meth:`TrafficSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over vehicles when at
+least ``parallel_min`` (2,048) are running, serial below: thread barriers cost more than they save with few vehicles;
+results bitwise independent of the thread count and of that threshold). Conventions (SUMO's): metres, seconds, m/s; lanes of an edge are
 consecutive rows, index 0 the rightmost; a vehicle's position is its front bumper's distance from the start of its
 lane, or, inside a junction, of its link (the internal path from one lane to the next).
 
@@ -15,8 +16,9 @@ speed held, then ``x' = x + v' dt``. In the homogeneous steady state this has th
 ``s = (s0 + v T) / sqrt(1 - (v/v0)^delta)``. A final clamp keeps the distance driven in a step within the gap to
 whatever is ahead (the rear of the vehicle ahead, a stop line), so vehicles following one another never overlap;
 braking is otherwise limited to ``emergency_decel``. Leaders are searched along the vehicle's planned path through
-the links ahead, over the braking distance ``v^2 / (2 b)`` + ``lookahead``; vehicles inside a junction on other links
-into the same lane are followed by their remaining distance (merging). Stop lines use SUMO's IDM stop rule (``s*``
+the links ahead, over the braking distance ``v^2 / (2 b)`` + ``lookahead``, including vehicles that have just left
+the lane into any of its links while their rear is still on it (also for a vehicle whose route ends on the lane);
+vehicles inside a junction on other links into the same lane are followed by their remaining distance (merging). Stop lines use SUMO's IDM stop rule (``s*``
 without ``s0``: the vehicle halts at the line). Lower speed limits ahead are approached braking at ``decel``.
 
 Junctions: signal states are SUMO's characters. ``r``/``u`` stop; ``y`` stop if the vehicle can still stop at the
@@ -28,7 +30,29 @@ waiting down to ``min_critical_gap`` (like SUMO's impatience). Mutual foes: the 
 clear: no entry while the exit lane's last vehicle stands within the entering vehicle's length + minGap of its
 start. A vehicle that decided to go and can no longer stop comfortably keeps going (except at red). Fixed-time
 programmes: phase at time ``t`` from ``(t - offset) mod cycle`` (SUMO: a positive offset delays the programme).
-Actuated programmes run as fixed-time with their ``phase_duration`` (no detectors yet).
+A yielding vehicle's own arrival at the conflict area is estimated at its speed or, from a crawl, accelerating.
+
+Actuated programmes (``tls_actuated``; SUMO ``type="actuated"``, gap-based): a phase with ``phase_min < phase_max``
+is actuated. Each lane with a green link (``G``/``g``) in it has a detector (an emulated induction loop)
+``actuated_detector_gap`` (2 s) of travel at the lane's speed limit before the stop line (at the lane start if the
+lane is shorter); a vehicle on it, or one that passed over it during the last step, is a detection. The phase ends
+after ``phase_min`` once no detection has been made for ``actuated_max_gap`` (3 s) on any of its lanes, at
+``phase_max`` at the latest; the end time is exact, the switch shows at the next step. Other phases last
+``phase_duration``. The programme starts at time 0 in the phase the fixed-time rule gives.
+
+Emergency vehicles (``priority`` 1, like SUMO's bluelight device): they pass red lights (``r``, ``u``, ``s``, ``y``
+when they could stop) no faster than ``emergency_red_speed`` (4 m/s, also inside the junction), and red lights and
+yield rules (``g``, ``m``) only when no vehicle is on a conflicting link (the link's foes and the links that have
+it as a foe), no vehicle that can no longer stop comfortably is about to enter one, and no other emergency vehicle
+arrives there first (with priority, ``G``/``M``, it gives way only to other emergency vehicles). Other vehicles do
+not enter a junction on a link conflicting with one an emergency vehicle will reach within ``emergency_yield_time``
+(5 s at its speed, at least 1 m/s) unless they can no longer stop. On roads with several lanes the emergency
+vehicle heads for its rescue lane (the leftmost lane from which its route goes on best); vehicles in that lane from
+beside it to ``emergency_yield_distance`` (100 m) ahead change out of it (to the right; from the rightmost lane to
+the left) accepting braking up to ``decel`` for themselves and their new follower, whose driver also slows (at most
+at ``decel``) to let a moving one in (not a standing one: that one gets in behind); vehicles in the other lanes
+there do not change into it unless their route needs it. Single-lane roads: nobody can pull over (lanes have no
+lateral room in this model); the junction rules still apply.
 
 Start-up: the head of a queue (a standing vehicle with nothing ahead within the lookahead, released by a light or
 a gap) starts ``startup_delay`` (1 s, a driver's reaction; SUMO's vType ``startupDelay``) after it could; the
@@ -254,7 +278,8 @@ class TrafficSim:
             edges must be joined by a link (``ValueError`` names the vehicle otherwise); see :func:`routes_to_csr`.
         depart_lane : (n,) int32 lane index on the first edge, -1 for the best free lane.
         depart_speed : (n,) float64 m/s, -1 for "max" (the largest safe speed up to the lane's).
-        priority : (n,) int8, 1 for emergency vehicles (they ignore signals and yield rules).
+        priority : (n,) int8, 1 for emergency vehicles (they pass red lights slowly and carefully, others yield;
+            see the module docstring).
         depart_pos : (n,) float64 m, front bumper position on the first lane; None or -1: SUMO's "base".
         Scalars are broadcast to all n vehicles.
         """

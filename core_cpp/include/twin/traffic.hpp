@@ -10,7 +10,11 @@
 // characters), priority/yield at unsignalised junctions and at 'g' with gap acceptance by time (impatience
 // lowers the critical gap while waiting), keep-clear (no entry into a junction whose exit lane has no room).
 // Lane changes: strategic (the route's next edge needs a lane with a link to it) and MOBIL (Kesting, Treiber
-// & Helbing 2007) for speed with a keep-right bias; safe gaps to the new leader and follower.
+// & Helbing 2007) for speed with a keep-right bias; safe gaps to the new leader and follower. Actuated
+// signals: gap-based (SUMO's type="actuated": emulated induction loops detector_gap before the stop line; a
+// green phase ends after min_dur once no vehicle was detected for max_gap, at max_dur at the latest).
+// Emergency vehicles (priority 1): pass red lights slowly and only with the conflicting paths clear; others
+// do not enter across their path when they are about to arrive, and clear a rescue lane ahead of them.
 //
 // Determinism: each step first sorts the running vehicles by (segment, position, id) with a stable counting
 // sort (segments: lanes 0..nl-1, then links), then every parallel phase reads the old state and writes the
@@ -89,9 +93,6 @@ enum class TrafficArray : int {
 
 class TrafficSim {
   public:
-    // Fewer running vehicles than this: the phases run on one thread (same results, no thread start-up cost).
-    static constexpr int64_t kParallelMin = 512;
-
     // Throws std::invalid_argument naming the offending array or parameter.
     TrafficSim(TrafficNetwork net, double dt, uint64_t seed,
                const std::vector<std::pair<std::string, double>>& params);
@@ -150,7 +151,8 @@ class TrafficSim {
     struct Params {
         double lookahead, idm_stepping, critical_gap, min_critical_gap, impatience, lc_politeness,
             lc_threshold, lc_safe_decel, lc_bias_right, lc_cooldown, lc_interval, keep_clear, stop_speed,
-            strategic_urgency, startup_delay;
+            strategic_urgency, startup_delay, actuated_max_gap, actuated_detector_gap, emergency_red_speed,
+            emergency_yield_time, emergency_yield_distance, parallel_min;
     };
     struct Type {
         double length, min_gap, accel, decel, emergency_decel, tau, max_speed, speed_factor, speed_dev, delta;
@@ -183,9 +185,24 @@ class TrafficSim {
     // returns its id or -1 and sets gap (net, metres) and its speed. Junction rules are not applied.
     int64_t path_leader(int64_t i, int32_t lane, double x, int32_t ri, double& gap, double& vl) const;
     // Whether vehicle i may enter link k now (d: distance of its front to the stop line; first: the next
-    // junction on its way, where yield rules apply).
-    bool may_enter(int64_t i, int32_t k, double d, double v, bool first) const;
+    // junction on its way, where yield rules apply). careful (optional): set for an emergency vehicle that
+    // may pass a red light only at emergency_red_speed.
+    bool may_enter(int64_t i, int32_t k, double d, double v, bool first, bool* careful = nullptr) const;
     bool yield_blocked(int64_t i, int32_t k, double d, double v) const;
+    // Emergency vehicle i passing link k against the rules (red, yield): blocked while a conflicting link is
+    // occupied, a vehicle that can no longer stop is about to enter one, or another emergency vehicle comes
+    // first (only_emergency: only the last two for emergency vehicles, when i has priority anyway).
+    bool emergency_blocked(int64_t i, int32_t k, double d, double v, bool only_emergency) const;
+    // Whether an emergency vehicle claims a link conflicting with k (it will be there within
+    // emergency_yield_time).
+    bool emergency_claims_conflict(int32_t k) const;
+    // Serial, before the lane changes: rescue lanes and the vehicles that yield (move out of the lane) ahead
+    // of each running emergency vehicle. Before the movement: the links the emergency vehicles claim.
+    void emergency_lanes();
+    void emergency_claims();
+    bool red_for(int64_t i, int32_t k, double d, double v) const;
+    // Actuated signals: time of the last detection on each detector lane (induction-loop emulation).
+    void detect(double t);
 
     void update_signals();
     void sort_membership();
@@ -203,13 +220,35 @@ class TrafficSim {
     std::vector<std::pair<std::string, double>> param_list_;
     int32_t nl_ = 0, ne_ = 0, nk_ = 0, nt_ = 0, nseg_ = 0;
     int idm_iters_ = 1;
+    // Fewer running vehicles than this: the phases run on one thread (same results; parameter parallel_min).
+    int64_t par_min_ = 0;
 
     std::vector<double> seg_len_, seg_speed_;
     std::vector<int64_t> lane_in_offsets_;  // incoming links per lane (CSR)
     std::vector<int32_t> lane_in_links_;
     std::vector<uint8_t> edge_closed_;
     std::vector<double> tls_cycle_;
-    std::vector<int32_t> tls_phase_;   // current phase row per programme
+    std::vector<int32_t> tls_phase_;          // current phase row per programme
+    std::vector<double> tls_start_;           // start time of the current phase (actuated programmes)
+    std::vector<uint8_t> phase_act_;          // phase of an actuated programme with min < max
+    std::vector<int64_t> det_phase_offsets_;  // (np + 1) CSR: detector lanes of each actuated phase
+    std::vector<int32_t> det_phase_lanes_;
+    std::vector<int32_t> det_lanes_;          // all detector lanes
+    std::vector<double> det_pos_, det_last_;  // per lane: detector position (m), last detection time (s)
+    // Symmetric conflicts of each link (its foes and the links that have it as a foe), CSR.
+    std::vector<int64_t> conf_offsets_;
+    std::vector<int32_t> conf_links_;
+    // Emergency vehicles (priority 1) by id; links they claim (time until they get there, s); their rescue
+    // lane (lane index on their edge, -1 none); vehicles yielding to them (direction of the lane to move to).
+    std::vector<int64_t> emerg_ids_;
+    std::vector<double> claim_;
+    std::vector<int32_t> claimed_;
+    bool any_claim_ = false;
+    std::vector<int32_t> rescue_lane_;
+    std::vector<int8_t> yield_dir_;
+    std::vector<int32_t> avoid_lane_;  // lane index (on its edge) a vehicle must not change into, -1 none
+    std::vector<int64_t> yielders_;    // vehicles with yield_dir_ or avoid_lane_ set
+    std::vector<uint8_t> careful_;  // an emergency vehicle that entered its current link against a red light
     std::vector<uint8_t> link_state_;  // current state character per link
 
     std::vector<Type> types_;
