@@ -251,11 +251,11 @@ def _run_traffic(
     from twin.scenario.report_traffic import TrafficReport, edge_shapes
     from twin.sim.demand import load_demand
     from twin.sim.traffic import TrafficModel
-    from twin.sim.traffic_net import compile_network
+    from twin.sim.traffic_net import compile_network, with_signal_control
 
     if city.roads is None:
         raise InputError(scenario.source, "traffic: needs city.roads (a road network to drive on)")
-    network = compile_network(city.roads)
+    network = with_signal_control(compile_network(city.roads), scenario.traffic.signals)
     demand = load_demand(scenario.traffic.demand, network, seed=scenario.seed, source=scenario.source)
     closures = _road_closures(scenario, network)
     model = TrafficModel(

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -762,3 +762,46 @@ def derive_foes(
             else:
                 out[b].append(a)
     return out
+
+
+# netconvert's defaults for actuated programmes it builds (--tls.min-dur, --tls.max-dur)
+ACTUATED_MIN_DUR_S = 5.0
+ACTUATED_MAX_DUR_S = 50.0
+
+
+def with_signal_control(network: TrafficNetwork, mode: str) -> TrafficNetwork:
+    """The network with its signals run as the scenario's ``traffic.signals`` asks.
+
+    ``from_network``: as the source defines them (SUMO's programme types). ``fixed``: every programme fixed-time
+    with its phase durations. ``actuated``: every programme gap-actuated; green phases (a ``G`` or ``g`` in the
+    state) without their own minDur/maxDur range get netconvert's defaults for actuated lights (5 s, 50 s),
+    yellow and red phases keep their durations.
+    """
+    if mode == "from_network":
+        return network
+    if mode not in ("fixed", "actuated"):
+        raise ValueError(f"signal control must be 'from_network', 'fixed' or 'actuated', got {mode!r}")
+    nt = len(network.tls_offset)
+    if mode == "fixed":
+        return replace(network, tls_actuated=_frozen(np.zeros(nt, dtype=np.uint8)))
+    pmin = np.array(network.phase_min, dtype=np.float64)
+    pmax = np.array(network.phase_max, dtype=np.float64)
+    so, st = network.phase_state_offsets, network.phase_state
+    green = np.array(
+        [bool(np.isin(st[so[k] : so[k + 1]], (ord("G"), ord("g"))).any()) for k in range(len(pmin))],
+        dtype=bool,
+    )
+    fixed_range = green & (pmax <= pmin)
+    pmin[fixed_range] = np.minimum(ACTUATED_MIN_DUR_S, network.phase_duration[fixed_range])
+    pmax[fixed_range] = np.maximum(ACTUATED_MAX_DUR_S, network.phase_duration[fixed_range])
+    return replace(
+        network,
+        tls_actuated=_frozen(np.ones(nt, dtype=np.uint8)),
+        phase_min=_frozen(pmin),
+        phase_max=_frozen(pmax),
+    )
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
