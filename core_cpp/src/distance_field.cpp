@@ -204,7 +204,69 @@ void DistanceField::check_targets(const int64_t* targets, std::size_t t, const d
     }
 }
 
-void DistanceField::compute(const int64_t* targets, std::size_t t, const double* initial, double* out) const {
+void DistanceField::check_cost(const double* cost) const {
+    const std::size_t n = walkable_.size();
+    for (std::size_t c = 0; c < n; ++c) {
+        if (!(std::isfinite(cost[c]) && cost[c] > 0)) {
+            const int64_t ix = static_cast<int64_t>(c % nx_), iy = static_cast<int64_t>((c / nx_) % ny_);
+            const int64_t l = static_cast<int64_t>(c / (static_cast<std::size_t>(nx_) * ny_));
+            std::ostringstream s;
+            s << "cost[" << l << ", " << iy << ", " << ix << "] must be a finite factor > 0, got " << cost[c];
+            throw std::invalid_argument(s.str());
+        }
+    }
+}
+
+namespace {
+
+// Dijkstra from the seeded heap; with kCost each stencil move is scaled by the mean cost factor of its two
+// cells (a template parameter so that the plain metric runs the unchanged loop).
+template <bool kCost>
+void dijkstra(std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<HeapItem>>& heap,
+              const std::vector<uint32_t>& allowed, const std::vector<int64_t>& move_off,
+              const std::vector<double>& move_len, const std::vector<int64_t>& conn_offsets,
+              const std::vector<int64_t>& conn_to, const std::vector<double>& conn_cost, const double* cost,
+              double* out) {
+    const bool has_conn = !conn_offsets.empty();
+    while (!heap.empty()) {
+        const HeapItem top = heap.top();
+        heap.pop();
+        const int64_t u = top.cell;
+        const double du = top.d;
+        if (du > out[u]) continue;  // stale entry
+        uint32_t mask = allowed[u];
+        while (mask) {
+            const int k = __builtin_ctz(mask);
+            mask &= mask - 1;
+            const int64_t v = u + move_off[k];
+            double nd;
+            if constexpr (kCost) {
+                nd = du + move_len[k] * (0.5 * (cost[u] + cost[v]));
+            } else {
+                nd = du + move_len[k];
+            }
+            if (nd < out[v]) {
+                out[v] = nd;
+                heap.push({nd, v});
+            }
+        }
+        if (has_conn) {
+            for (int64_t e = conn_offsets[u]; e < conn_offsets[u + 1]; ++e) {
+                const int64_t v = conn_to[e];
+                const double nd = du + conn_cost[e];
+                if (nd < out[v]) {
+                    out[v] = nd;
+                    heap.push({nd, v});
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void DistanceField::compute(const int64_t* targets, std::size_t t, const double* initial, double* out,
+                            const double* cost) const {
     const std::size_t n = walkable_.size();
     std::fill(out, out + n, kInf);
     std::vector<int64_t> move_off(move_dx_.size());
@@ -220,34 +282,11 @@ void DistanceField::compute(const int64_t* targets, std::size_t t, const double*
             heap.push({d0, c});
         }
     }
-    const bool has_conn = !conn_offsets_.empty();
-    while (!heap.empty()) {
-        const HeapItem top = heap.top();
-        heap.pop();
-        const int64_t u = top.cell;
-        const double du = top.d;
-        if (du > out[u]) continue;  // stale entry
-        uint32_t mask = allowed_[u];
-        while (mask) {
-            const int k = __builtin_ctz(mask);
-            mask &= mask - 1;
-            const int64_t v = u + move_off[k];
-            const double nd = du + move_len_[k];
-            if (nd < out[v]) {
-                out[v] = nd;
-                heap.push({nd, v});
-            }
-        }
-        if (has_conn) {
-            for (int64_t e = conn_offsets_[u]; e < conn_offsets_[u + 1]; ++e) {
-                const int64_t v = conn_to_[e];
-                const double nd = du + conn_cost_[e];
-                if (nd < out[v]) {
-                    out[v] = nd;
-                    heap.push({nd, v});
-                }
-            }
-        }
+    if (cost == nullptr) {
+        dijkstra<false>(heap, allowed_, move_off, move_len_, conn_offsets_, conn_to_, conn_cost_, nullptr,
+                        out);
+    } else {
+        dijkstra<true>(heap, allowed_, move_off, move_len_, conn_offsets_, conn_to_, conn_cost_, cost, out);
     }
 }
 
