@@ -878,6 +878,7 @@ class CrowdSpace:
         stair_speed_up: float = STAIR_SPEED_UP_MPS,
         stencil: int = 32,
         clearance_m: float = 0.0,
+        cost: FloatArray | None = None,
     ) -> list[FloatArray]:
         """Navigation fields: walking distance to the nearest exit of each set, in flat-walking metres.
 
@@ -893,6 +894,10 @@ class CrowdSpace:
         flat_speed, stair_speed_down, stair_speed_up : m/s; a stair costs ``length_m * flat_speed / speed`` with
             the speed of the direction a route takes it (see the module docstring).
         stencil : DistanceField stencil (32: within 1.31 % of the Euclidean distance in open space).
+        cost : (L, ny, nx) float64, optional per-cell cost factor (finite, > 0; e.g. free speed / local speed in a
+            crowd, for quickest instead of shortest routes): a step between two cells costs its length times
+            the mean of their factors (see :meth:`twin.spatial.DistanceField.compute`), stairs keep their cost.
+            The fields are then in free-flow walking metres (time × flat speed). None: plain distances.
         Returns a list of (L, ny, nx) float64 arrays, metres; 0 on exit cells of the set, ``inf`` on
         non-walkable cells and cells from which no exit of the set can be reached.
         """
@@ -900,8 +905,12 @@ class CrowdSpace:
         down, up = self.stair_costs(
             flat_speed=flat_speed, stair_speed_down=stair_speed_down, stair_speed_up=stair_speed_up
         )
+        if cost is not None:
+            cost = np.ascontiguousarray(cost, dtype=np.float64)
+            if cost.shape != self.shape:
+                raise ValueError(f"cost must be {self.shape} float64, got {cost.shape}")
         clear = self._clearance_mask(clearance_m) if clearance_m > 0 else None
-        return [self._field_for(self._exit_rows(s), down, up, stencil, clear) for s in sets]
+        return [self._field_for(self._exit_rows(s), down, up, stencil, clear, cost) for s in sets]
 
     def _clearance_mask(self, clearance_m: float) -> np.ndarray:
         """(L, ny, nx) uint8: walkable cells whose centre is at least ``clearance_m`` from every wall segment and
@@ -946,29 +955,37 @@ class CrowdSpace:
         up: FloatArray,
         stencil: int,
         clear: np.ndarray | None = None,
+        factor: FloatArray | None = None,
     ) -> FloatArray:
         mask = np.isin(self.exit_cells, np.asarray(rows, dtype=np.int32))
         targets = np.argwhere(mask).astype(np.int64)
-        d, cost = self._settled_field(targets, down, up, stencil, clear)
+        d, cost = self._settled_field(targets, down, up, stencil, clear, factor)
         if clear is None:
             return d
         # Extend into the margin along walls, seeded with the clear cells' distances (not the exit cells': a
         # margin cell must lead back into the clear part, not along the wall straight at the door jamb).
-        plain, _ = self._settled_field(targets, down, up, stencil, None)
+        plain, _ = self._settled_field(targets, down, up, stencil, None, factor)
         seeds = np.isfinite(d) & ~mask
         if not seeds.any():
             return plain
         engine = self._field_engine(tuple(cost.tolist()) if len(cost) else (), stencil)
-        out = engine.compute(np.argwhere(seeds).astype(np.int64), d[seeds])
+        out = engine.compute(np.argwhere(seeds).astype(np.int64), d[seeds], cost=factor)
         out[mask] = 0.0
         # regions with no clear route at all (behind passages narrower than twice the clearance) keep the plain
         # field: reachability never changes
         return np.where(np.isfinite(out), out, plain)
 
     def _settled_field(
-        self, targets: np.ndarray, down: FloatArray, up: FloatArray, stencil: int, walkable: np.ndarray | None
+        self,
+        targets: np.ndarray,
+        down: FloatArray,
+        up: FloatArray,
+        stencil: int,
+        walkable: np.ndarray | None,
+        factor: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """The field to ``targets`` with each stair costed in the direction routes take it; also the costs."""
+        """The field to ``targets`` with each stair costed in the direction routes take it; also the costs.
+        ``factor``: the optional per-cell cost factor (:meth:`distance_fields`' ``cost``)."""
         s = len(self.stairs)
         cost = np.minimum(down, up)
         t = self.stairs_table
@@ -983,7 +1000,9 @@ class CrowdSpace:
             t["head_ix"].to_numpy(np.int64),
         )
         for _ in range(2 * s + 2):
-            d = self._field_engine(tuple(cost.tolist()) if s else (), stencil, walkable).compute(targets)
+            d = self._field_engine(tuple(cost.tolist()) if s else (), stencil, walkable).compute(
+                targets, cost=factor
+            )
             if s == 0:
                 return d, cost
             df, dh = d[foot], d[head]
