@@ -24,7 +24,7 @@ from shapely.geometry import LineString, Point, box
 from twin.errors import InputError
 from twin.sim.crowd_space import CrowdSpace
 from twin.sim.rasterize import aligned_grid, rasterize
-from twin.spatial import DistanceField
+from twin.spatial import DistanceField, get_num_threads, set_num_threads
 
 H = 0.2
 HALL = "POLYGON ((0 0, 20 0, 20 20, 0 20, 0 0))"
@@ -33,6 +33,13 @@ DOOR = "POLYGON ((20 9.5, 21 9.5, 21 10.5, 20 10.5, 20 9.5))"
 
 def hall_areas(**extra):
     return [{"id": "hall", "walkable": HALL, "z": 0.0, "exits": [{"id": "door", "polygon": DOOR}], **extra}]
+
+
+@pytest.fixture
+def threads_restored():
+    before = get_num_threads()
+    yield
+    set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -709,3 +716,35 @@ def test_congested_door_side_sends_the_clearance_route_round_it():
     # towards the southern door edge (20, 8) the direction is (6, 6)/|.|; the congested field turns north of it
     assert math.degrees(math.atan2(d_plain[1], d_plain[0])) == pytest.approx(45.0, abs=10.0)
     assert math.degrees(math.atan2(d_quick[1], d_quick[0])) > 55.0
+
+
+def test_fields_are_the_same_with_threads_and_caches(threads_restored):
+    """Fields with clearance and a cost factor: the same bits computed once on a fresh space with one thread, again
+    (cached clearance and reachability, the plain pass skipped where it adds nothing) and with two threads; a side
+    room behind a 0.4 m gap (no clear route) is reached all the same."""
+    areas = [
+        {
+            "id": "rooms",
+            "walkable": "POLYGON ((0 0, 10 0, 10 2.8, 10.6 2.8, 10.6 0, 14 0, 14 6, 10.6 6, 10.6 3.2, 10 3.2, "
+            "10 6, 0 6, 0 0))",
+            "exits": [
+                {"id": "west", "polygon": "POLYGON ((-1 2, 0 2, 0 4, -1 4, -1 2))"},
+                {"id": "south", "polygon": "POLYGON ((4 -1, 6 -1, 6 0, 4 0, 4 -1))"},
+            ],
+        }
+    ]
+    space = CrowdSpace.from_areas(areas, cell_size=H)
+    factor = 1.0 + 3.0 * np.random.default_rng(8).random(space.shape)
+    results = []
+    for n_threads, fresh in ((1, True), (1, False), (2, False), (2, True)):
+        set_num_threads(n_threads)
+        if fresh:
+            space = CrowdSpace.from_areas(areas, cell_size=H)
+        results.append(space.distance_fields(clearance_m=0.25, cost=factor))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert a.tobytes() == b.tobytes()
+    side = space.walkable_at(np.array([[12.0, 3.0]]), 0)
+    assert side[0]
+    d = space.sample_distance(results[0][-1], np.array([[12.0, 3.0]]), np.zeros(1, dtype=np.int32))
+    assert np.isfinite(d[0])  # reached through the gap
