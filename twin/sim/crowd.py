@@ -2,8 +2,9 @@
 
 The model owns the crowd space (rasters, walls, exits, stairs), the navigation fields (one per exit and one
 towards all exits), the agents' arrays in the core, exit choice (re-evaluated every ``exit_choice_every_s``
-from expected times: own walking time, or the time the exit needs for the people ahead heading there), and
-recorders for trajectories, KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
+from expected times: own walking time, or the time the exit needs for the people ahead heading there),
+quickest-path routing (the fields re-computed every ``congestion_every_s`` through the current crowd, see
+:mod:`twin.sim.congestion`), and recorders for trajectories, KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ EVACUATED = 3
 EXIT_SWITCH_MIN_GAIN = 0.10  # a walking agent changes its exit only for one at least 10 % and
 EXIT_SWITCH_MIN_GAIN_S = 2.0  # 2 s quicker than its current one (hysteresis)
 NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from walls
-CONGESTION_EVERY_S = (
-    5.0  # default interval of quickest-path re-routing (scenario crowd.routing.congestion_every_s)
-)
+# default interval of quickest-path re-routing, seconds (scenario crowd.routing.congestion_every_s)
+CONGESTION_EVERY_S = 5.0
 
 
 def exit_labels(table: Any) -> list[str]:
