@@ -530,6 +530,10 @@ ERRORS = [
         "crowd.routing.stair_cost_factor: must be > 0, got -1",
     ),
     (
+        lambda d: d["crowd"].update(routing={"congestion_every_s": -5}),
+        "crowd.routing.congestion_every_s: must be >= 0, got -5",
+    ),
+    (
         lambda d: d["crowd"].update(routing={"stairs": "avoid"}),
         "crowd.routing: unknown key 'stairs'",
     ),

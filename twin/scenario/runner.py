@@ -219,6 +219,7 @@ def _run_crowd(
         params=scenario.crowd.params,
         exit_choice_every_s=scenario.crowd.routing.exit_choice_every_s,
         stair_cost_factor=scenario.crowd.routing.stair_cost_factor,
+        congestion_every_s=scenario.crowd.routing.congestion_every_s,
     )
     for t in alarms:
         model.events.add(t, "alarm", "scenario", {})

@@ -508,11 +508,14 @@ class RoutingSpec(_Model):
     ``stair_cost_factor`` multiplies what a stair costs a route (its walking time, as flat-walking metres):
     1 weighs stairs by time alone; above 1 people avoid stairs (they take a longer flat way when it costs less
     than ``factor`` × the stair), below 1 they prefer them. ``exit_choice_every_s`` is how often people
-    re-evaluate their exit by expected time (distance and queue).
+    re-evaluate their exit by expected time (distance and queue). ``congestion_every_s`` is how often the
+    routes are re-computed as quickest paths through the current crowd (walking through dense parts costs
+    time by Weidmann's speed-density relation); 0 keeps the static shortest paths.
     """
 
     stair_cost_factor: float = Field(default=1.0, gt=0, le=100)
     exit_choice_every_s: float = Field(default=2.0, gt=0)
+    congestion_every_s: float = Field(default=5.0, ge=0)
 
 
 class CrowdSpec(_Model):
