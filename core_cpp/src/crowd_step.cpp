@@ -337,8 +337,6 @@ void CrowdSim::ensure_ready() {
     const int T = max_threads();
     if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
     for (Scratch& sc : scratch_) {
-        if (sc.cand.size() < 256) sc.cand.resize(256);
-        if (sc.cand_pts.size() < 2 * sc.cand.size()) sc.cand_pts.resize(2 * sc.cand.size());
         if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
     }
@@ -353,16 +351,24 @@ void CrowdSim::ensure_ready() {
         grid_move_ = max_v0_ * h;
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
-    cut = std::max(cut, 1e-3);
-    // Grid cells of half the cut-off (fewer candidates than whole ones), but not so small that the raster's
-    // extent needs more than about two cells per agent (the grid would switch to slower spatial hashing).
-    const double extent =
-        static_cast<double>(g_.levels) * (g_.nx * g_.cell_size + 3.0 * cut + 1.0) * (g_.ny * g_.cell_size);
+    cut_ = std::max(cut, 1e-3);
+    // Lists when a step has several substeps: two agents come at most 2 nsub grid_move_ closer within a step
+    // (plus a margin for rounding in the speed cap).
+    lists_ = nsub_ > 1;
+    skin_ = lists_ ? 2.0 * nsub_ * grid_move_ * (1.0 + 1e-9) + 1e-9 : 0.0;
+    // Index cells: half the largest query radius (the lists' reach), but at most about two cells per agent.
+    const double reach_q = cut_ + skin_;
+    const double width = g_.nx * g_.cell_size, height = g_.ny * g_.cell_size;
+    const double area = static_cast<double>(g_.levels) * width * height;
     const double cell =
-        std::max(0.5 * cut, std::sqrt(extent / (2.0 * static_cast<double>(std::max<int64_t>(n_, 1)))));
-    if (cell != grid_.cell_size()) grid_ = NeighborGrid(cell, 2);
-    grid_cut_ = cut;
-    level_stride_ = g_.nx * g_.cell_size + 3.0 * cut + 1.0;
+        std::max(0.5 * reach_q, std::sqrt(area / (2.0 * static_cast<double>(std::max<int64_t>(n_, 1)))));
+    fnx_ = std::max(1, static_cast<int>(std::ceil(width / cell)));
+    fny_ = std::max(1, static_cast<int>(std::ceil(height / cell)));
+    finv_ = 1.0 / cell;
+    fstart_.resize(static_cast<std::size_t>(g_.levels) * fny_ * fnx_ + 2);
+    fids_.resize(static_cast<std::size_t>(n_));
+    list_.resize(static_cast<std::size_t>(n_) * kListCap);
+    list_n_.resize(static_cast<std::size_t>(n_));
     // Walls near an agent: those it interacts with and those a move of one substep (or a stair exit offset)
     // could cross.
     // (3 radii: the deadlock test looks for room one body length ahead.)
@@ -371,40 +377,122 @@ void CrowdSim::ensure_ready() {
     ensure_wall_bins(reach + 0.05);
 }
 
-void CrowdSim::build_grid() {
+// Counting sort of the floor agents (WAITING, WALKING) by index cell of their current position; the others
+// follow, in slot order. Also resets the per-step bookkeeping of the lists.
+void CrowdSim::build_floor_index() {
     const int64_t n = n_;
-    grid_pts_.resize(static_cast<std::size_t>(2 * n));
-    double* gp = grid_pts_.data();
+    const uint32_t nc = static_cast<uint32_t>(fstart_.size() - 2);  // the others go to "cell" nc
+    // Scratch for the cell of each agent: the lists' storage (built after this).
+    uint32_t* key = reinterpret_cast<uint32_t*>(list_.data());
     const double* po = pos_[0].data();
-    double* pn = pos_[1].data();
-    double* vo = vel_[0].data();
-    double* vn = vel_[1].data();
     const int8_t* state = state_.data();
     const int32_t* level = level_.data();
-    int8_t* stair_end = stair_end_.data();
-    const double park = -(3.0 * grid_cut_ + 1.0);
-    const double stride = level_stride_;
     const double* org = g_.origins.data();
+    const double inv = finv_;
+    const int fnx = fnx_, fny = fny_;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
         const int8_t st = state[i];
         if (st == kCrowdWaiting || st == kCrowdWalking) {
             const int l = level[i];
-            gp[2 * i] = po[2 * i] - org[2 * l] + l * stride;
-            gp[2 * i + 1] = po[2 * i + 1] - org[2 * l + 1];
+            const int cx = floor_axis((po[2 * i] - org[2 * l]) * inv, fnx);
+            const int cy = floor_axis((po[2 * i + 1] - org[2 * l + 1]) * inv, fny);
+            key[i] = static_cast<uint32_t>((static_cast<int64_t>(l) * fny + cy) * fnx + cx);
         } else {
-            gp[2 * i] = park;
-            gp[2 * i + 1] = 0.0;
-            if (st == kCrowdEvacuated &&
-                stair_end[i] == 2) {  // evacuated last substep: make both buffers final
-                pn[2 * i] = po[2 * i];
-                pn[2 * i + 1] = po[2 * i + 1];
-                vo[2 * i] = vo[2 * i + 1] = vn[2 * i] = vn[2 * i + 1] = 0.0;
-                stair_end[i] = -1;
-            }
+            key[i] = nc;
         }
     }
-    grid_.rebuild(gp, n);
+    uint32_t* start = fstart_.data();
+    std::fill(fstart_.begin(), fstart_.end(), 0u);
+    for (int64_t i = 0; i < n; ++i) ++start[key[i] + 1];
+    for (uint32_t c = 1; c <= nc + 1; ++c) start[c] += start[c - 1];
+    int32_t* ids = fids_.data();
+    for (int64_t i = 0; i < n; ++i) ids[start[key[i]]++] = static_cast<int32_t>(i);
+    for (uint32_t c = nc + 1; c > 0; --c) start[c] = start[c - 1];
+    start[0] = 0;
+    joined_.clear();
+    left_floor_ = false;
+}
+
+// The lists of all floor agents from the index (positions at the step start), in index order.
+void CrowdSim::build_lists() {
+    const int64_t nf = fstart_[fstart_.size() - 2];  // floor agents
+    const double reach = cut_ + skin_, reach2 = reach * reach;
+    const double* po = pos_[0].data();
+    const int32_t* level = level_.data();
+    const int32_t* ids = fids_.data();
+    int16_t* lists = list_.data();
+    uint8_t* counts = list_n_.data();
+#pragma omp parallel for schedule(dynamic, 1024)
+    for (int64_t k = 0; k < nf; ++k) {
+        const int64_t i = ids[k];
+        const double x = po[2 * i], y = po[2 * i + 1];
+        int16_t* out = lists + i * kListCap;
+        int c = 0;
+        for_each_floor_run(level[i], x, y, reach, [&](const int32_t* a, const int32_t* b) {
+            for (; a < b; ++a) {
+                const int64_t j = *a;
+                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
+                if (!(dx * dx + dy * dy <= reach2) || j == i || c > kListCap) continue;
+                const int64_t d = j - i;
+                if (c == kListCap || d < INT16_MIN || d > INT16_MAX) {
+                    c = kListCap + 1;
+                } else {
+                    out[c++] = static_cast<int16_t>(d);
+                }
+            }
+        });
+        counts[i] = c > kListCap ? kListOverflow : static_cast<uint8_t>(c);
+    }
+}
+
+// Agent i came off a stair onto a floor in this (not last) substep: it joins the lists of the floor agents
+// that can come within the cut-off before the step ends, and they join its list. (Serial, in the stair
+// phase: positions are the new ones.)
+void CrowdSim::join_lists(int64_t i) {
+    const double* pn = pos_[1].data();
+    const int8_t* state = state_.data();
+    const double reach = cut_ + skin_, reach2 = reach * reach;
+    const int l = level_[i];
+    const double x = pn[2 * i], y = pn[2 * i + 1];
+    list_n_[i] = 0;
+    auto append = [&](int64_t a, int64_t b) {
+        uint8_t& c = list_n_[a];
+        if (c == kListOverflow) return;
+        const int64_t d = b - a;
+        if (c == kListCap || d < INT16_MIN || d > INT16_MAX) {
+            c = kListOverflow;
+        } else {
+            list_[a * kListCap + c++] = static_cast<int16_t>(d);
+        }
+    };
+    auto consider = [&](int64_t j) {
+        if (j == i || level_[j] != l || (state[j] != kCrowdWaiting && state[j] != kCrowdWalking)) return;
+        const double dx = pn[2 * j] - x, dy = pn[2 * j + 1] - y;
+        if (!(dx * dx + dy * dy <= reach2)) return;
+        append(i, j);
+        append(j, i);
+    };
+    // The index holds positions up to a step old (each moved at most nsub_ grid_move_ since).
+    for_each_floor_run(l, x, y, reach + nsub_ * grid_move_, [&](const int32_t* a, const int32_t* b) {
+        for (; a < b; ++a) consider(*a);
+    });
+    for (const int32_t j : joined_) consider(j);  // (i itself is the last of them)
+}
+
+// Agents that left through an exit in the last substep: both buffers get the final position and zero
+// velocity (they are not updated any more).
+void CrowdSim::sync_evacuated() {
+    double* p0 = pos_[0].data();
+    double* p1 = pos_[1].data();
+    double* v0 = vel_[0].data();
+    double* v1 = vel_[1].data();
+    for (const int64_t i : evacuated_) {
+        p1[2 * i] = p0[2 * i];
+        p1[2 * i + 1] = p0[2 * i + 1];
+        v0[2 * i] = v0[2 * i + 1] = v1[2 * i] = v1[2 * i + 1] = 0.0;
+    }
+    evacuated_.clear();
 }
 
 // A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
@@ -451,7 +539,7 @@ bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double
 }
 
 template <CrowdModel M>
-void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last, Scratch& sc,
+void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, Scratch& sc,
                             int64_t& requests) {
     int8_t* state = state_.data();
     int8_t st = state[i];
@@ -460,7 +548,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         // Both buffers hold the same position and a zero velocity: nothing to write until the agent starts.
         if (t + 1e-9 < static_cast<double>(start_time_[i])) return;
         st = kCrowdWalking;
-        state[i] = st;
+        // (Other threads may read it, as a neighbour's state: waiting and walking agents are both on the
+        // floor, so they see either.)
+        __atomic_store_n(&state[i], st, __ATOMIC_RELAXED);
     }
     const double* po = pos_[0].data();
     double* pn = pos_[1].data();
@@ -504,7 +594,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     // started, left a stair or been re-routed) and kept, quantised to int16, for the step's substeps.
     int16_t* dq = dir_.data() + 2 * i;
     const bool first_walk = dq[0] == kNoDir;  // (also after a stair, a re-route or new fields: harmless)
-    if (fresh || first_walk) {
+    if (sub == 0 || first_walk) {
         nav_direction(field_[i], l, x, y, ex, ey);
         dq[0] = static_cast<int16_t>(std::lround(ex * 32767.0));
         dq[1] = static_cast<int16_t>(std::lround(ey * 32767.0));
@@ -547,36 +637,49 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         }
     }
 
-    // Neighbours within the cut-off (level-shifted coordinates keep levels apart).
-    const double* gp = grid_pts_.data();
-    const double cut = grid_cut_, cut2 = cut * cut;
-    int64_t m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
-                                 sc.cand_pts.data());
-    if (m > static_cast<int64_t>(sc.cand.size())) {
-        sc.cand.resize(static_cast<std::size_t>(m + m / 2));
-        sc.cand_pts.resize(2 * sc.cand.size());
-        m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
-                             sc.cand_pts.data());
-    }
-    if (sc.nb.size() < 5 * static_cast<std::size_t>(m)) sc.nb.resize(5 * static_cast<std::size_t>(m));
+    // Neighbours: the floor agents (as at the start of this substep) within the cut-off, from the agent's
+    // list or else from the index (whose positions are `sub` substeps old) and the agents that came off
+    // stairs since it was built. Entries: dx, dy, distance, l_ij = r_i + r_j, j.
+    const double cut2 = cut_ * cut_;
     const float* radius = radius_.data();
-    const double gx = gp[2 * i], gy = gp[2 * i + 1];
-    const double* cp = sc.cand_pts.data();
+    std::size_t nn = 0, cap = sc.nb.size() / 5;
     double* nbw = sc.nb.data();
-    std::size_t nn = 0;
-    // Branch-free compaction: every candidate is written, only those within the cut-off are kept (not itself,
-    // nor a coincident centre, which has no direction).
-    for (int64_t k = 0; k < m; ++k) {
-        const double dx = cp[2 * k] - gx, dy = cp[2 * k + 1] - gy;
+    auto add = [&](int64_t j) {
+        if (nn == cap) {
+            sc.nb.resize(2 * sc.nb.size());
+            nbw = sc.nb.data();
+            cap = sc.nb.size() / 5;
+        }
+        const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
         const double d2 = dx * dx + dy * dy;
-        const int64_t j = sc.cand[k];
-        double* e = nbw + 5 * nn;
+        if (!(d2 <= cut2 && d2 > 0)) return;  // (not itself, nor a coincident centre: no direction)
+        double* e = nbw + 5 * nn++;
         e[0] = dx;
         e[1] = dy;
         e[2] = std::sqrt(d2);
         e[3] = r + radius[j];
         e[4] = static_cast<double>(j);
-        nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
+    };
+    const bool check = left_floor_;  // some listed agents may have left the floors
+    auto on_floor = [&](int64_t j) {
+        return !check || __atomic_load_n(&state[j], __ATOMIC_RELAXED) <= kCrowdWalking;
+    };
+    const uint8_t listed = lists_ ? list_n_[i] : kListOverflow;
+    if (listed != kListOverflow) {
+        const int16_t* li = list_.data() + i * kListCap;
+        for (int c = 0; c < listed; ++c) {
+            const int64_t j = i + li[c];
+            if (on_floor(j)) add(j);
+        }
+    } else {
+        for_each_floor_run(l, x, y, cut_ + sub * grid_move_, [&](const int32_t* a, const int32_t* b) {
+            for (; a < b; ++a) {
+                if (on_floor(*a)) add(*a);
+            }
+        });
+        for (const int32_t j : joined_) {
+            if (level_[j] == l && on_floor(j)) add(j);
+        }
     }
     const double* nb = sc.nb.data();
 
@@ -783,10 +886,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     const int32_t ex_id = static_cast<int32_t>(info >> 2) - 1;
     int16_t* pending = pending_.data();
     if (ex_id >= 0) {
-        state[i] = kCrowdEvacuated;
+        // (The state changes after the substep: until then the agent is a neighbour as at its start.)
+        sc.evacuated.push_back(i);
         exit_index_[i] = ex_id;
         exit_time_[i] = t + h;
-        stair_end_[i] = 2;  // the next grid build copies the final state into both buffers
         pending[i] = -1;
         queue[i] = -1;
         stuck = 0;
@@ -858,18 +961,27 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
 }
 
 template <CrowdModel M>
-void CrowdSim::substep(double t, double h, bool fresh, bool last) {
-    build_grid();
+void CrowdSim::substep(double t, double h, int sub, bool last) {
+    sync_evacuated();
     int64_t requests = 0;
     const int64_t n = n_;
 #pragma omp parallel reduction(+ : requests)
     {
         Scratch& sc = scratch_[thread_num()];
-        // In the grid's storage order (by cell): neighbours, field cells and walls of consecutive agents are
-        // close in memory. The order does not change results (each agent reads the old state only).
-        const int64_t* order = grid_.sorted_ids();
+        sc.evacuated.clear();
+        // In slot order, which reorder keeps close to the index order: neighbours, field cells and walls of
+        // consecutive agents are close in memory. The order does not change results (each agent reads the
+        // old state only).
 #pragma omp for schedule(dynamic, 256)
-        for (int64_t k = 0; k < n; ++k) update_agent<M>(order[k], t, h, fresh, last, sc, requests);
+        for (int64_t i = 0; i < n; ++i) update_agent<M>(i, t, h, sub, last, sc, requests);
+    }
+    int8_t* state = state_.data();
+    for (const Scratch& sc : scratch_) {
+        for (const int64_t i : sc.evacuated) {
+            state[i] = kCrowdEvacuated;
+            evacuated_.push_back(i);
+            left_floor_ = true;
+        }
     }
     if (requests > 0) stair_phase(last);
     std::swap(pos_[0], pos_[1]);
@@ -885,17 +997,19 @@ void CrowdSim::step(int64_t n) {
     const int64_t every =
         std::max<int64_t>(1, std::llround(1.0 / dt_));  // re-sort the slots about once a second
     for (int64_t s = 0; s < n; ++s) {
+        sync_evacuated();
+        build_floor_index();
         if (reorder_pending_ || step_count_ % every == 0) {
-            if (grid_.size() != n_) build_grid();
             reorder();
             reorder_pending_ = false;
         }
+        if (lists_) build_lists();
         for (int k = 0; k < nsub_; ++k) {
             const double t = static_cast<double>(step_count_) * dt_ + k * h;
             if (model_ == CrowdModel::SocialForce) {
-                substep<CrowdModel::SocialForce>(t, h, k == 0, k == nsub_ - 1);
+                substep<CrowdModel::SocialForce>(t, h, k, k == nsub_ - 1);
             } else {
-                substep<CrowdModel::CollisionFreeSpeed>(t, h, k == 0, k == nsub_ - 1);
+                substep<CrowdModel::CollisionFreeSpeed>(t, h, k, k == nsub_ - 1);
             }
         }
         ++step_count_;
