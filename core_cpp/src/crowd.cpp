@@ -237,6 +237,7 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
         throw std::invalid_argument("exit_cells must have the shape of walkable " +
                                     cell_str(L, g_.ny, g_.nx));
     }
+    inv_cell_ = 1.0 / g_.cell_size;
     cell_info_.assign(cells, 0);
     for (std::size_t c = 0; c < cells; ++c) {
         const int32_t e = g_.exit_cells[c];

@@ -427,22 +427,26 @@ void CrowdSim::build_lists() {
     for (int64_t k = 0; k < nf; ++k) {
         const int64_t i = ids[k];
         const double x = po[2 * i], y = po[2 * i + 1];
-        int16_t* out = lists + i * kListCap;
+        // Branch-free collection into a local buffer (one slot of slack: every candidate is written).
+        constexpr int kBuf = 4 * kListCap;
+        int32_t found[kBuf + 1];
         int c = 0;
         for_each_floor_run(level[i], x, y, reach, [&](const int32_t* a, const int32_t* b) {
-            for (; a < b; ++a) {
-                const int64_t j = *a;
+            for (; a < b && c < kBuf; ++a) {
+                const int32_t j = *a;
                 const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
-                if (!(dx * dx + dy * dy <= reach2) || j == i || c > kListCap) continue;
-                const int64_t d = j - i;
-                if (c == kListCap || d < INT16_MIN || d > INT16_MAX) {
-                    c = kListCap + 1;
-                } else {
-                    out[c++] = static_cast<int16_t>(d);
-                }
+                found[c] = j;
+                c += static_cast<int>((dx * dx + dy * dy <= reach2) & (j != i));
             }
         });
-        counts[i] = c > kListCap ? kListOverflow : static_cast<uint8_t>(c);
+        bool fits = c <= kListCap;
+        int16_t* out = lists + i * kListCap;
+        for (int q = 0; q < c && fits; ++q) {
+            const int64_t d = found[q] - i;
+            fits = d >= INT16_MIN && d <= INT16_MAX;
+            out[q] = static_cast<int16_t>(d);
+        }
+        counts[i] = fits ? static_cast<uint8_t>(c) : kListOverflow;
     }
 }
 
@@ -586,6 +590,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     // Walking on a floor.
     const int l = level_[i];
     const double x = po[2 * i], y = po[2 * i + 1];
+    int iy0 = 0, ix0 = 0;
+    locate(x, y, l, iy0, ix0);  // (always inside: floor agents stand in walkable cells)
     int32_t wn = 0;
     const int32_t* wl = wall_list(l, x, y, wn);  // walls near the agent (interaction and move clamp)
     const double r = radius_[i], v0 = v0_[i];
@@ -644,6 +650,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     const float* radius = radius_.data();
     std::size_t nn = 0, cap = sc.nb.size() / 5;
     double* nbw = sc.nb.data();
+    // Branch-free: every candidate is written, only those within the cut-off are kept (not itself, nor a
+    // coincident centre, which has no direction).
     auto add = [&](int64_t j) {
         if (nn == cap) {
             sc.nb.resize(2 * sc.nb.size());
@@ -652,13 +660,13 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
         }
         const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
         const double d2 = dx * dx + dy * dy;
-        if (!(d2 <= cut2 && d2 > 0)) return;  // (not itself, nor a coincident centre: no direction)
-        double* e = nbw + 5 * nn++;
+        double* e = nbw + 5 * nn;
         e[0] = dx;
         e[1] = dy;
         e[2] = std::sqrt(d2);
         e[3] = r + radius[j];
         e[4] = static_cast<double>(j);
+        nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
     };
     const bool check = left_floor_;  // some listed agents may have left the floors
     auto on_floor = [&](int64_t j) {
@@ -684,6 +692,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     const double* nb = sc.nb.data();
 
     double qx = x, qy = y, vx = 0, vy = 0;
+    int iy = iy0, ix = ix0;  // the cell of q, if q_inside
+    bool q_inside = true;
     if constexpr (M == CrowdModel::SocialForce) {
         const double mass = p_.mass;
         const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
@@ -737,10 +747,15 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
         }
         qx = x + h * vx;
         qy = y + h * vy;
-        clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
-        if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
-            vx = (qx - x) / h;
-            vy = (qy - y) / h;
+        // A move within the agent's cell with no wall near is allowed (clamp_move would keep it).
+        q_inside = locate(qx, qy, l, iy, ix);
+        if (!(q_inside && iy == iy0 && ix == ix0 && wn == 0)) {
+            clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
+            if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
+                vx = (qx - x) / h;
+                vy = (qy - y) / h;
+                q_inside = false;  // (q moved: located again below)
+            }
         }
     } else {
         if (has_dir) {
@@ -868,6 +883,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
             qy = y + dy;
             vx = dx / h;
             vy = dy / h;
+            q_inside = false;
         }
     }
     pn[2 * i] = qx;
@@ -877,9 +893,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     // Exit: the centre entered an exit cell. Checked every substep, but only when the agent changed cells
     // (its old cell is no exit, else it would have left), on its first walking substep, and for the stair
     // zone bit.
-    int iy = 0, ix = 0, iy0 = 0, ix0 = 0;
-    locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
-    locate(x, y, l, iy0, ix0);
+    if (!q_inside) locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
     const std::size_t cell = flat(l, iy, ix);
     const bool look = last || first_walk || iy != iy0 || ix != ix0;
     const uint16_t info = look ? cell_info_[cell] : uint16_t(kWalkBit);

@@ -203,9 +203,11 @@ class CrowdSim {
         return (static_cast<std::size_t>(level) * g_.ny + iy) * g_.nx + ix;
     }
     // The cell containing (x, y) on a level (DistanceField's convention, borders x0 + i * h as float64).
+    // (u, v are only a first guess, corrected to the float64 borders below: the multiplication by the inverse
+    // cell size gives the same cells as a division.)
     bool locate(double x, double y, int level, int& iy, int& ix) const {
         const double x0 = g_.origins[2 * level], y0 = g_.origins[2 * level + 1], h = g_.cell_size;
-        const double u = (x - x0) / h, v = (y - y0) / h;
+        const double u = (x - x0) * inv_cell_, v = (y - y0) * inv_cell_;
         if (!(u > -2.0 && u < g_.nx + 2.0 && v > -2.0 && v < g_.ny + 2.0)) return false;  // also NaN
         int i = static_cast<int>(std::floor(u)), j = static_cast<int>(std::floor(v));
         if (x0 + (i + 1) * h <= x) {
@@ -250,6 +252,7 @@ class CrowdSim {
     double cone_cos_ = 0;
     DistanceField nav_;  // the walkable raster; computes per-cell descent directions of the fields
     std::vector<Stair> stairs_;
+    double inv_cell_ = 1;  // 1 / cell_size
     // Per cell (levels, ny, nx): bit 0 walkable, bit 1 in the entry zone of a stair end, bits 2-15 exit index
     // + 1.
     static constexpr uint16_t kWalkBit = 1, kZoneBit = 2;
