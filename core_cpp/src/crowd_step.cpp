@@ -85,18 +85,6 @@ inline double orient(double ax, double ay, double bx, double by, double cx, doub
 // ---------------------------------------------------------------------------------------------------------------
 // Geometry shared by the models.
 
-const int32_t* CrowdSim::wall_list(int level, double x, double y, int32_t& count) const {
-    count = 0;
-    if (bin_offsets_.empty()) return nullptr;
-    const double bs = bin_cells_ * g_.cell_size;
-    const double u = (x - g_.origins[2 * level]) / bs, v = (y - g_.origins[2 * level + 1]) / bs;
-    const int bx = std::clamp(static_cast<int>(std::floor(u)), 0, nbx_ - 1);
-    const int by = std::clamp(static_cast<int>(std::floor(v)), 0, nby_ - 1);
-    const std::size_t b = (static_cast<std::size_t>(level) * nby_ + by) * nbx_ + bx;
-    count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
-    return bin_walls_.data() + bin_offsets_[b];
-}
-
 void CrowdSim::ensure_wall_bins(double radius) {
     if (radius <= wall_radius_) return;
     const int L = g_.levels;
@@ -302,8 +290,15 @@ void CrowdSim::for_each_wall(const int32_t* ids, int32_t cnt, double x, double y
     if (cnt == 0) return;
     auto& hits = sc.hits;
     hits.clear();
+    // (A wall whose bounding box is farther than the cut-off along x or y, with a margin far above rounding,
+    // is out of reach: skipped without computing its closest point.)
+    const double far = cutoff * (1.0 + 1e-9) + 1e-9;
     for (int32_t k = 0; k < cnt; ++k) {
-        const Closest c = closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]), x, y);
+        const double* s = g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]);
+        const double gx = std::max(std::min(s[0], s[2]) - x, x - std::max(s[0], s[2]));
+        const double gy = std::max(std::min(s[1], s[3]) - y, y - std::max(s[1], s[3]));
+        if (gx > far || gy > far) continue;
+        const Closest c = closest_point(s, x, y);
         if (c.d <= cutoff) hits.push_back({c.cx, c.cy, c.d, ids[k], c.end});
     }
     const std::size_t m = hits.size();
@@ -974,6 +969,25 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     }
 }
 
+// Cache hints for an agent processed a little later: the raster cells around it (its navigation field's
+// directions at the first substep of a step, and the cell flags every substep), which are spread over large
+// arrays. Only a hint: results do not depend on it.
+void CrowdSim::prefetch_agent(int64_t i, bool field) const {
+    const int8_t st = state_[i];
+    if ((st != kCrowdWalking && st != kCrowdWaiting) || g_.ny < 3) return;
+    const int l = level_[i];
+    const double u = (pos_[0][2 * i] - g_.origins[2 * l]) * inv_cell_;
+    const double v = (pos_[0][2 * i + 1] - g_.origins[2 * l + 1]) * inv_cell_;
+    const int ix = std::clamp(static_cast<int>(u), 0, g_.nx - 1);
+    const int iy = std::clamp(static_cast<int>(v), 1, g_.ny - 2);
+    const std::size_t c = flat(l, iy, ix);
+    for (int d = -1; d <= 1; ++d) {
+        const std::size_t cd = c + static_cast<std::ptrdiff_t>(d) * g_.nx;
+        __builtin_prefetch(cell_info_.data() + cd);
+        if (field && !fields_.empty()) __builtin_prefetch(fields_[field_[i]].data() + 2 * cd);
+    }
+}
+
 template <CrowdModel M>
 void CrowdSim::substep(double t, double h, int sub, bool last) {
     sync_evacuated();
@@ -987,7 +1001,10 @@ void CrowdSim::substep(double t, double h, int sub, bool last) {
         // consecutive agents are close in memory. The order does not change results (each agent reads the
         // old state only).
 #pragma omp for schedule(dynamic, 256)
-        for (int64_t i = 0; i < n; ++i) update_agent<M>(i, t, h, sub, last, sc, requests);
+        for (int64_t i = 0; i < n; ++i) {
+            if (i + kAhead < n) prefetch_agent(i + kAhead, sub == 0);
+            update_agent<M>(i, t, h, sub, last, sc, requests);
+        }
     }
     int8_t* state = state_.data();
     for (const Scratch& sc : scratch_) {

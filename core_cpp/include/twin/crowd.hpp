@@ -169,6 +169,8 @@ class CrowdSim {
     void stair_phase(bool entries);
     bool deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
                     const double* nb, std::size_t nn) const;
+    static constexpr int64_t kAhead = 6;  // agents to look ahead for cache hints
+    void prefetch_agent(int64_t i, bool field) const;
     void build_floor_index();
     void build_lists();
     void sync_evacuated();
@@ -240,7 +242,18 @@ class CrowdSim {
     template <typename Emit>
     void for_each_wall(const int32_t* walls, int32_t n_walls, double x, double y, double cutoff, Scratch& sc,
                        Emit&& emit) const;
-    const int32_t* wall_list(int level, double x, double y, int32_t& count) const;
+    // The walls near (x, y) on a level: those listed for its bin (see ensure_wall_bins).
+    const int32_t* wall_list(int level, double x, double y, int32_t& count) const {
+        count = 0;
+        if (bin_offsets_.empty()) return nullptr;
+        const double bs = bin_cells_ * g_.cell_size;
+        const double u = (x - g_.origins[2 * level]) / bs, v = (y - g_.origins[2 * level + 1]) / bs;
+        const int bx = std::clamp(static_cast<int>(std::floor(u)), 0, nbx_ - 1);
+        const int by = std::clamp(static_cast<int>(std::floor(v)), 0, nby_ - 1);
+        const std::size_t b = (static_cast<std::size_t>(level) * nby_ + by) * nbx_ + bx;
+        count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
+        return bin_walls_.data() + bin_offsets_[b];
+    }
 
     CrowdModel model_;
     double dt_;
