@@ -377,7 +377,7 @@ void CrowdSim::ensure_ready() {
 void CrowdSim::build_floor_index() {
     const int64_t n = n_;
     const uint32_t nc = static_cast<uint32_t>(fstart_.size() - 2);  // the others go to "cell" nc
-    // Scratch for the cell of each agent: the lists' storage (built after this).
+    // Scratch for the cell of each agent: the lists' storage (rebuilt at the step's first substep).
     uint32_t* key = reinterpret_cast<uint32_t*>(list_.data());
     const double* po = pos_[0].data();
     const int8_t* state = state_.data();
@@ -385,21 +385,22 @@ void CrowdSim::build_floor_index() {
     const double* org = g_.origins.data();
     const double inv = finv_;
     const int fnx = fnx_, fny = fny_;
-#pragma omp parallel for schedule(static)
+    uint32_t* start = fstart_.data();
+    std::fill(fstart_.begin(), fstart_.end(), 0u);
+    // (Serial: a few nanoseconds per agent, and no extra meeting point of the threads, which costs more than
+    // that when the machine is shared.)
     for (int64_t i = 0; i < n; ++i) {
         const int8_t st = state[i];
+        uint32_t c = nc;
         if (st == kCrowdWaiting || st == kCrowdWalking) {
             const int l = level[i];
             const int cx = floor_axis((po[2 * i] - org[2 * l]) * inv, fnx);
             const int cy = floor_axis((po[2 * i + 1] - org[2 * l + 1]) * inv, fny);
-            key[i] = static_cast<uint32_t>((static_cast<int64_t>(l) * fny + cy) * fnx + cx);
-        } else {
-            key[i] = nc;
+            c = static_cast<uint32_t>((static_cast<int64_t>(l) * fny + cy) * fnx + cx);
         }
+        key[i] = c;
+        ++start[c + 1];
     }
-    uint32_t* start = fstart_.data();
-    std::fill(fstart_.begin(), fstart_.end(), 0u);
-    for (int64_t i = 0; i < n; ++i) ++start[key[i] + 1];
     for (uint32_t c = 1; c <= nc + 1; ++c) start[c] += start[c - 1];
     int32_t* ids = fids_.data();
     for (int64_t i = 0; i < n; ++i) ids[start[key[i]]++] = static_cast<int32_t>(i);
@@ -407,42 +408,6 @@ void CrowdSim::build_floor_index() {
     start[0] = 0;
     joined_.clear();
     left_floor_ = false;
-}
-
-// The lists of all floor agents from the index (positions at the step start), in index order.
-void CrowdSim::build_lists() {
-    const int64_t nf = fstart_[fstart_.size() - 2];  // floor agents
-    const double reach = cut_ + skin_, reach2 = reach * reach;
-    const double* po = pos_[0].data();
-    const int32_t* level = level_.data();
-    const int32_t* ids = fids_.data();
-    int16_t* lists = list_.data();
-    uint8_t* counts = list_n_.data();
-#pragma omp parallel for schedule(dynamic, 1024)
-    for (int64_t k = 0; k < nf; ++k) {
-        const int64_t i = ids[k];
-        const double x = po[2 * i], y = po[2 * i + 1];
-        // Branch-free collection into a local buffer (one slot of slack: every candidate is written).
-        constexpr int kBuf = 4 * kListCap;
-        int32_t found[kBuf + 1];
-        int c = 0;
-        for_each_floor_run(level[i], x, y, reach, [&](const int32_t* a, const int32_t* b) {
-            for (; a < b && c < kBuf; ++a) {
-                const int32_t j = *a;
-                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
-                found[c] = j;
-                c += static_cast<int>((dx * dx + dy * dy <= reach2) & (j != i));
-            }
-        });
-        bool fits = c <= kListCap;
-        int16_t* out = lists + i * kListCap;
-        for (int q = 0; q < c && fits; ++q) {
-            const int64_t d = found[q] - i;
-            fits = d >= INT16_MIN && d <= INT16_MAX;
-            out[q] = static_cast<int16_t>(d);
-        }
-        counts[i] = fits ? static_cast<uint8_t>(c) : kListOverflow;
-    }
 }
 
 // Agent i came off a stair onto a floor in this (not last) substep: it joins the lists of the floor agents
@@ -545,7 +510,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     if (st == kCrowdEvacuated) return;
     if (st == kCrowdWaiting) {
         // Both buffers hold the same position and a zero velocity: nothing to write until the agent starts.
-        if (t + 1e-9 < static_cast<double>(start_time_[i])) return;
+        if (t + 1e-9 < static_cast<double>(start_time_[i])) {
+            if (sub == 0) list_n_[i] = kListOverflow;  // (no list: if it starts within the step, it queries)
+            return;
+        }
         st = kCrowdWalking;
         // (Other threads may read it, as a neighbour's state: waiting and walking agents are both on the
         // floor, so they see either.)
@@ -667,8 +635,44 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     auto on_floor = [&](int64_t j) {
         return !check || __atomic_load_n(&state[j], __ATOMIC_RELAXED) <= kCrowdWalking;
     };
-    const uint8_t listed = lists_ ? list_n_[i] : kListOverflow;
-    if (listed != kListOverflow) {
+    const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
+    if (lists_ && sub == 0) {
+        // First substep: the agent's list from the index (built from the positions now), which also yields
+        // this substep's neighbours (branch-free collection: slot kBuf takes what does not fit).
+        const double reach = cut_ + skin_, reach2 = reach * reach;
+        constexpr int kBuf = 4 * kListCap;
+        int32_t found[kBuf + 1];
+        int c = 0;
+        for_each_floor_run(l, x, y, reach, [&](const int32_t* a, const int32_t* b) {
+            for (; a < b; ++a) {
+                const int32_t j = *a;
+                if (nn == cap) {
+                    sc.nb.resize(2 * sc.nb.size());
+                    nbw = sc.nb.data();
+                    cap = sc.nb.size() / 5;
+                }
+                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
+                const double d2 = dx * dx + dy * dy;
+                found[std::min(c, kBuf)] = j;
+                c += static_cast<int>((d2 <= reach2) & (j != i));
+                double* e = nbw + 5 * nn;
+                e[0] = dx;
+                e[1] = dy;
+                e[2] = std::sqrt(d2);
+                e[3] = r + radius[j];
+                e[4] = static_cast<double>(j);
+                nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
+            }
+        });
+        bool fits = c <= kListCap;
+        int16_t* out = list_.data() + i * kListCap;
+        for (int q = 0; q < c && fits; ++q) {
+            const int64_t d = found[q] - i;
+            fits = d >= INT16_MIN && d <= INT16_MAX;
+            out[q] = static_cast<int16_t>(d);
+        }
+        list_n_[i] = fits ? static_cast<uint8_t>(c) : kListOverflow;
+    } else if (listed != kListOverflow) {
         const int16_t* li = list_.data() + i * kListCap;
         for (int c = 0; c < listed; ++c) {
             const int64_t j = i + li[c];
@@ -1034,7 +1038,6 @@ void CrowdSim::step(int64_t n) {
             reorder();
             reorder_pending_ = false;
         }
-        if (lists_) build_lists();
         for (int k = 0; k < nsub_; ++k) {
             const double t = static_cast<double>(step_count_) * dt_ + k * h;
             if (model_ == CrowdModel::SocialForce) {

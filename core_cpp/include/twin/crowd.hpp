@@ -155,7 +155,8 @@ class CrowdSim {
         int32_t seg;
         bool end;  // the closest point is an end point of the segment
     };
-    struct Scratch {
+    // (Each on its own cache lines: the threads update their vectors' ends all the time.)
+    struct alignas(128) Scratch {
         std::vector<double> nb;  // per neighbour: dx, dy, dist, l, j
         std::vector<WallHit> hits;
         std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
@@ -172,7 +173,6 @@ class CrowdSim {
     static constexpr int64_t kAhead = 6;  // agents to look ahead for cache hints
     void prefetch_agent(int64_t i, bool field) const;
     void build_floor_index();
-    void build_lists();
     void sync_evacuated();
     void join_lists(int64_t i);
     void ensure_wall_bins(double radius);
