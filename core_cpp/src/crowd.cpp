@@ -275,6 +275,10 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
     bin_cells_ = std::max(1, static_cast<int>(std::lround(1.0 / g_.cell_size)));
     nbx_ = (g_.nx + bin_cells_ - 1) / bin_cells_;
     nby_ = (g_.ny + bin_cells_ - 1) / bin_cells_;
+    bin_of_col_.resize(g_.nx);
+    bin_of_row_.resize(g_.ny);
+    for (int ix = 0; ix < g_.nx; ++ix) bin_of_col_[ix] = ix / bin_cells_;
+    for (int iy = 0; iy < g_.ny; ++iy) bin_of_row_[iy] = iy / bin_cells_;
 
     // Stairs.
     const int64_t ns = static_cast<int64_t>(g_.stairs.size() / 8);

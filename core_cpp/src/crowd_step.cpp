@@ -556,7 +556,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     int iy0 = 0, ix0 = 0;
     locate(x, y, l, iy0, ix0);  // (always inside: floor agents stand in walkable cells)
     int32_t wn = 0;
-    const int32_t* wl = wall_list(l, x, y, wn);  // walls near the agent (interaction and move clamp)
+    const int32_t* wl = wall_list_cell(l, iy0, ix0, wn);  // walls near the agent (interaction, move clamp)
     const double r = radius_[i], v0 = v0_[i];
     double ex, ey;
     // The desired direction is sampled once per step (at its first substep, or when the agent has just
@@ -746,14 +746,17 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
         }
         qx = x + h * vx;
         qy = y + h * vy;
-        // A move within the agent's cell with no wall near is allowed (clamp_move would keep it).
-        q_inside = locate(qx, qy, l, iy, ix);
-        if (!(q_inside && iy == iy0 && ix == ix0 && wn == 0)) {
+        // A move within the agent's cell with no wall near is allowed (clamp_move would keep it). (The cell's
+        // float64 borders as in locate.)
+        const double h0 = g_.cell_size, cx0 = g_.origins[2 * l], cy0 = g_.origins[2 * l + 1];
+        const bool same = cx0 + ix0 * h0 <= qx && qx < cx0 + (ix0 + 1) * h0 && cy0 + iy0 * h0 <= qy &&
+                          qy < cy0 + (iy0 + 1) * h0;
+        if (!(same && wn == 0)) {
+            q_inside = false;
             clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
             if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
                 vx = (qx - x) / h;
                 vy = (qy - y) / h;
-                q_inside = false;  // (q moved: located again below)
             }
         }
     } else {
@@ -1006,7 +1009,7 @@ void CrowdSim::substep(double t, double h, int sub, bool last) {
         // old state only).
 #pragma omp for schedule(dynamic, 256)
         for (int64_t i = 0; i < n; ++i) {
-            if (i + kAhead < n) prefetch_agent(i + kAhead, sub == 0);
+            if (sub == 0 && i + kAhead < n) prefetch_agent(i + kAhead, true);
             update_agent<M>(i, t, h, sub, last, sc, requests);
         }
     }

@@ -242,6 +242,17 @@ class CrowdSim {
     template <typename Emit>
     void for_each_wall(const int32_t* walls, int32_t n_walls, double x, double y, double cutoff, Scratch& sc,
                        Emit&& emit) const;
+    // The walls near the raster cell (iy, ix) of a level: those listed for the bin holding it. (The same
+    // walls, in the same order, matter as in wall_list for any point of the cell: bins list, sorted by id,
+    // every wall within a radius of any point of the bin.)
+    const int32_t* wall_list_cell(int level, int iy, int ix, int32_t& count) const {
+        count = 0;
+        if (bin_offsets_.empty()) return nullptr;
+        const std::size_t b =
+            (static_cast<std::size_t>(level) * nby_ + bin_of_row_[iy]) * nbx_ + bin_of_col_[ix];
+        count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
+        return bin_walls_.data() + bin_offsets_[b];
+    }
     // The walls near (x, y) on a level: those listed for its bin (see ensure_wall_bins).
     const int32_t* wall_list(int level, double x, double y, int32_t& count) const {
         count = 0;
@@ -282,6 +293,7 @@ class CrowdSim {
     std::unique_ptr<SegmentIndex2D> wall_index_;
     int bin_cells_ = 5, nbx_ = 0, nby_ = 0;
     double wall_radius_ = -1;
+    std::vector<int32_t> bin_of_col_, bin_of_row_;  // (nx,), (ny,): bin of each raster column and row
     std::vector<int64_t> bin_offsets_;
     std::vector<int32_t> bin_walls_;
 
