@@ -15,6 +15,13 @@
 // come from a counter-based hash of (seed, agent id, counter), and the serial phases (stairs) run in a fixed
 // order, so results are bitwise identical for any number of threads.
 //
+// Neighbours: a cell index of the agents on floors is rebuilt at every step. When a step has several substeps
+// (the social force model's 0.01 s), each agent lists, at the step's first substep, the agents within the
+// interaction cut-off plus twice the distance an agent can move within the step (Verlet lists; at most 16, as
+// 16-bit slot offsets), and the later substeps filter that list by the cut-off: the same neighbours as a
+// fresh query, in a fixed order. Agents coming off a stair within a step are added to the lists around them;
+// an agent whose list does not fit queries the index every substep.
+//
 // Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
 #pragma once
 
