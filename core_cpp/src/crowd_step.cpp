@@ -51,6 +51,14 @@ inline double uniform01(uint64_t seed, uint64_t id, uint64_t counter) {
     return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+// std::lround for |v| < 2^31 without the library call: the nearest integer, halves away from zero (v -
+// trunc(v) is exact).
+inline long round_half_away(double v) {
+    const long t = static_cast<long>(v);
+    const double f = v - static_cast<double>(t);
+    return t + (f >= 0.5 ? 1 : 0) - (f <= -0.5 ? 1 : 0);
+}
+
 // |(x, y)| without hypot's overflow care (agent coordinates are small): several times faster.
 inline double norm2(double x, double y) { return std::sqrt(x * x + y * y); }
 
@@ -334,6 +342,7 @@ void CrowdSim::ensure_ready() {
     for (Scratch& sc : scratch_) {
         if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
+        sc.pre.resize(kBlock);
     }
     const double h = dt_ / nsub_;
     double cut, wall_reach;
@@ -502,8 +511,39 @@ bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double
     return bx * ex + by * ey < 0.5;  // more than 60 degrees apart: crossing or opposing ways
 }
 
+// The start of update_agent for a floor agent: its cell and its desired direction for this substep (sampled
+// from its field at the step's first substep, or when it has just started, left a stair or been re-routed,
+// and kept, quantised to int16, for the step's substeps). Run for a block of agents before their updates: the
+// agents are independent, so their chains of divisions and cache misses overlap. Reads the old state only.
+void CrowdSim::prepare_agent(int64_t i, double t, int sub, Pre& p) {
+    const int8_t st = state_[i];
+    p.walking =
+        st == kCrowdWalking || (st == kCrowdWaiting && !(t + 1e-9 < static_cast<double>(start_time_[i])));
+    if (!p.walking) return;
+    const int l = level_[i];
+    const double x = pos_[0][2 * i], y = pos_[0][2 * i + 1];
+    locate(x, y, l, p.iy, p.ix);  // (always inside: floor agents stand in walkable cells)
+    int16_t* dq = dir_.data() + 2 * i;
+    p.first_walk = dq[0] == kNoDir;  // (also after a stair, a re-route or new fields: harmless)
+    double ex, ey;
+    if (sub == 0 || p.first_walk) {
+        nav_direction(field_[i], l, x, y, ex, ey);
+        dq[0] = static_cast<int16_t>(round_half_away(ex * 32767.0));
+        dq[1] = static_cast<int16_t>(round_half_away(ey * 32767.0));
+    }
+    ex = dq[0] / 32767.0;
+    ey = dq[1] / 32767.0;
+    if (ex != 0 || ey != 0) {
+        const double en = norm2(ex, ey);
+        ex /= en;
+        ey /= en;
+    }
+    p.ex = ex;
+    p.ey = ey;
+}
+
 template <CrowdModel M>
-void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, Scratch& sc,
+void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc,
                             int64_t& requests) {
     int8_t* state = state_.data();
     int8_t st = state[i];
@@ -553,28 +593,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     // Walking on a floor.
     const int l = level_[i];
     const double x = po[2 * i], y = po[2 * i + 1];
-    int iy0 = 0, ix0 = 0;
-    locate(x, y, l, iy0, ix0);  // (always inside: floor agents stand in walkable cells)
+    const int iy0 = pre.iy, ix0 = pre.ix;  // its cell
     int32_t wn = 0;
     const int32_t* wl = wall_list_cell(l, iy0, ix0, wn);  // walls near the agent (interaction, move clamp)
     const double r = radius_[i], v0 = v0_[i];
-    double ex, ey;
-    // The desired direction is sampled once per step (at its first substep, or when the agent has just
-    // started, left a stair or been re-routed) and kept, quantised to int16, for the step's substeps.
-    int16_t* dq = dir_.data() + 2 * i;
-    const bool first_walk = dq[0] == kNoDir;  // (also after a stair, a re-route or new fields: harmless)
-    if (sub == 0 || first_walk) {
-        nav_direction(field_[i], l, x, y, ex, ey);
-        dq[0] = static_cast<int16_t>(std::lround(ex * 32767.0));
-        dq[1] = static_cast<int16_t>(std::lround(ey * 32767.0));
-    }
-    ex = dq[0] / 32767.0;
-    ey = dq[1] / 32767.0;
-    if (ex != 0 || ey != 0) {
-        const double en = norm2(ex, ey);
-        ex /= en;
-        ey /= en;
-    }
+    double ex = pre.ex, ey = pre.ey;
+    const bool first_walk = pre.first_walk;
     const bool has_dir = ex != 0 || ey != 0;
     float& stuck = stuck_[i];
     float& ema = progress_[i];
@@ -637,8 +661,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
     };
     const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
     if (lists_ && sub == 0) {
-        // First substep: the agent's list from the index (built from the positions now), which also yields
-        // this substep's neighbours (branch-free collection: slot kBuf takes what does not fit).
+        // First substep: the agent's list from the index (built from the positions now), then this substep's
+        // neighbours from the list (branch-free collection: slot kBuf takes what does not fit; if anything
+        // did not, from the index again).
         const double reach = cut_ + skin_, reach2 = reach * reach;
         constexpr int kBuf = 4 * kListCap;
         int32_t found[kBuf + 1];
@@ -646,24 +671,18 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, S
         for_each_floor_run(l, x, y, reach, [&](const int32_t* a, const int32_t* b) {
             for (; a < b; ++a) {
                 const int32_t j = *a;
-                if (nn == cap) {
-                    sc.nb.resize(2 * sc.nb.size());
-                    nbw = sc.nb.data();
-                    cap = sc.nb.size() / 5;
-                }
                 const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
-                const double d2 = dx * dx + dy * dy;
                 found[std::min(c, kBuf)] = j;
-                c += static_cast<int>((d2 <= reach2) & (j != i));
-                double* e = nbw + 5 * nn;
-                e[0] = dx;
-                e[1] = dy;
-                e[2] = std::sqrt(d2);
-                e[3] = r + radius[j];
-                e[4] = static_cast<double>(j);
-                nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
+                c += static_cast<int>((dx * dx + dy * dy <= reach2) & (j != i));
             }
         });
+        if (c <= kBuf) {
+            for (int q = 0; q < c; ++q) add(found[q]);
+        } else {
+            for_each_floor_run(l, x, y, cut_, [&](const int32_t* a, const int32_t* b) {
+                for (; a < b; ++a) add(*a);
+            });
+        }
         bool fits = c <= kListCap;
         int16_t* out = list_.data() + i * kListCap;
         for (int q = 0; q < c && fits; ++q) {
@@ -1007,10 +1026,16 @@ void CrowdSim::substep(double t, double h, int sub, bool last) {
         // In slot order, which reorder keeps close to the index order: neighbours, field cells and walls of
         // consecutive agents are close in memory. The order does not change results (each agent reads the
         // old state only).
-#pragma omp for schedule(dynamic, 256)
-        for (int64_t i = 0; i < n; ++i) {
-            if (sub == 0 && i + kAhead < n) prefetch_agent(i + kAhead, true);
-            update_agent<M>(i, t, h, sub, last, sc, requests);
+        const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t i0 = b * kBlock, i1 = std::min(n, i0 + kBlock);
+            for (int64_t i = i0; i < i1; ++i) {
+                if ((sub == 0 || last) && i + kAhead < n) prefetch_agent(i + kAhead, sub == 0);
+                prepare_agent(i, t, sub, sc.pre[i - i0]);
+            }
+            for (int64_t i = i0; i < i1; ++i)
+                update_agent<M>(i, t, h, sub, last, sc.pre[i - i0], sc, requests);
         }
     }
     int8_t* state = state_.data();

@@ -162,18 +162,29 @@ class CrowdSim {
         int32_t seg;
         bool end;  // the closest point is an end point of the segment
     };
+    // The first values of a floor agent's update (see prepare_agent).
+    struct Pre {
+        double ex, ey;    // desired direction (unit, or 0 without one)
+        int iy, ix;       // raster cell
+        bool walking;     // a floor agent that moves in this substep
+        bool first_walk;  // its direction was unset
+    };
     // (Each on its own cache lines: the threads update their vectors' ends all the time.)
     struct alignas(128) Scratch {
         std::vector<double> nb;  // per neighbour: dx, dy, dist, l, j
         std::vector<WallHit> hits;
         std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
+        std::vector<Pre> pre;            // (kBlock,) for the block of agents being updated
     };
 
   private:
     template <CrowdModel M>
     void substep(double t, double h, int k, bool last);
     template <CrowdModel M>
-    void update_agent(int64_t i, double t, double h, int k, bool last, Scratch& sc, int64_t& requests);
+    void update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc,
+                      int64_t& requests);
+    void prepare_agent(int64_t i, double t, int sub, Pre& p);
+    static constexpr int64_t kBlock = 32;  // agents prepared together
     void stair_phase(bool entries);
     bool deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
                     const double* nb, std::size_t nn) const;
