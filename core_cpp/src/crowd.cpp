@@ -377,14 +377,17 @@ void CrowdSim::grow(int64_t n) {
 
 namespace {
 
-// col[k] = old col[order[k]] for rows of `width` values; `scratch` holds at least n rows.
+// col[k] = old col[order[k]] for rows of `width` values; `scratch` holds at least n rows. Call from every
+// thread of a parallel region (work-shared loops).
 template <typename T>
 void permute(std::vector<T>& col, int width, const int32_t* order, int64_t n, void* scratch) {
-    if (n <= 0) return;
     const std::size_t row = sizeof(T) * static_cast<std::size_t>(width);
     T* tmp = static_cast<T*>(scratch);
-    for (int64_t k = 0; k < n; ++k) std::memcpy(tmp + k * width, col.data() + order[k] * width, row);
-    std::memcpy(col.data(), tmp, row * static_cast<std::size_t>(n));
+    T* c = col.data();
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < n; ++k) std::memcpy(tmp + k * width, c + order[k] * width, row);
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < n; ++k) std::memcpy(c + k * width, tmp + k * width, row);
 }
 
 }  // namespace
@@ -399,22 +402,28 @@ void CrowdSim::reorder() {
     // The lists' storage is the scratch (kListCap * 2 >= 16 bytes per agent): they are rebuilt after this.
     static_assert(kListCap * sizeof(int16_t) >= 2 * sizeof(double), "reorder needs 16 bytes per agent");
     void* s = list_.data();
-    for (int b = 0; b < 2; ++b) {
-        permute(pos_[b], 2, order, n, s);
-        permute(vel_[b], 2, order, n, s);
+#pragma omp parallel
+    {
+        for (int b = 0; b < 2; ++b) {
+            permute(pos_[b], 2, order, n, s);
+            permute(vel_[b], 2, order, n, s);
+        }
+        permute(dir_, 2, order, n, s);
+        permute(exit_time_, 1, order, n, s);
+        for (auto* v :
+             {&z_, &start_time_, &v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
+            permute(*v, 1, order, n, s);
+        for (auto* v : {&level_, &field_, &exit_index_, &stair_index_, &queue_since_, &unstick_, &id_of_})
+            permute(*v, 1, order, n, s);
+        permute(pending_, 1, order, n, s);
+        permute(state_, 1, order, n, s);
+        permute(stair_end_, 1, order, n, s);
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < n; ++k) {
+            slot_of_[id_of_[k]] = static_cast<int32_t>(k);
+            fids_[k] = static_cast<int32_t>(k);
+        }
     }
-    permute(dir_, 2, order, n, s);
-    permute(exit_time_, 1, order, n, s);
-    for (auto* v :
-         {&z_, &start_time_, &v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
-        permute(*v, 1, order, n, s);
-    for (auto* v : {&level_, &field_, &exit_index_, &stair_index_, &queue_since_, &unstick_, &id_of_})
-        permute(*v, 1, order, n, s);
-    permute(pending_, 1, order, n, s);
-    permute(state_, 1, order, n, s);
-    permute(stair_end_, 1, order, n, s);
-    for (int64_t k = 0; k < n; ++k) slot_of_[id_of_[k]] = static_cast<int32_t>(k);
-    for (int64_t k = 0; k < n; ++k) fids_[k] = static_cast<int32_t>(k);
 }
 
 void CrowdSim::read(CrowdArray what, void* out) const {
@@ -643,7 +652,7 @@ void CrowdSim::stair_phase(bool entries) {
     const float* radius = radius_.data();
 
     order_.clear();
-    for (int64_t i = 0; i < n_; ++i) {
+    for (const int64_t i : stair_req_) {
         if (state[i] == kCrowdOnStair && queue[i] >= 0) order_.emplace_back(queue[i], id_of_[i]);
     }
     std::sort(order_.begin(), order_.end());
@@ -700,7 +709,7 @@ void CrowdSim::stair_phase(bool entries) {
 
     if (!entries) return;  // (entry requests are made after a step's last substep)
     order_.clear();
-    for (int64_t i = 0; i < n_; ++i) {
+    for (const int64_t i : stair_req_) {
         if (state[i] == kCrowdWalking && pending[i] >= 0) order_.emplace_back(queue[i], id_of_[i]);
     }
     std::sort(order_.begin(), order_.end());

@@ -543,8 +543,7 @@ void CrowdSim::prepare_agent(int64_t i, double t, int sub, Pre& p) {
 }
 
 template <CrowdModel M>
-void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc,
-                            int64_t& requests) {
+void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc) {
     int8_t* state = state_.data();
     int8_t st = state[i];
     if (st == kCrowdEvacuated) return;
@@ -575,7 +574,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         if (s >= S.length) {
             s = S.length;
             if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
-            ++requests;
+            sc.stair.push_back(i);
         }
         stair_s_[i] = static_cast<float>(s);
         const double f = s / S.length, off = stair_off_[i];
@@ -958,7 +957,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     pending[i] = static_cast<int16_t>(req);
     if (req >= 0) {
         if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
-        ++requests;
+        sc.stair.push_back(i);
     } else {
         queue[i] = -1;
     }
@@ -1017,12 +1016,12 @@ void CrowdSim::prefetch_agent(int64_t i, bool field) const {
 template <CrowdModel M>
 void CrowdSim::substep(double t, double h, int sub, bool last) {
     sync_evacuated();
-    int64_t requests = 0;
     const int64_t n = n_;
-#pragma omp parallel reduction(+ : requests)
+#pragma omp parallel
     {
         Scratch& sc = scratch_[thread_num()];
         sc.evacuated.clear();
+        sc.stair.clear();
         // In slot order, which reorder keeps close to the index order: neighbours, field cells and walls of
         // consecutive agents are close in memory. The order does not change results (each agent reads the
         // old state only).
@@ -1034,19 +1033,20 @@ void CrowdSim::substep(double t, double h, int sub, bool last) {
                 if ((sub == 0 || last) && i + kAhead < n) prefetch_agent(i + kAhead, sub == 0);
                 prepare_agent(i, t, sub, sc.pre[i - i0]);
             }
-            for (int64_t i = i0; i < i1; ++i)
-                update_agent<M>(i, t, h, sub, last, sc.pre[i - i0], sc, requests);
+            for (int64_t i = i0; i < i1; ++i) update_agent<M>(i, t, h, sub, last, sc.pre[i - i0], sc);
         }
     }
     int8_t* state = state_.data();
+    stair_req_.clear();
     for (const Scratch& sc : scratch_) {
         for (const int64_t i : sc.evacuated) {
             state[i] = kCrowdEvacuated;
             evacuated_.push_back(i);
             left_floor_ = true;
         }
+        stair_req_.insert(stair_req_.end(), sc.stair.begin(), sc.stair.end());
     }
-    if (requests > 0) stair_phase(last);
+    if (!stair_req_.empty()) stair_phase(last);
     std::swap(pos_[0], pos_[1]);
     std::swap(vel_[0], vel_[1]);
     ++substep_count_;

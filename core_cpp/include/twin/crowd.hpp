@@ -174,6 +174,7 @@ class CrowdSim {
         std::vector<double> nb;  // per neighbour: dx, dy, dist, l, j
         std::vector<WallHit> hits;
         std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
+        std::vector<int64_t> stair;      // agents at a stair end, or asking to enter a stair
         std::vector<Pre> pre;            // (kBlock,) for the block of agents being updated
     };
 
@@ -181,8 +182,7 @@ class CrowdSim {
     template <CrowdModel M>
     void substep(double t, double h, int k, bool last);
     template <CrowdModel M>
-    void update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc,
-                      int64_t& requests);
+    void update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc);
     void prepare_agent(int64_t i, double t, int sub, Pre& p);
     static constexpr int64_t kBlock = 32;  // agents prepared together
     void stair_phase(bool entries);
@@ -301,6 +301,8 @@ class CrowdSim {
     std::vector<uint16_t> cell_info_;
     std::vector<std::vector<int32_t>> stair_ends_;    // per level: 2 * stair + end of the ends on it
     std::vector<std::pair<int32_t, int64_t>> order_;  // stair phase: (arrival substep, id)
+    std::vector<int64_t>
+        stair_req_;  // stair phase: the agents of Scratch::stair (a superset of those it moves)
 
     // Navigation fields: per field, 2 int16 per cell (unit descent direction x 32767), and per stair and end
     // a flag telling whether the field's way from that end goes over the stair.
