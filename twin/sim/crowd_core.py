@@ -2,7 +2,10 @@
 
 One :meth:`CrowdSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over agents, results
 bitwise independent of the thread count; agents are kept in a spatially sorted order, re-sorted about once a
-simulated second, while their ids stay fixed). Two operational models:
+simulated second, while their ids stay fixed). Neighbours come from a cell index rebuilt every step; with several
+substeps per step (the social force model) each agent keeps a list of the agents within the cut-off plus the
+distance two agents can close within the step, which the later substeps filter instead of querying the index (at
+most 16 per agent; denser neighbourhoods query the index). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + sum_j [A exp((r_ij - d_ij) / B) w(phi) + k g(r_ij - d_ij)] n_ij
@@ -331,5 +334,5 @@ class CrowdSim:
 
     @staticmethod
     def state_bytes_per_agent() -> float:
-        """Bytes of simulation state per agent (all columns, double buffers, neighbour index)."""
+        """Bytes of simulation state per agent (all columns, double buffers, neighbour index and lists)."""
         return float(_core.CrowdSim.state_bytes_per_agent)
