@@ -169,6 +169,26 @@ def test_random_trips_are_reproducible(grid):
         assert router.time(a.route(i)) == pytest.approx(router.time(best))
 
 
+def test_random_trips_follow_a_depart_profile(grid):
+    # a day in 4 bins of 6 h: nothing at night, a morning peak 3x the afternoon's, an empty last quarter
+    profile = [0.0, 3.0, 1.0, 0.0]
+    a = random_trips(grid, 400, (0.0, 86400.0), 7, min_distance_m=400.0, depart_profile=profile)
+    counts = np.histogram(a.depart_s, bins=[0, 21600, 43200, 64800, 86400])[0]
+    np.testing.assert_array_equal(counts, [0, 300, 100, 0])
+    assert (np.diff(a.depart_s) > 0).all()
+    # within a bin the departures are equally spaced: 300 over 6 h, then 100 over 6 h
+    np.testing.assert_allclose(a.depart_s[:300], 21600.0 + np.arange(300) * 72.0)
+    np.testing.assert_allclose(a.depart_s[300:], 43200.0 + np.arange(100) * 216.0)
+    # equal weights are the plain window
+    b = random_trips(grid, 50, (0.0, 1800.0), 7, depart_profile=[2.0, 2.0, 2.0])
+    np.testing.assert_allclose(b.depart_s, np.arange(50) * 36.0)
+    for bad in ([], [1.0, -1.0], [0.0, 0.0], [1.0, float("nan")]):
+        with pytest.raises(InputError, match="depart_profile"):
+            random_trips(grid, 10, (0.0, 60.0), 0, depart_profile=bad)
+    with pytest.raises(InputError, match="depart_profile needs depart_s as a"):
+        random_trips(grid, 3, [1.0, 2.0, 3.0], 0, depart_profile=[1.0])
+
+
 def test_flows_types_and_trips_follow_sumo(tmp_path, grid):
     path = tmp_path / "mixed.rou.xml"
     path.write_text(

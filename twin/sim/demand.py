@@ -873,6 +873,7 @@ def random_trips(
     min_distance_m: float = 0.0,
     vtype: VehicleType | None = None,
     max_tries: int = 100,
+    depart_profile: Sequence[float] | np.ndarray | None = None,
 ) -> Demand:
     """``count`` random trips (like SUMO's ``randomTrips.py --validate``), routed by free-flow time.
 
@@ -880,6 +881,10 @@ def random_trips(
     when the straight distance from the origin edge's start to the destination edge's end is below
     ``min_distance_m``, when origin equals destination, or when no route joins them. ``depart_s`` is a
     ``(begin, end)`` window (departures equally spaced, ``begin + k (end - begin) / count``) or ``count`` times.
+    ``depart_profile`` ((m,) weights >= 0, not all 0; only with a window) makes the departure rate piecewise
+    constant: the window is cut into m equal bins (24 weights over ``(0, 86400)``: one per hour of a day) and the
+    departures are the quantiles ``k / count`` of that density, so bin j gets ``count w_j / sum(w)`` of them
+    (± 1), equally spaced within it. Equal weights give the plain window's times.
     The same ``rng`` seed gives the same trips.
     """
     gen = _rng(rng)
@@ -892,7 +897,17 @@ def random_trips(
         if not (math.isfinite(begin) and math.isfinite(end) and 0 <= begin <= end):
             raise InputError(None, f"random trips: depart_s must be [begin, end] with 0 <= begin <= end, got {times}",
                              element="random_trips.depart_s")  # fmt: skip
-        times = begin + (end - begin) / max(count, 1) * np.arange(count)
+        times = (
+            begin + (end - begin) / max(count, 1) * np.arange(count)
+            if depart_profile is None
+            else _profile_times(depart_profile, begin, end, count)
+        )
+    elif depart_profile is not None:
+        raise InputError(
+            None,
+            "random trips: depart_profile needs depart_s as a [begin, end] window, not departure times",
+            element="random_trips.depart_profile",
+        )
     elif times.shape != (count,) or not np.isfinite(times).all() or (times < 0).any():
         raise InputError(
             None,
@@ -932,6 +947,24 @@ def random_trips(
         routes.append(r)
         ids.append(str(k))
     return _pack(network, ids, times, routes, t, gen, source=f"random_trips(count={count})")
+
+
+def _profile_times(profile: Sequence[float] | np.ndarray, begin: float, end: float, count: int) -> FloatArray:
+    """The quantiles ``k / count`` (k = 0 .. count-1) of the piecewise-constant density with weights ``profile`` on
+    equal bins of ``[begin, end)``: (count,) float64 seconds, non-decreasing."""
+    w = np.asarray(profile, dtype=np.float64)
+    if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise InputError(
+            None,
+            f"random trips: depart_profile must be a list of weights >= 0, not all 0, got {np.asarray(profile)!r}",
+            element="random_trips.depart_profile",
+        )
+    cum = np.concatenate([[0.0], np.cumsum(w) / w.sum()])
+    cum[-1] = 1.0
+    q = np.arange(count, dtype=np.float64) / max(count, 1)
+    j = np.searchsorted(cum, q, side="right") - 1  # cum[j] <= q < cum[j + 1]: skips bins of weight 0
+    width = (end - begin) / w.size
+    return begin + width * (j + (q - cum[j]) / (cum[j + 1] - cum[j]))
 
 
 def od_matrix(
