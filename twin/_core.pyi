@@ -44,7 +44,11 @@ class DistanceField:
     @property
     def connectors(self) -> _F64: ...
     def compute(
-        self, targets: npt.ArrayLike, initial: npt.ArrayLike | None = None, *, cost: npt.ArrayLike | None = None
+        self,
+        targets: npt.ArrayLike,
+        initial: npt.ArrayLike | None = None,
+        *,
+        cost: npt.ArrayLike | None = None,
     ) -> _F64: ...
     def compute_from_points(
         self, points: npt.ArrayLike, levels: npt.ArrayLike | None = None, *, cost: npt.ArrayLike | None = None
