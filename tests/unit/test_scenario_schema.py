@@ -198,9 +198,11 @@ def test_committed_scenarios_validate() -> None:
     assert files, "no scenarios/*.yaml"
     for f in files:
         s = load_scenario(f)
-        assert s.crowd is not None
+        assert s.crowd is not None or s.traffic is not None, f"{f.name} simulates nothing"
         for b in s.city.buildings:
             assert b.ifc.is_file()
+        if s.traffic is not None:
+            assert s.city.roads is not None
 
 
 def test_sections_not_named_are_none_and_defaults_filled(tmp_path: Path) -> None:
