@@ -16,7 +16,9 @@
 #include "arrays.hpp"
 
 namespace py = pybind11;
+using twin_bind::as_array;
 using twin_bind::carray;
+using twin_bind::dtype_str;
 using twin_bind::require_finite;
 using twin_bind::require_rows;
 using twin_bind::require_vector;
@@ -24,20 +26,12 @@ using twin_bind::shape_str;
 
 namespace {
 
-std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
-py::array to_array(const py::object& obj, const char* name) {
-    py::array a = py::array::ensure(obj);
-    if (!a) throw py::value_error(std::string(name) + " must be an array");
-    return a;
-}
-
 // 1-D float64 (integers accepted), finite.
 carray<double> f64(const py::object& obj, const char* name, py::ssize_t len = -1) {
-    py::array a = to_array(obj, name);
+    py::array a = as_array(obj, name);
     const char kind = a.dtype().kind();
     if (a.size() > 0 && kind != 'f' && kind != 'i' && kind != 'u') {
-        throw py::value_error(std::string(name) + " must be a float64 array, got " + dtype_of(a));
+        throw py::value_error(std::string(name) + " must be a float64 array, got " + dtype_str(a));
     }
     auto c = carray<double>::ensure(a);
     require_vector(c, name, len);
@@ -48,11 +42,11 @@ carray<double> f64(const py::object& obj, const char* name, py::ssize_t len = -1
 // 1-D integer array converted to T (floats refused, values must fit).
 template <typename T>
 carray<T> ints(const py::object& obj, const char* name, py::ssize_t len = -1) {
-    py::array a = to_array(obj, name);
+    py::array a = as_array(obj, name);
     const char kind = a.dtype().kind();
     if (a.size() > 0 && kind != 'i' && kind != 'u' && kind != 'b') {
         throw py::value_error(std::string(name) + " must be an integer array (" + twin_bind::dtype_name<T>() +
-                              "), got " + dtype_of(a));
+                              "), got " + dtype_str(a));
     }
     auto wide = carray<int64_t>::ensure(a);
     require_vector(wide, name, len);
@@ -82,7 +76,7 @@ std::vector<uint8_t> u8(const py::object& obj, const char* name) {
         const std::string s = obj.cast<std::string>();
         return std::vector<uint8_t>(s.begin(), s.end());
     }
-    py::array a = to_array(obj, name);
+    py::array a = as_array(obj, name);
     if (a.dtype().kind() == 'S' && a.ndim() == 1 && a.dtype().itemsize() == 1) {
         std::vector<uint8_t> out(static_cast<std::size_t>(a.size()));
         const uint8_t* p = static_cast<const uint8_t*>(a.data());
@@ -147,9 +141,9 @@ std::unique_ptr<twin::TrafficSim> make_sim(double dt, int64_t seed, const py::di
     n.lane_allow = vec(ints<uint8_t>(get("lane_allow_passenger"), "lane_allow_passenger", nl));
     n.lane_shape_offsets = vec(ints<int64_t>(get("lane_shape_offsets"), "lane_shape_offsets", nl + 1));
     {
-        py::array a = to_array(get("lane_shape_xy"), "lane_shape_xy");
+        py::array a = as_array(get("lane_shape_xy"), "lane_shape_xy");
         if (a.dtype().kind() != 'f' && a.dtype().kind() != 'i') {
-            throw py::value_error("lane_shape_xy must be (p, 2) float64, got " + dtype_of(a));
+            throw py::value_error("lane_shape_xy must be (p, 2) float64, got " + dtype_str(a));
         }
         auto xy = carray<double>::ensure(a);
         require_rows(xy, "lane_shape_xy", 2);
