@@ -268,21 +268,7 @@ FOOT_13 = (21.8, 5.0)
 CORRIDOR_LINE_13 = 12.0  # the cross-section where the corridor flow is measured, 2 m after the bottleneck
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        "social_force",
-        pytest.param(
-            "collision_free_speed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="no jam at the stair foot (10-s mean queue 0.5 persons, at most 3.3 on seeds 1-6): the stair "
-                "takes stair_density 2 P/m2 x 2 m x 0.675 m/s = 2.7 P/s (1.35 P/(m s), above the ~1.0 of handbooks "
-                "for stairs) and this model's 2 m corridor carries only 2.9 P/s, so little piles up",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("model", ["social_force", "collision_free_speed"])
 def test_rimea_13_jam_at_the_stair_foot_and_stair_flow_below_corridor_flow(
     tmp_path: Path, model: str
 ) -> None:
