@@ -51,7 +51,9 @@ std::vector<CrowdParam> with_shared(std::vector<CrowdParam> own) {
          "degrees (social force): mean turn of a stuck agent's desired direction, first episode to the "
          "right, "
          "later a side drawn from the counter-based RNG; magnitude x U(0.75, 1.25)"},
-        {"stair_density", 1.5, "P/m^2: stair capacity = length * width * stair_density (at least 1); 1.5 holds stair flow near the handbooks' ~1 P/(m s) at 0.675 m/s"},
+        {"stair_density", 1.5,
+         "P/m^2: stair capacity = length * width * stair_density (at least 1); 1.5 holds stair flow near the "
+         "handbooks' ~1 P/(m s) at 0.675 m/s"},
     };
     own.insert(own.end(), shared.begin(), shared.end());
     return own;

@@ -39,7 +39,8 @@ speed_cap 1.5, max_substep 0.01 s
 ============================  ===================  =====================================================
 
 Shared: range_cutoff 8 (interactions beyond contact + 8 ranges ignored), stuck_time 3 s, stuck_speed 0.15 m/s,
-stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density 1.5 P/m^2 (a 2 m stair at 0.675 m/s takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
+stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density 1.5 P/m^2 (a 2 m stair at 0.675 m/s
+takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
 
 Calibration: with a body radius of 0.2 m, isotropic social forces (``anisotropy`` 1) give 3.3-4.0 P/s through a
 1 m door and the collision-free speed model's single-file ``T = 1 s`` gives 1.05 P/s, both outside the laboratory
