@@ -1,7 +1,7 @@
-"""``run_scenario``: load a scenario, build its city and crowd space, run the models, write the results folder.
+"""``run_scenario``: load a scenario, build its city, run its parts on one timeline, write the results folder.
 
-Crowd scenarios run now; traffic and hazard sections arrive with their models (a scenario that asks for them
-gets a clear error rather than a silent partial run).
+The parts live in their own modules (:mod:`twin.scenario.crowd_part`, :mod:`twin.scenario.traffic_part`); the
+crowd-space helpers below are shared with the crowd part.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from twin.errors import InputError
-from twin.scenario.results import crowd_summary, events_table, write_results
-from twin.scenario.schema import Scenario, build_city, check_against_city, load_scenario
+from twin.scenario.results import events_table, write_results
+from twin.scenario.schema import Scenario, build_city, load_scenario
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,15 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Run ``scenario`` (a file or a loaded :class:`Scenario`) and write its results folder; returns the summary.
 
-    The crowd and the traffic sections run when the scenario has them (each on its own clock until the coupled
-    timeline arrives); ``close_road``/``open_road`` events act on the traffic run, ``alarm`` on the crowd's
-    pre-movement clocks.
+    Every section the scenario has becomes a part on one timeline (:class:`twin.sim.timeline.CoupledModel`):
+    the crowd, traffic, hazards and the emergency response, each stepping at its own rate and coupled only
+    through the event bus (:mod:`twin.sim.bus`), which also carries the scenario's events.
     """
+    from twin.scenario.crowd_part import CrowdPart, check_crowd_events
+    from twin.scenario.traffic_part import TrafficPart
+    from twin.sim.bus import EventBus
+    from twin.sim.timeline import CoupledModel
+
     t_wall = time.perf_counter()
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -154,24 +159,40 @@ def run_scenario(
         raise InputError(
             scenario.source, "nothing to simulate: the scenario has neither a crowd nor a traffic section"
         )
+    check_crowd_events(scenario)
     city = build_city(scenario)
-    summary: dict[str, Any] = {}
-    outputs: dict[str, Any] = {"tables": {}, "kpis": []}
-    simulated = 0.0
+    bus = EventBus()
+    for i, e in enumerate(scenario.events):
+        details = e.model_dump(mode="json", exclude_none=True, exclude={"at_s", "type"})
+        bus.publish(e.at_s, e.type, "scenario", {"index": i, **details})
+    parts: list[Any] = []
+    t_build = time.perf_counter()
     if scenario.crowd is not None:
-        simulated = max(simulated, _run_crowd(scenario, city, summary, outputs, progress=progress))
+        parts.append(CrowdPart(scenario, city, bus))
     if scenario.traffic is not None:
-        simulated = max(simulated, _run_traffic(scenario, city, summary, outputs, progress=progress))
+        parts.append(TrafficPart(scenario, city, bus))
+    build_s = time.perf_counter() - t_build
+    model = CoupledModel(parts, bus, duration_s=scenario.duration_s, seed=scenario.seed)
+    model.run(progress=progress)
+    summary: dict[str, Any] = {}
+    outputs: dict[str, Any] = {"tables": {}, "kpis": [], "events": [bus.log]}
+    for part in parts:
+        part.finish(summary, outputs)
+    summary["timing"] = {
+        "build_s": round(build_s, 3),
+        "model_wall_s": {k: round(v, 3) for k, v in model.wall_s.items()},
+        "model_steps": dict(model.steps_of),
+    }
     kpis = [k.to_frame() if hasattr(k, "to_frame") else k for k in outputs["kpis"]]
     return write_results(
         out_dir,
         scenario_resolved=scenario.model_dump_resolved(),
         summary=summary,
         wall_time_s=time.perf_counter() - t_wall,
-        simulated_s=simulated,
+        simulated_s=model.simulated_s,
         trajectories=outputs.get("trajectories"),
         kpis=pd.concat(kpis, ignore_index=True) if kpis else None,
-        events=_merged_events(outputs.get("events", [])),
+        events=_merged_events(outputs["events"]),
         density=outputs.get("density"),
         tables=outputs["tables"],
         report=scenario.outputs.report,
@@ -185,127 +206,6 @@ def _merged_events(logs: list[Any]) -> pd.DataFrame:
     if not frames:
         return events_table([])
     return pd.concat(frames, ignore_index=True).sort_values("t_s", kind="stable").reset_index(drop=True)
-
-
-def _run_crowd(
-    scenario: Scenario, city: Any, summary: dict[str, Any], outputs: dict[str, Any], *, progress: bool
-) -> float:
-    """The crowd section: builds the space and population, runs :class:`CrowdModel`; returns simulated seconds."""
-    from twin.sim.crowd import CrowdModel, exit_labels
-    from twin.sim.population import build_population
-
-    space, regions = _crowd_space(scenario, city)
-    check_against_city(scenario, city, exit_ids=set(space.exits["id"]) | set(exit_labels(space.exits)))
-    check = space.validate(_named_placement_areas(scenario))
-    regions, dead_ends = _without_dead_ends(scenario, space, regions, check.unreachable_cells)
-    rng = np.random.default_rng(scenario.seed)
-    population = build_population(
-        scenario.crowd.groups,
-        regions,
-        rng,
-        walkable_test=_reachable_test(space, check.unreachable_cells),
-        source=scenario.source,
-    )
-    alarms = [e.at_s for e in scenario.events if e.type == "alarm"]
-    alarm_s = min(alarms) if alarms else 0.0
-    population = dict(population, premovement=population["premovement"] + alarm_s)
-    model = CrowdModel(
-        space,
-        population,
-        model=scenario.crowd.model,
-        dt_s=scenario.crowd.dt_s,
-        seed=scenario.seed,
-        record_every_s=scenario.outputs.trajectories_every_s,
-        params=scenario.crowd.params,
-        exit_choice_every_s=scenario.crowd.routing.exit_choice_every_s,
-        stair_cost_factor=scenario.crowd.routing.stair_cost_factor,
-        congestion_every_s=scenario.crowd.routing.congestion_every_s,
-    )
-    for t in alarms:
-        model.events.add(t, "alarm", "scenario", {})
-    model.run(scenario.duration_s, progress=progress)
-    core = model.core
-    crowd = crowd_summary(
-        agents=model.n_agents,
-        exit_index=core.exit_index,
-        exit_time=core.exit_time,
-        exit_ids=model.exit_ids,
-        simulated_s=model.time_s,
-        density_max_ppm2=model.kpis.max_density_ppm2 or 0.0,
-    )
-    if len(space.stairs):
-        crowd["stairs"] = model.stair_usage()
-    if dead_ends:
-        crowd["unreachable_areas"] = dead_ends
-    summary["crowd"] = crowd
-    outputs.update(trajectories=model.trajectories, density=model.density)
-    outputs["kpis"].append(model.kpis)
-    outputs.setdefault("events", []).append(model.events)
-    return model.time_s
-
-
-def _run_traffic(
-    scenario: Scenario, city: Any, summary: dict[str, Any], outputs: dict[str, Any], *, progress: bool
-) -> float:
-    """The traffic section: compiles the road network, loads the demand, runs :class:`TrafficModel` with the
-    scenario's road closures; returns simulated seconds."""
-    from twin.scenario.report_traffic import TrafficReport, edge_shapes
-    from twin.sim.demand import load_demand
-    from twin.sim.traffic import TrafficModel
-    from twin.sim.traffic_net import compile_network, with_signal_control
-
-    if city.roads is None:
-        raise InputError(scenario.source, "traffic: needs city.roads (a road network to drive on)")
-    network = with_signal_control(compile_network(city.roads), scenario.traffic.signals)
-    demand = load_demand(scenario.traffic.demand, network, seed=scenario.seed, source=scenario.source)
-    closures = _road_closures(scenario, network)
-    model = TrafficModel(
-        network,
-        demand,
-        dt_s=scenario.traffic.dt_s,
-        seed=scenario.seed,
-        record_every_s=max(scenario.outputs.trajectories_every_s, scenario.traffic.dt_s or 1.0),
-        reroute_every_s=scenario.traffic.reroute_every_s,
-        closures=closures,
-    )
-    model.run(scenario.duration_s, progress=progress)
-    summary["traffic"] = model.summary()
-    outputs["tables"].update(
-        traffic_fcd=model.fcd.to_arrow() if model.fcd is not None else None,
-        traffic_trips=model.trips(),
-        traffic_edges=model.edge_table(),
-    )
-    outputs["tables"] = {k: v for k, v in outputs["tables"].items() if v is not None}
-    ids, shapes, speed = edge_shapes(network, city.roads)
-    outputs["traffic_report"] = TrafficReport(
-        trips=outputs["tables"]["traffic_trips"],
-        edges=outputs["tables"]["traffic_edges"],
-        edge_ids=ids,
-        shapes=shapes,
-        free_speed=speed,
-    )
-    outputs["kpis"].append(model.kpi_table())
-    outputs.setdefault("events", []).append(model.events)
-    return model.time_s
-
-
-def _road_closures(scenario: Scenario, network: Any) -> list[tuple[float, list[int], bool]]:
-    """``(at_s, edge rows, closed)`` of the scenario's close_road / open_road events; unknown edges are errors
-    naming the event."""
-    out = []
-    for i, e in enumerate(scenario.events):
-        if e.type not in ("close_road", "open_road"):
-            continue
-        ids = list(e.edges or []) if getattr(e, "edges", None) else [e.edge]
-        rows = []
-        for j, eid in enumerate(ids):
-            row = network.edge_row.get(str(eid))
-            if row is None:
-                field = f"events[{i}].edges[{j}]" if getattr(e, "edges", None) else f"events[{i}].edge"
-                raise InputError(scenario.source, f"{field}: no edge {eid!r} in the road network")
-            rows.append(int(row))
-        out.append((float(e.at_s), rows, e.type == "close_road"))
-    return out
 
 
 def default_out_dir(scenario_path: str | os.PathLike[str]) -> Path:

@@ -117,7 +117,9 @@ class CrowdModel(SimModel):
         self.congestion_every_s = float(congestion_every_s)
         self._next_congestion_s = self.congestion_every_s if self.congestion_every_s > 0 else math.inf
         self._congestion: np.ndarray | None = None  # the cost factor of the current fields (None: plain)
-        self._plain_fields = list(self.fields)
+        self._plain_fields = list(self.fields)  # without congestion (with the hazards' cost, if any)
+        self._static_fields = list(self.fields)  # without congestion or hazards
+        self._hazard: np.ndarray | None = None  # walking-time factor from hazards, (L, ny, nx), or None
         self._field_regions = [np.isfinite(f) for f in self.fields]  # the cells each field reaches
         self._stale_all_exits = False  # the all-exits field lags behind the congestion (nobody followed it)
         self.all_exits_field = n_exits
@@ -263,6 +265,7 @@ class CrowdModel(SimModel):
             velocities=self.core.velocities[walking],
             desired_speeds=self.speed[walking],
         )
+        total = factor if self._hazard is None else factor * self._hazard
         previous = self._congestion if self._congestion is not None else np.ones_like(factor)
         changed = factor != previous
         n_fields = len(self.exit_ids)
@@ -282,7 +285,7 @@ class CrowdModel(SimModel):
                 redo.append(j)
         if redo:
             t0 = time.perf_counter()
-            fresh = self.space.distance_fields([sets[j] for j in redo], cost=factor, **self._field_options)
+            fresh = self.space.distance_fields([sets[j] for j in redo], cost=total, **self._field_options)
             for j, f in zip(redo, fresh, strict=True):
                 self.fields[j] = f
             log.debug(
@@ -297,6 +300,33 @@ class CrowdModel(SimModel):
         if changed.any() or redo:
             self.core.set_fields(self.fields)
         self._congestion = factor if np.any(factor != 1.0) else None
+
+    def set_hazard_cost(self, cost: np.ndarray | None) -> None:
+        """Make hazards part of every route from now on: ``cost`` (L, ny, nx) float64 >= 1 multiplies the walking
+        time of each cell (smoke, water); None or all ones: no hazard. The fields are re-computed at once (with
+        the current congestion when quickest-path routing is on) and exits re-chosen."""
+        if cost is not None:
+            cost = np.asarray(cost, dtype=np.float64)
+            if cost.shape != self.space.walkable.shape or not np.all(np.isfinite(cost) & (cost >= 1.0)):
+                raise ValueError(
+                    f"hazard cost must be a finite (L, ny, nx) = {self.space.walkable.shape} array >= 1, got "
+                    f"shape {cost.shape}"
+                )
+            if np.all(cost == 1.0):
+                cost = None
+        self._hazard = None if cost is None else cost.copy()
+        if self._hazard is None:
+            plain = list(self._static_fields)
+        else:
+            plain = self.space.distance_fields(cost=self._hazard, **self._field_options)
+        self._plain_fields = list(plain)
+        self.fields = list(plain)
+        self._congestion = None
+        self._stale_all_exits = False
+        self.core.set_fields(self.fields)
+        if self.congestion_every_s > 0:
+            self._update_congestion()
+        self._update_exit_choice()
 
     def stair_usage(self) -> dict[str, dict[str, int]]:
         """Agents that have entered each stair so far, by stair name (see :func:`exit_labels`):

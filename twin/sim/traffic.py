@@ -358,9 +358,14 @@ class TrafficModel(SimModel):
             bar.update(arrived - done)
             done = arrived
         bar.close()
+        self.flush()
+        return time.perf_counter() - t0
+
+    def flush(self) -> None:
+        """Close the last, partial aggregation interval of the per-edge table (at the end of a run)."""
         if self.time_s + 1e-9 < self._next_edge_s and self.time_s > self._next_edge_s - self.edge_interval_s:
             self._edge_interval()
-        return time.perf_counter() - t0
+            self._next_edge_s = self.time_s + self.edge_interval_s
 
     # -- results --------------------------------------------------------------------------------------------------
     def trips(self) -> pd.DataFrame:
