@@ -743,6 +743,29 @@ class SmokeModel:
             "layer_soot_kg": float(self.s.sum()),
         }
 
+    def set_layer(self, space: str, *, depth_m: float, temp_c: float, soot_kg: float = 0.0) -> None:
+        """Put a uniform upper layer of ``depth_m`` (m, ≤ the room height) at ``temp_c`` (°C, ≥ ambient) holding
+        ``soot_kg`` (kg) into ``space`` (id or name): an initial condition, e.g. for tests and restarts."""
+        i = self.space_index(space)
+        t_k = temp_c + 273.15
+        if not (0 <= depth_m <= self.height[i] and t_k >= self.t_a and soot_kg >= 0):
+            raise InputError(
+                self.source,
+                f"expected 0 ≤ depth_m ≤ {self.height[i]}, temp_c ≥ ambient and soot_kg ≥ 0, "
+                f"got {depth_m}, {temp_c}, {soot_kg}",
+                element=space,
+            )
+        rho = self.rho_a * self.t_a / t_k
+        self.m[i] = rho * self.area[i] * depth_m
+        self.h[i] = self.m[i] * CP_KJ_KG_K * (t_k - self.t_a)
+        self.s[i] = soot_kg
+
+    def opening_flows(self) -> pd.DataFrame:
+        """Mass flow through every opening in the current state: the :attr:`openings` table (``id, kind,
+        side_a, side_b, …, open``) with ``a_to_b_kg_s`` and ``b_to_a_kg_s`` (kg/s, ≥ 0) added."""
+        fwd, bwd, _ = self._flows(self.m, self.h)
+        return self.openings.assign(a_to_b_kg_s=fwd, b_to_a_kg_s=bwd)
+
     # -- time stepping -----------------------------------------------------------------------------------------
     def _flows(self, m: FloatArray, h: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Forward (a→b) and backward (b→a) mass flows per opening, kg/s, and the layer volumes, m³."""
