@@ -86,10 +86,12 @@ class CrowdPart:
         self.hazard_cost = np.ones(space.walkable.shape, dtype=np.float64)
         self.speed_factor_of_space: dict[str, float] = {}
         self._next_speed_s = 0.0
+        self._cells: dict[str, np.ndarray | None] = {}
         bus.subscribe("alarm", self._alarm)
         bus.subscribe("space_untenable", self._untenable)
         bus.subscribe("space_smoke", self._smoke)
         bus.subscribe("area_flooded", self._flooded)
+        bus.subscribe("close_door", self._close_door)
 
     # -- the timeline's view (twin.sim.timeline.Component) -----------------------------------------------------
     @property
@@ -144,14 +146,37 @@ class CrowdPart:
         self.model.core.set_start_time(self.model.ids[idx], start)
         log.info("t=%.1f s: alarm for %d people", event.t_s, idx.size)
 
-    def _space_cells(self, space_id: str) -> np.ndarray | None:
-        try:
-            return self.space.area_cells(space_id)
-        except KeyError:
-            return None
+    def _close_door(self, event: Event) -> None:
+        """An exit closes (an area exit by id, or a building's door to the outside by name or GUID)."""
+        d = event.details
+        key = d.get("exit") or d.get("door")
+        ex = self.space.exits
+        hit = np.flatnonzero(
+            (ex["id"].astype(str) == str(key)).to_numpy()
+            | (ex["guid"].astype(str) == str(key)).to_numpy()
+            | (ex["name"].astype(str) == str(key)).to_numpy()
+        )
+        for k in hit:
+            n = self.model.close_exit(int(k))
+            log.info("t=%.1f s: exit %s closed, %d people re-routed", event.t_s, key, n)
+
+    def _space_cells(self, key: str) -> np.ndarray | None:
+        """(L, ny, nx) bool cells of a crowd-space area by GUID (building spaces) or id; None if it has none."""
+        if key not in self._cells:
+            guids = self.space.areas["guid"].to_numpy() if "guid" in self.space.areas else np.array([])
+            hit = np.flatnonzero(guids == key)
+            try:
+                self._cells[key] = self.space.area_cells(int(hit[0]) if hit.size else key)
+            except KeyError:
+                self._cells[key] = None
+        return self._cells[key]
+
+    @staticmethod
+    def _key(event: Event) -> str:
+        return str(event.details.get("guid") or event.details.get("space"))
 
     def _untenable(self, event: Event) -> None:
-        cells = self._space_cells(str(event.details.get("space")))
+        cells = self._space_cells(self._key(event))
         if cells is None:
             return
         self.hazard_cost[cells] = np.maximum(self.hazard_cost[cells], UNTENABLE_COST_FACTOR)
@@ -166,7 +191,7 @@ class CrowdPart:
         self.model.set_hazard_cost(self.hazard_cost)
 
     def _smoke(self, event: Event) -> None:
-        sid = str(event.details.get("space"))
+        sid = self._key(event)
         factor = float(event.details.get("speed_factor", 1.0))
         if not (math.isfinite(factor) and 0 < factor <= 1):
             raise ValueError(f"space_smoke event for {sid!r}: speed_factor must be in (0, 1], got {factor}")

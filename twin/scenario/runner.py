@@ -21,7 +21,7 @@ from twin.scenario.schema import Scenario, build_city, load_scenario
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_EVENTS = {"alarm", "close_road", "open_road"}
+SUPPORTED_EVENTS = {"alarm", "close_road", "open_road", "fire", "close_door"}
 
 
 def _crowd_space(scenario: Scenario, city: Any) -> tuple[Any, dict[str, tuple[Any, int]]]:
@@ -143,6 +143,7 @@ def run_scenario(
     through the event bus (:mod:`twin.sim.bus`), which also carries the scenario's events.
     """
     from twin.scenario.crowd_part import CrowdPart, check_crowd_events
+    from twin.scenario.fire_part import FirePart
     from twin.scenario.traffic_part import TrafficPart
     from twin.sim.bus import EventBus
     from twin.sim.timeline import CoupledModel
@@ -171,6 +172,8 @@ def run_scenario(
         parts.append(CrowdPart(scenario, city, bus))
     if scenario.traffic is not None:
         parts.append(TrafficPart(scenario, city, bus))
+    if any(e.type == "fire" for e in scenario.events):
+        parts.append(FirePart(scenario, city, bus))
     build_s = time.perf_counter() - t_build
     model = CoupledModel(parts, bus, duration_s=scenario.duration_s, seed=scenario.seed)
     model.run(progress=progress)

@@ -301,6 +301,27 @@ class CrowdModel(SimModel):
             self.core.set_fields(self.fields)
         self._congestion = factor if np.any(factor != 1.0) else None
 
+    def close_exit(self, k: int) -> int:
+        """Nobody chooses exit ``k`` (row of the space's exits) from now on: people heading for it turn to their
+        quickest other exit at once. People with no other reachable exit keep it (a locked-in crowd is not
+        invented). Returns the number of people re-routed."""
+        n_exits = len(self.exit_ids)
+        if not 0 <= k < n_exits:
+            raise ValueError(f"exit index must be in [0, {n_exits}), got {k}")
+        if self.allowed is None:
+            self.allowed = np.ones((self.n_agents, n_exits), dtype=bool)
+        self.allowed[:, k] = False
+        c = self.core
+        current = c.field.copy()
+        on = (c.state != EVACUATED) & (current == k)
+        if not on.any():
+            return 0
+        chosen = self._choose(c.positions, c.levels, current, np.zeros(n_exits))
+        moved = np.flatnonzero(on & (chosen != k))
+        if moved.size:
+            c.set_field_of(self.ids[moved], chosen[moved])
+        return int(moved.size)
+
     def set_hazard_cost(self, cost: np.ndarray | None) -> None:
         """Make hazards part of every route from now on: ``cost`` (L, ny, nx) float64 >= 1 multiplies the walking
         time of each cell (smoke, water); None or all ones: no hazard. The fields are re-computed at once (with
