@@ -21,7 +21,7 @@ from twin.scenario.schema import Scenario, build_city, load_scenario
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_EVENTS = {"alarm", "close_road", "open_road", "fire", "close_door"}
+SUPPORTED_EVENTS = {"alarm", "close_road", "open_road", "fire", "close_door", "dispatch"}
 
 
 def _crowd_space(scenario: Scenario, city: Any) -> tuple[Any, dict[str, tuple[Any, int]]]:
@@ -144,6 +144,7 @@ def run_scenario(
     """
     from twin.scenario.crowd_part import CrowdPart, check_crowd_events
     from twin.scenario.fire_part import FirePart
+    from twin.scenario.response_part import ResponsePart
     from twin.scenario.traffic_part import TrafficPart
     from twin.sim.bus import EventBus
     from twin.sim.timeline import CoupledModel
@@ -172,6 +173,8 @@ def run_scenario(
         parts.append(CrowdPart(scenario, city, bus))
     if scenario.traffic is not None:
         parts.append(TrafficPart(scenario, city, bus))
+        if scenario.response is not None:
+            parts.append(ResponsePart(scenario, city, bus, parts[-1]))
     if any(e.type == "fire" for e in scenario.events):
         parts.append(FirePart(scenario, city, bus))
     build_s = time.perf_counter() - t_build

@@ -740,6 +740,56 @@ Event = Annotated[
 ]
 
 
+# --- response -----------------------------------------------------------------------------------------------------
+
+UNIT_TYPE_NAMES = ("engine", "ladder", "ambulance", "police")
+"""Unit types a station may hold (vehicle parameters in :data:`twin.sim.response.UNIT_TYPES`)."""
+DEFAULT_UNITS_PER_INCIDENT = {"fire": {"engine": 2}, "pipe_burst": {"engine": 1}, "gas_leak": {"engine": 1}}
+
+
+def _check_unit_counts(v: dict[str, int]) -> dict[str, int]:
+    for k, n in v.items():
+        if k not in UNIT_TYPE_NAMES:
+            raise PydanticCustomError(
+                "unit_type",
+                "unknown unit type '{k}'; expected one of {types}",
+                {"k": k, "types": ", ".join(UNIT_TYPE_NAMES)},
+            )
+        if n < 0:
+            raise PydanticCustomError("unit_count", "{k}: must be >= 0, got {n}", {"k": k, "n": n})
+    return v
+
+
+class StationSpec(_Model):
+    """An emergency station at ``position`` (x, y metres, local frame) with units by type."""
+
+    id: str = Field(min_length=1)
+    position: Position
+    units: dict[str, int] = Field(min_length=1)
+    turnout_s: float = Field(default=0.0, ge=0)
+
+    _units = field_validator("units", mode="after")(_check_unit_counts)
+
+
+class ResponseSpec(_Model):
+    """``response``: stations and the dispatch rule (``auto``: every ``fire``, ``pipe_burst`` and ``gas_leak`` gets
+    the nearest available units of ``units_per_incident``; ``manual``: only ``dispatch`` events send units)."""
+
+    stations: list[StationSpec] = Field(min_length=1)
+    dispatch: Literal["auto", "manual"] = "auto"
+    units_per_incident: dict[Literal["fire", "pipe_burst", "gas_leak"], dict[str, int]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_UNITS_PER_INCIDENT.items()}
+    )
+    target_response_s: float = Field(default=240.0, gt=0)
+
+    @field_validator("units_per_incident", mode="after")
+    @classmethod
+    def _per_incident(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for counts in v.values():
+            _check_unit_counts(counts)
+        return v
+
+
 # --- outputs and the scenario ----------------------------------------------------------------------------------
 
 
@@ -760,6 +810,7 @@ class Scenario(_Model):
     city: CitySpec | None = None
     crowd: CrowdSpec | None = None
     traffic: TrafficSpec | None = None
+    response: ResponseSpec | None = None
     events: list[Event] = Field(default_factory=list)
     outputs: Outputs = Field(default_factory=Outputs)
 
@@ -1064,6 +1115,16 @@ def _check(s: Scenario) -> list[str]:
     if s.traffic is not None and (city is None or city.roads is None):
         problems.append("traffic: needs city.roads (a road network to drive on)")
 
+    stations = [st.id for st in s.response.stations] if s.response is not None else []
+    if s.response is not None:
+        if s.traffic is None:
+            problems.append(
+                "response: units drive in the traffic model; the scenario needs a traffic section"
+            )
+        for d in _dupes(stations):
+            i = [k for k, x in enumerate(stations) if x == d][1]
+            problems.append(f"response.stations[{i}].id: {d!r} is used twice")
+
     event_ids = [e.id for e in s.events if e.id is not None]
     for d in _dupes(event_ids):
         problems.append(f"events: event id {d!r} is used twice")
@@ -1093,6 +1154,17 @@ def _check(s: Scenario) -> list[str]:
             problems.append(f"{p}: {e.type} needs city.roads")
         if isinstance(e, CloseDoorEvent) and e.exit is not None and e.exit not in exit_ids:
             problems.append(f"{p}.exit: no exit {e.exit!r} in city.areas (have: {_names(exit_ids)})")
+        if isinstance(e, DispatchEvent) and s.response is None:
+            problems.append(f"{p}: dispatch needs a response section (stations and their units)")
+        if isinstance(e, DispatchEvent) and e.station is not None and s.response is not None:
+            if e.station not in stations:
+                problems.append(
+                    f"{p}.station: no station {e.station!r} in response.stations (have: {_names(stations)})"
+                )
+        if isinstance(e, DispatchEvent) and e.unit_type not in UNIT_TYPE_NAMES:
+            problems.append(
+                f"{p}.unit_type: unknown unit type {e.unit_type!r}; expected one of {list(UNIT_TYPE_NAMES)}"
+            )
         if isinstance(e, DispatchEvent) and e.incident is not None and e.incident not in event_ids:
             problems.append(f"{p}.incident: no event with id {e.incident!r} (have: {_names(event_ids)})")
     return problems

@@ -240,6 +240,34 @@ class Demand:
         """Edge ids of vehicle ``i``'s route."""
         return [network.edge_ids[e] for e in self.route(i)]
 
+    def extended(self, more: Demand) -> Demand:
+        """This demand followed by ``more`` (vehicle rows appended in order; ``more``'s types appended to the type
+        table, so existing type rows keep their numbers)."""
+        vt = VehicleTypes.from_types(
+            [
+                *(self.vtypes[i] for i in range(len(self.vtypes))),
+                *(more.vtypes[i] for i in range(len(more.vtypes))),
+            ]
+        )
+        return Demand(
+            ids=self.ids + more.ids,
+            depart_s=np.concatenate([self.depart_s, more.depart_s]),
+            type=np.concatenate([self.type, np.asarray(more.type, dtype=np.int32) + len(self.vtypes)]).astype(
+                np.int32
+            ),
+            vtypes=vt,
+            route_offsets=np.concatenate(
+                [self.route_offsets[:-1], more.route_offsets + self.route_offsets[-1]]
+            ),
+            route_edges=np.concatenate([self.route_edges, more.route_edges]).astype(np.int32),
+            depart_lane=np.concatenate([self.depart_lane, more.depart_lane]).astype(np.int32),
+            depart_pos=np.concatenate([self.depart_pos, more.depart_pos]),
+            depart_speed=np.concatenate([self.depart_speed, more.depart_speed]),
+            priority=np.concatenate([self.priority, more.priority]).astype(np.int8),
+            speed_factor=np.concatenate([self.speed_factor, more.speed_factor]),
+            source=self.source,
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Keyword arguments of ``TrafficSim.add_vehicles``."""
         names = (

@@ -61,6 +61,10 @@ class FcdRecorder:
         self.lane_edge = np.asarray(net.lane_edge, dtype=np.int64)
         self._chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
+    def add_vehicle_ids(self, ids: Iterable[str]) -> None:
+        """Vehicles inserted during the run (their rows follow the existing ones)."""
+        self.vehicle_ids = pa.concat_arrays([self.vehicle_ids, pa.array(list(ids), pa.string())])
+
     def record(self, t_s: float, sim: TrafficSim) -> None:
         running = np.flatnonzero(sim.state == RUNNING)
         if running.size == 0:
@@ -267,6 +271,47 @@ class TrafficModel(SimModel):
         return r
 
     # -- stepping -------------------------------------------------------------------------------------------------
+    def current_router(self) -> Router:
+        """A router by the current travel-time estimates (measured speeds where traffic was seen, free flow
+        elsewhere; closed edges impassable), as rerouting uses."""
+        return self._router()
+
+    @property
+    def edge_time(self) -> np.ndarray:
+        """(ne,) float64 current travel-time estimate of each edge, s (see :meth:`current_router`)."""
+        return self._edge_time
+
+    def route_now(self, from_edge: int, to_edge: int) -> tuple[np.ndarray, float]:
+        """Fastest route (edge rows) from ``from_edge`` to ``to_edge`` by the current travel times, and its expected
+        time (s, the first edge included); (empty, inf) when the target cannot be reached."""
+        router = self._router()
+        edges = router.route(int(from_edge), int(to_edge))
+        if len(edges) == 0:
+            return edges, math.inf
+        return edges, self._route_cost(router, edges)
+
+    def insert_vehicles(self, more: Demand) -> np.ndarray:
+        """Insert vehicles during the run (e.g. emergency units dispatched now); ``more`` is a demand over this
+        network whose departures are not in the past. Returns their rows (vehicle indices, as in :meth:`trips`)."""
+        if len(more) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if float(np.min(more.depart_s)) < self.time_s - 1e-9:
+            raise ValueError(
+                f"vehicles inserted at {self.time_s} s cannot depart at {float(np.min(more.depart_s))} s"
+            )
+        first = self.core.add_vehicle_types(**more.vtypes.arrays())
+        arrays = more.arrays()
+        arrays["type"] = np.asarray(arrays["type"], dtype=np.int32) + first
+        rows = np.asarray(self.core.add_vehicles(**arrays), dtype=np.int64)
+        self.demand = self.demand.extended(more)
+        self.n_vehicles = len(self.demand)
+        self.route_offsets = np.asarray(self.demand.route_offsets, dtype=np.int64)
+        self.route_edges = np.asarray(self.demand.route_edges, dtype=np.int32)
+        if self.fcd is not None:
+            self.fcd.add_vehicle_ids(more.ids)
+        self.running = True
+        return rows
+
     @property
     def remaining(self) -> int:
         """Vehicles not yet arrived (pending or running)."""
