@@ -41,11 +41,28 @@ UNIT_TYPES: dict[str, dict[str, float]] = {
 """Vehicle parameters of unit types (metres, m/s, m/s²); other SUMO emergency-class defaults apply."""
 
 
-class EdgeLocator:
-    """Nearest drivable edge (by lane geometry) of points in the local frame."""
+def main_component(network: Any, *, vclass: str = "passenger") -> np.ndarray:
+    """(ne,) bool: the edges of the largest strongly connected part of the routing graph (from each of them every
+    other can be reached and back), so that a unit placed on one can reach any incident on another."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def __init__(self, network: Any, *, vclass: str = UNIT_VCLASS) -> None:
-        allowed = np.asarray(network.lane_allows(vclass), dtype=bool)
+    g = network.edge_graph(vclass=vclass)
+    n = network.n_edges
+    m = coo_matrix((np.ones(len(g.src)), (np.asarray(g.src), np.asarray(g.dst))), shape=(n, n))
+    _, label = connected_components(m, directed=True, connection="strong")
+    allowed = np.asarray(network.edge_allows(vclass), dtype=bool)
+    counts = np.bincount(label[allowed], minlength=label.max() + 1) if allowed.any() else np.zeros(1)
+    return allowed & (label == int(np.argmax(counts)))
+
+
+class EdgeLocator:
+    """Nearest edge (by lane geometry) of points in the local frame, among the edges of the network's main
+    strongly connected part that ``vclass`` may use (units are routed as cars; they also use bus lanes)."""
+
+    def __init__(self, network: Any, *, vclass: str = "passenger") -> None:
+        main = main_component(network, vclass=vclass)
+        allowed = np.asarray(network.lane_allows(vclass), dtype=bool) & main[np.asarray(network.lane_edge)]
         offsets = np.asarray(network.lane_shape_offsets, dtype=np.int64)
         xy = np.asarray(network.lane_shape_xy, dtype=np.float64)
         segs, lanes = [], []
