@@ -439,6 +439,7 @@ class CitySpec(_Model):
     the stairs between them."""
 
     crs: str | int | None = None
+    origin: Position | None = None
     buildings: list[BuildingSpec] = Field(default_factory=list)
     terrain: TerrainSpec | None = None
     pipes: list[PipeSpec] = Field(default_factory=list)
@@ -1269,16 +1270,17 @@ def build_city(scenario: Scenario) -> Any:
     """Load every source of ``scenario.city`` into one :class:`twin.city.City` (its CRS, the placements).
 
     Order: buildings, terrain, pipes, roads, city model (the first georeferenced or placed source fixes the local
-    origin unless the CRS's origin is set otherwise). ``areas`` are not a city layer: they go to the crowd space.
+    origin unless ``city.origin`` gives it: x, y[, z] in the CRS, metres). ``areas`` are not a city layer: they go to the crowd space.
     A loader's error is re-raised naming the scenario field and the file. Without a ``city`` section the city is
     empty.
     """
     from twin.city.city import City
 
     spec = scenario.city
-    city = City(spec.crs if spec is not None else None)
     if spec is None:
-        return city
+        return City(None)
+    origin = None if spec.origin is None else (*(float(v) for v in spec.origin), 0.0)[:3]
+    city = City(spec.crs, origin)
     jobs: list[tuple[str, Path, dict[str, Any]]] = []
     for i, b in enumerate(spec.buildings):
         jobs.append(
