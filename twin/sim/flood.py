@@ -221,6 +221,7 @@ class FloodModel:
         self.volume_in_m3 = 0.0
         self.volume_out_m3 = 0.0
         self._sources: list[tuple[int, int, Rate]] = []
+        self._breaks = np.empty(0)  # times where a source rate jumps: steps end on them
         if initial_depth is not None:
             h0 = np.asarray(initial_depth, dtype=np.float64)
             if h0.shape != (ny, nx) or not np.isfinite(h0).all() or (h0 < 0).any():
@@ -300,9 +301,14 @@ class FloodModel:
         return np.where(wet, qc / hs, 0.0), np.where(wet, qr / hs, 0.0)
 
     # -- sources -------------------------------------------------------------------------------------------------
-    def add_source(self, x: float, y: float, rate: float | Rate) -> int:
+    def add_source(
+        self, x: float, y: float, rate: float | Rate, *, breakpoints_s: Sequence[float] | None = None
+    ) -> int:
         """Add a point inflow at local ``(x, y)`` metres; ``rate`` is m³/s, a number or a function of the model
-        time in seconds (e.g. :meth:`twin.sim.hydraulics.BurstResult.outflow_fn`). Returns the source index."""
+        time in seconds (e.g. :meth:`twin.sim.hydraulics.BurstResult.outflow_fn`). Returns the source index.
+
+        ``breakpoints_s`` : times (s) where the rate jumps; internal steps end on them, so a piecewise-constant
+        rate enters exactly. A function may carry them itself as an attribute ``breakpoints_s``."""
         r, c, inside = self.grid.cells_of(np.array([x]), np.array([y]))
         where = f"source at ({x}, {y})"
         if not inside[0]:
@@ -321,6 +327,12 @@ class FloodModel:
             def fn(_t: float, _v: float = value) -> float:
                 return _v
 
+        breaks = breakpoints_s if breakpoints_s is not None else getattr(rate, "breakpoints_s", None)
+        if breaks is not None:
+            b = np.asarray(breaks, dtype=np.float64).reshape(-1)
+            if not np.isfinite(b).all():
+                raise InputError(self.source, f"{where}: breakpoints_s must be finite", element="add_source")
+            self._breaks = np.unique(np.concatenate([self._breaks, b]))
         self._sources.append((int(r[0]), int(c[0]), fn))
         self._grow(int(r[0]), int(r[0]) + 1, int(c[0]), int(c[0]) + 1)
         return len(self._sources) - 1
@@ -373,11 +385,17 @@ class FloodModel:
         end = self.t_s + dt_s
         taken = 0
         while self.t_s < end:
-            dt = min(self.stable_dt(), end - self.t_s)
-            if end - (self.t_s + dt) < 1e-9 * max(1.0, end):  # avoid a sliver of a last step
-                dt = end - self.t_s
+            stop = end
+            k = int(np.searchsorted(self._breaks, self.t_s, side="right"))
+            if k < len(self._breaks) and self._breaks[k] < end:
+                stop = float(self._breaks[k])
+            dt = min(self.stable_dt(), stop - self.t_s)
+            if stop - (self.t_s + dt) < 1e-9 * max(
+                1.0, abs(stop)
+            ):  # avoid a sliver of a step before the stop
+                dt = stop - self.t_s
             self._step(dt)
-            self.t_s = end if dt == end - self.t_s else self.t_s + dt
+            self.t_s = stop if dt == stop - self.t_s else self.t_s + dt
             taken += 1
         self.steps += taken
         return taken

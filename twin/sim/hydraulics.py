@@ -118,7 +118,8 @@ class BurstResult:
         """Leak outflow as a function of time for a flood source: ``rate(t_s) -> m³/s``.
 
         Piecewise constant: the value reported at a step holds until the next; 0 after the last step. ``burst``
-        picks one leak by name; ``None`` sums all of them.
+        picks one leak by name; ``None`` sums all of them. The function carries ``breakpoints_s`` (the report
+        times) so that :meth:`twin.sim.flood.FloodModel.add_source` takes in exactly :meth:`leak_volume_m3`.
         """
         if burst is None:
             values = self.leak_outflow_m3s
@@ -135,6 +136,7 @@ class BurstResult:
                 return 0.0
             return float(vals[k])
 
+        rate.breakpoints_s = times.copy()  # type: ignore[attr-defined]  # FloodModel ends steps on them
         return rate
 
     def _below(self, pressure: pd.DataFrame) -> pd.DataFrame:
