@@ -436,10 +436,16 @@ class FloodModel:
         # outgoing volume of every cell in this step (depth units: volume / cell area)
         ax, ay = dt / dx, dt / dy
         out = np.zeros_like(h)
-        out[:, :-1] += np.maximum(qx, 0.0) * ax
-        out[:, 1:] += np.maximum(-qx, 0.0) * ax
-        out[:-1, :] += np.maximum(qy, 0.0) * ay
-        out[1:, :] += np.maximum(-qy, 0.0) * ay
+        for q, a, fwd, back in (
+            (qx, ax, (slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+            (qy, ay, (slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+        ):
+            part = np.maximum(q, 0.0)
+            part *= a
+            out[fwd] += part
+            np.minimum(q, 0.0, out=part)
+            part *= a
+            out[back] -= part
         edges = self._edge_outflow(h, i0, i1, j0, j1, ax, ay) if self.boundary == "open" else []
         for sl, qb, a in edges:
             out[sl] += qb * a
@@ -447,7 +453,7 @@ class FloodModel:
         over = out > h
         if over.any():
             f = np.ones_like(h)
-            f[over] = h[over] / out[over]
+            np.divide(h, out, out=f, where=over)
             qx *= np.where(qx > 0, f[:, :-1], f[:, 1:])
             qy *= np.where(qy > 0, f[:-1, :], f[1:, :])
             edges = [(sl, qb * f[sl], a) for sl, qb, a in edges]
@@ -483,25 +489,34 @@ class FloodModel:
     ) -> FloatArray:
         """Bates et al. (2010) eq. 11 on the faces between cells a and b (flow a → b positive), with de Almeida et
         al. (2012) weighting ``theta`` of the faces before and after along ``axis`` (the flow direction)."""
-        hf = np.maximum(eta_a, eta_b) - zmax
-        wet = (hf > thr) & open_
-        hs = np.where(wet, hf, 1.0)
-        if (
-            theta < 1.0
-        ):  # de Almeida et al. (2012): mix in the neighbouring faces' discharges along the flow axis
-            # (a face at the end of a row or column has one neighbour: its own discharge stands in for the other)
+        hf = np.maximum(eta_a, eta_b)
+        hf -= zmax
+        wet = hf > thr
+        wet &= open_
+        np.maximum(hf, thr, out=hf)  # any positive depth will do on dry faces: they are zeroed at the end
+        qm = q.copy()
+        if theta < 1.0 and q.shape[axis] > 1:
+            # de Almeida et al. (2012): q̄ = θ q + (1 − θ)/2 (q_prev + q_next), written as a diffusion of q along
+            # the flow axis; a face at the end of a row or column stands in for its missing neighbour itself
             lo = [slice(None)] * 2
             hi = [slice(None)] * 2
             lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-            lo_, hi_ = tuple(lo), tuple(hi)
-            nb = 2.0 * q
-            nb[hi_] += q[lo_] - q[hi_]  # previous face
-            nb[lo_] += q[hi_] - q[lo_]  # next face
-            qm = theta * q + 0.5 * (1.0 - theta) * nb
-        else:
-            qm = q
-        new = (qm - gdt * hs * (eta_b - eta_a) / spacing) / (1.0 + gdt * n2 * np.abs(q) / hs ** (7.0 / 3.0))
-        return np.where(wet, new, 0.0)
+            d = q[tuple(lo)] - q[tuple(hi)]
+            d *= 0.5 * (1.0 - theta)
+            qm[tuple(hi)] += d
+            qm[tuple(lo)] -= d
+        num = eta_b - eta_a
+        num *= -gdt / spacing
+        num *= hf
+        num += qm
+        den = np.power(hf, 7.0 / 3.0)
+        np.divide(np.abs(q), den, out=den)
+        den *= n2
+        den *= gdt
+        den += 1.0
+        num /= den
+        num *= wet
+        return num
 
     def _edge_outflow(
         self, h: FloatArray, i0: int, i1: int, j0: int, j1: int, ax: float, ay: float
