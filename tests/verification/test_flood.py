@@ -160,14 +160,18 @@ def test_strong_source_on_a_flat_plane_spreads_symmetrically() -> None:
     n = 101
     m = FloodModel(np.zeros((n, n)), 5.0, manning_n=0.03)
     m.add_source(252.5, 252.5, 50.0)  # a large main's full-bore outflow into one 5 m cell of dry ground
-    m.advance(300.0)
+    # the first steps are sized for the water the source brings (not the dry ground's max_dt_s = 10 s), so the
+    # first 10 s take many steps and the water leaves the source cell at a plausible speed
+    assert m.advance(10.0) >= 10
+    assert m.depth.max() < 2.0
+    m.advance(290.0)
     h = m.depth
     assert abs(m.volume_error()) < 1e-12
     # mirror and diagonal symmetry of the square grid, to rounding
     for other in (h[::-1], h[:, ::-1], h.T):
         np.testing.assert_allclose(h, other, rtol=0, atol=1e-12)
     u, v = m.velocity()
-    assert np.hypot(u, v).max() < 10.0  # the first steps are sized for the water the source brings
+    assert np.hypot(u, v).max() < 10.0
     r = np.hypot(*np.meshgrid(np.arange(n) - 50, np.arange(n) - 50)) * 5.0
     assert 100.0 < r[h > 0.01].max() < 250.0
 
