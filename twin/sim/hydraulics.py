@@ -460,22 +460,28 @@ class BurstSimulation:
             name = f"{base}{k}"
         return name
 
-    def _simulate(self, wn):  # -> wntr.sim.results.SimulationResults
+    def _simulate(self, wn, *, with_bursts: bool):  # -> wntr.sim.results.SimulationResults
         import wntr
 
         res = wntr.sim.WNTRSimulator(wn).run_sim()
-        last = float(res.node["pressure"].index[-1]) if len(res.node["pressure"].index) else -1.0
-        if last < self.duration_s:
+        times = res.node["pressure"].index
+        if len(times) == 0 or float(times[-1]) < self.duration_s:
+            when = f"at t = {float(times[-1]) + self.timestep_s:g} s" if len(times) else "at the first step"
+            hint = (
+                "try a smaller burst area or a shorter hydraulic_timestep_s"
+                if with_bursts
+                else "the network without any burst does not converge in WNTR's pressure-dependent solver"
+            )
             raise TwinError(
-                f"{self.path}: WNTR stopped at t = {last:g} s of {self.duration_s:g} s (the hydraulics did not "
-                "converge; try a smaller burst area or a shorter hydraulic_timestep_s)"
+                f"{self.path}: WNTR's hydraulics did not converge {when} of {self.duration_s:g} s "
+                f"({'burst' if with_bursts else 'baseline'} run; {hint})"
             )
         return res
 
     # -- runs ----------------------------------------------------------------------------------------------------
     def run_baseline(self):  # -> wntr.sim.results.SimulationResults
         """The network without bursts, run with this simulation's options: WNTR's own results object."""
-        return self._simulate(self.model())
+        return self._simulate(self.model(), with_bursts=False)
 
     def run(self) -> BurstResult:
         """Run the baseline and (if any burst was added) the burst scenario; return a :class:`BurstResult`."""
@@ -488,11 +494,11 @@ class BurstSimulation:
             for n in wn0.junction_name_list
             if any(ts.base_value > 0 for ts in wn0.get_node(n).demand_timeseries_list)
         ]
-        base = self._simulate(wn0)
+        base = self._simulate(wn0, with_bursts=False)
         if self._requests:
             wn = self.model()
             bursts = self._apply(wn)
-            res = self._simulate(wn)
+            res = self._simulate(wn, with_bursts=True)
         else:
             wn, bursts, res = wn0, [], base
         times = res.node["pressure"].index.to_numpy(dtype=np.float64)
