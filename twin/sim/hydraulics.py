@@ -305,9 +305,12 @@ class BurstSimulation:
         self.required_pressure_m = float(required_pressure_m)
         self.minimum_pressure_m = float(minimum_pressure_m)
         self.pressure_exponent = float(pressure_exponent)
-        self.service_pressure_m = float(
-            required_pressure_m if service_pressure_m is None else service_pressure_m
-        )
+        service = required_pressure_m if service_pressure_m is None else service_pressure_m
+        if not math.isfinite(service):
+            raise InputError(
+                path, f"service_pressure_m = {service!r} must be finite", element="service_pressure_m"
+            )
+        self.service_pressure_m = float(service)
         self._requests: list[_Request] = []
         self._names = self._element_names()
 
