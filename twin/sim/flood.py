@@ -27,11 +27,13 @@ Stated assumptions
   the critical discharge ``q = sqrt(g) h^(3/2)`` per unit width; nothing flows in). Cells whose height is NaN
   (nodata) are walls.
 - Sources add their volume ``rate(t_mid) · Δt`` to their cell at the start of a step (``t_mid`` the middle of the
-  step); ``volume_in_m3`` counts exactly what was added.
+  step); ``volume_in_m3`` counts exactly what was added. A step is also short enough for the depth a source
+  brings into its cell, and ends on a source's rate breakpoints (so a piecewise-constant hydrograph enters exactly).
 - No rainfall, infiltration, drainage into sewers or buildings: the surface keeps every litre until it leaves at
   an open edge. Ground is bare terrain (buildings are not in the DEM unless the DEM has them).
-- Only a window around the wet cells is computed (grown as the water spreads; faces outside it are dry), so the
-  cost follows the flooded area, not the whole DEM.
+- Only a window around the wet cells is computed (the bounding box of the water plus a dry margin, grown as the
+  water spreads; faces outside it are dry), so the cost follows the flooded area's bounding box, not the whole
+  DEM. A flow that runs down a long diagonal valley makes that box large (see ``bench/bench_hazards_flood.py``).
 
 Grid and coordinates
 --------------------
