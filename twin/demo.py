@@ -112,6 +112,135 @@ def office_evacuation_scenario(work_dir: Path) -> Any:
     return Scenario.from_dict(data, source="twin demo", base_dir=work_dir)
 
 
+BURST_PIPE = "329"  # a 30-inch Net3 main that runs under a street south-east of the office once placed
+STATION_NEAR = (
+    150.0,
+    100.0,
+)  # the fire station: the road junction nearest this local point (about 900 m away)
+DEMO_TRIPS = 1200
+
+
+def net3_placement(city: City) -> Placement:
+    """Net3 scaled and centred under the district's road network (as :func:`build_demo_city` places it)."""
+    roads_box = city.roads.bounds()
+    centre = city.frame.to_world(roads_box.mean(axis=0, keepdims=True))[0]
+    net3_centre = np.array([26.4, 15.5])  # middle of Net3's drawing extent (8…44.9, 0…31.1)
+    return Placement(
+        x=float(centre[0] - NET3_SCALE * net3_centre[0]),
+        y=float(centre[1] - NET3_SCALE * net3_centre[1]),
+        scale=NET3_SCALE,
+    )
+
+
+def coupled_demo_scenario(work_dir: Path, city: City) -> Any:
+    """The headline coupled scenario on the demo city (see the README): a fire on the office's top storey, its
+    occupants evacuating, engines dispatched through the district's traffic, and a water-main burst flooding a
+    street over a generated terrain with a hollow at the burst."""
+    from twin.city.dem_generator import generate_dem
+    from twin.scenario.schema import Scenario
+
+    origin = city.frame.origin
+    pipes = city.pipes["water"]
+    link = pipes.links[pipes.links["name"].astype(str) == BURST_PIPE].iloc[0]
+    a, b = int(link["start_index"]), int(link["end_index"])
+    burst_xy = (
+        pipes.nodes[["x_m", "y_m"]].iloc[a].to_numpy() + pipes.nodes[["x_m", "y_m"]].iloc[b].to_numpy()
+    ) / 2
+    lo, hi = city.roads.bounds()[:, :2]
+    dem = generate_dem(
+        work_dir / "inputs" / "terrain.tif",
+        bounds=(
+            origin[0] + lo[0] - 50,
+            origin[1] + lo[1] - 50,
+            origin[0] + hi[0] + 50,
+            origin[1] + hi[1] + 50,
+        ),
+        crs=DEMO_CRS,
+        cell_m=5.0,
+        hollows=[(origin[0] + burst_xy[0], origin[1] + burst_xy[1], 2.5, 35.0)],
+        seed=7,
+    )
+    junctions = city.roads.junctions[["x_m", "y_m"]].to_numpy(dtype=np.float64)
+    station = junctions[
+        np.argmin(np.hypot(junctions[:, 0] - STATION_NEAR[0], junctions[:, 1] - STATION_NEAR[1]))
+    ]
+    place = {
+        "x": OFFICE_PLACE.x,
+        "y": OFFICE_PLACE.y,
+        "z": OFFICE_PLACE.z,
+        "rotation_deg": OFFICE_PLACE.rotation_deg,
+    }
+    net3 = net3_placement(city)
+    speed = {"dist": "normal", "mean": 1.34, "sd": 0.26, "min": 0.46, "max": 1.61}
+    groups = [
+        {
+            "id": f"storey-{k}",
+            "count": 70,
+            "in": {"building": "office", "storeys": [f"Storey {k}"]},
+            "speed_mps": speed,
+            "premovement_s": {"dist": "uniform", "min": 0, "max": 60},
+            "radius_m": 0.2,
+        }
+        for k in (1, 2, 3)
+    ]
+    data = {
+        "name": "demo-coupled-emergency",
+        "seed": 42,
+        "duration_s": 900,
+        "city": {
+            "crs": DEMO_CRS,
+            "origin": [float(origin[0]), float(origin[1]), float(origin[2])],
+            "buildings": [{"id": "office", "ifc": str(office_ifc(work_dir)), "place": place}],
+            "terrain": {"dem": str(dem)},
+            "pipes": [
+                {
+                    "id": "water",
+                    "epanet": str(net3_inp()),
+                    "place": {"x": net3.x, "y": net3.y, "scale": net3.scale},
+                }
+            ],
+            "roads": {"osm": str(helsinki_pbf())},
+        },
+        "crowd": {"model": "social_force", "groups": groups},
+        "traffic": {
+            "demand": {"random_trips": {"count": DEMO_TRIPS, "depart_s": [0, 600], "min_distance_m": 300}},
+            "reroute_every_s": 120,
+        },
+        "response": {
+            "stations": [
+                {
+                    "id": "Station 1",
+                    "position": [float(station[0]), float(station[1])],
+                    "units": {"engine": 3, "ambulance": 2},
+                }
+            ],
+            "units_per_incident": {"fire": {"engine": 2, "ambulance": 1}, "pipe_burst": {"engine": 1}},
+        },
+        "events": [
+            {
+                "at_s": 0,
+                "id": "office-fire",
+                "type": "fire",
+                "building": "office",
+                "space": "Room 3.05",
+                "growth": "fast",
+                "max_hrr_kw": 2500,
+            },
+            {"at_s": 60, "type": "alarm"},
+            {
+                "at_s": 120,
+                "id": "main-burst",
+                "type": "pipe_burst",
+                "network": "water",
+                "link": BURST_PIPE,
+                "area_m2": 0.05,
+            },
+        ],
+        "outputs": {"trajectories_every_s": 1.0, "report": True},
+    }
+    return Scenario.from_dict(data, source="twin demo", base_dir=work_dir)
+
+
 def run_demo(out: Path) -> dict[str, Any]:
     """Run the headline scenario into ``out`` (results folder with report.html) and write the demo city's
     bundle, summary and plan picture into ``out/city-*``; return what was written."""

@@ -404,7 +404,7 @@ void CrowdSim::reorder() {
     // The lists' storage is the scratch (kListCap * 2 >= 16 bytes per agent): they are rebuilt after this.
     static_assert(kListCap * sizeof(int16_t) >= 2 * sizeof(double), "reorder needs 16 bytes per agent");
     void* s = list_.data();
-#pragma omp parallel
+#pragma omp parallel if (n >= kParallelMinAgents)
     {
         for (int b = 0; b < 2; ++b) {
             permute(pos_[b], 2, order, n, s);

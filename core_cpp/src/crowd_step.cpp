@@ -1041,7 +1041,7 @@ template <CrowdModel M>
 void CrowdSim::substep(double t, double h, int sub, bool last) {
     sync_evacuated();
     const int64_t n = n_;
-#pragma omp parallel
+#pragma omp parallel if (n >= kParallelMinAgents)
     {
         Scratch& sc = scratch_[thread_num()];
         sc.evacuated.clear();

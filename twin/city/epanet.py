@@ -96,7 +96,7 @@ def _locate(sections: dict[str, list[InpLine]], name: str) -> str | None:
     return None
 
 
-def _read_wntr(path: Path, sections: dict[str, list[InpLine]]):  # -> wntr.network.WaterNetworkModel
+def read_wntr_model(path: Path, sections: dict[str, list[InpLine]]):  # -> wntr.network.WaterNetworkModel
     import wntr  # heavy import (matplotlib, networkx): only when a network is loaded
 
     with warnings.catch_warnings(record=True) as caught:
@@ -142,7 +142,7 @@ def load_epanet(
         raise InputError(p, "has no nodes: [JUNCTIONS], [RESERVOIRS] and [TANKS] are empty or missing")
     check_sections(p, sections, RULES, NODE_SECTIONS, LINK_SECTIONS, describe=DESCRIBE)
     with_coords = {rec.fields[0] for rec in sections.get("COORDINATES", [])}
-    wn = _read_wntr(p, sections)
+    wn = read_wntr_model(p, sections)
 
     raw_nodes: list[RawNode] = []
     for kind, names in (

@@ -4,8 +4,8 @@ and reacts to bus events.
 Events it acts on:
 
 * ``alarm``: pre-movement clocks of the people it concerns start (everyone, or those in the named buildings or
-  areas). A scenario without ``alarm`` events sounds the alarm for everyone at 0 s; with them, people wait for
-  the first alarm that concerns them (a gas cloud over a building raises one for that building).
+  areas). A scenario without ``alarm`` or ``gas_leak`` events sounds the alarm for everyone at 0 s; with them,
+  people wait for the first alarm that concerns them (a gas cloud over a building raises one for that building).
 * ``space_untenable``: the space's cells cost :data:`UNTENABLE_COST_FACTOR` times their walking time in the
   navigation fields from then on (routes avoid smoke-logged rooms but still lead out of them).
 * ``space_smoke``: people in a smoky space walk at ``speed × factor`` (``details.speed_factor``, from the
@@ -65,7 +65,7 @@ class CrowdPart:
             source=scenario.source,
         )
         self.premovement = np.asarray(population["premovement"], dtype=np.float64)
-        self.waits_for_alarm = any(e.type == "alarm" for e in scenario.events)
+        self.waits_for_alarm = any(e.type in ("alarm", "gas_leak") for e in scenario.events)
         start = np.full_like(self.premovement, NOT_ALARMED_S) if self.waits_for_alarm else self.premovement
         self.alarmed = np.full(len(start), not self.waits_for_alarm)
         self.space = space

@@ -15,13 +15,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin.city.layer import write_arrays
 from twin.errors import InputError
 from twin.scenario.results import events_table, write_results
 from twin.scenario.schema import Scenario, build_city, load_scenario
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_EVENTS = {"alarm", "close_road", "open_road", "fire", "close_door", "dispatch"}
+SUPPORTED_EVENTS = {
+    "alarm",
+    "close_road",
+    "open_road",
+    "fire",
+    "close_door",
+    "dispatch",
+    "pipe_burst",
+    "gas_leak",
+}
 
 
 def _crowd_space(scenario: Scenario, city: Any) -> tuple[Any, dict[str, tuple[Any, int]]]:
@@ -144,8 +154,10 @@ def run_scenario(
     """
     from twin.scenario.crowd_part import CrowdPart, check_crowd_events
     from twin.scenario.fire_part import FirePart
+    from twin.scenario.gas_part import GasPart
     from twin.scenario.response_part import ResponsePart
     from twin.scenario.traffic_part import TrafficPart
+    from twin.scenario.water_part import WaterPart
     from twin.sim.bus import EventBus
     from twin.sim.timeline import CoupledModel
 
@@ -175,14 +187,19 @@ def run_scenario(
         parts.append(TrafficPart(scenario, city, bus))
         if scenario.response is not None:
             parts.append(ResponsePart(scenario, city, bus, parts[-1]))
+    listeners: list[Any] = []  # parts that act on events only (no steps of their own)
     if any(e.type == "fire" for e in scenario.events):
         parts.append(FirePart(scenario, city, bus))
+    if any(e.type == "pipe_burst" for e in scenario.events):
+        parts.append(WaterPart(scenario, city, bus))
+    if any(e.type == "gas_leak" for e in scenario.events):
+        listeners.append(GasPart(scenario, city, bus))
     build_s = time.perf_counter() - t_build
     model = CoupledModel(parts, bus, duration_s=scenario.duration_s, seed=scenario.seed)
     model.run(progress=progress)
     summary: dict[str, Any] = {}
-    outputs: dict[str, Any] = {"tables": {}, "kpis": [], "events": [bus.log]}
-    for part in parts:
+    outputs: dict[str, Any] = {"tables": {}, "kpis": [], "events": [bus.log], "arrays": {}}
+    for part in (*parts, *listeners):
         part.finish(summary, outputs)
     summary["timing"] = {
         "build_s": round(build_s, 3),
@@ -190,6 +207,9 @@ def run_scenario(
         "model_steps": dict(model.steps_of),
     }
     kpis = [k.to_frame() if hasattr(k, "to_frame") else k for k in outputs["kpis"]]
+    out = Path(out_dir)
+    for stem, arrays in outputs["arrays"].items():
+        write_arrays(arrays, out / f"{stem}.npz")
     return write_results(
         out_dir,
         scenario_resolved=scenario.model_dump_resolved(),

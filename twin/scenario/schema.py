@@ -634,15 +634,25 @@ class PipeBurstEvent(_Event):
 
 
 class GasLeakEvent(_Event):
-    """Gas escapes from a gas network element or at a position, at ``rate_kg_s``."""
+    """Gas escapes from a gas network element or at a position, at ``rate_kg_s`` (default 1 kg/s), dispersing as a
+    Gaussian plume in the given wind (speed at 10 m, direction it blows from, Pasquill stability class); the hazard
+    zone is where the ground-level concentration exceeds ``threshold_ppm`` (default 5000 ppm: 10 % of methane's
+    lower explosive limit) for a gas of ``molar_mass_g_mol`` (default methane)."""
 
     type: Literal["gas_leak"]
     network: str | None = None
     link: str | None = None
     node: str | None = None
     position: Position | None = None
-    rate_kg_s: float | None = Field(default=None, gt=0)
+    rate_kg_s: float = Field(default=1.0, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
+    height_m: float = Field(default=0.0, ge=0)
+    wind_speed_mps: float = Field(default=3.0, ge=1.0)
+    wind_from_deg: float = Field(default=270.0, ge=0, lt=360)
+    stability: Literal["A", "B", "C", "D", "E", "F"] = "D"
+    terrain: Literal["rural", "urban"] = "urban"
+    threshold_ppm: float = Field(default=5000.0, gt=0)
+    molar_mass_g_mol: float = Field(default=16.04, gt=0)
 
     @model_validator(mode="after")
     def _where(self) -> GasLeakEvent:

@@ -317,7 +317,7 @@ class BurstSimulation:
     # -- model construction -------------------------------------------------------------------------------------
     def _read(self):  # -> wntr.network.WaterNetworkModel
         """A fresh WNTR model of the file (WNTR runs change a model's state, so every run gets its own)."""
-        from twin.city.epanet import DESCRIBE, LINK_SECTIONS, NODE_SECTIONS, RULES, _read_wntr
+        from twin.city.epanet import DESCRIBE, LINK_SECTIONS, NODE_SECTIONS, RULES, read_wntr_model
         from twin.city.pipes import check_sections, read_inp_sections
 
         p = self.path
@@ -327,7 +327,7 @@ class BurstSimulation:
             raise InputError(p, "is a directory, not an EPANET .inp file")
         sections = read_inp_sections(p)
         check_sections(p, sections, RULES, NODE_SECTIONS, LINK_SECTIONS, describe=DESCRIBE)
-        return _read_wntr(p, sections)
+        return read_wntr_model(p, sections)
 
     def _element_names(self) -> tuple[set[str], set[str]]:
         wn = self._read()

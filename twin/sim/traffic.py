@@ -233,11 +233,18 @@ class TrafficModel(SimModel):
         closed = np.asarray(sorted(self.closed), dtype=np.int32)
         changed_ids: list[int] = []
         routes: list[np.ndarray] = []
+        in_junction = self.core.lane < 0  # crossing a junction: committed to the next edge of the route
         for i in cand.tolist():
             rest = self.route_of(i)[pos[i] :]
             if len(rest) < 2 or not affected(rest):
                 continue
-            new = router.route(int(rest[0]), int(rest[-1]))
+            if in_junction[i] and state[i] == RUNNING:
+                if len(rest) < 3:
+                    continue
+                tail = router.route(int(rest[1]), int(rest[-1]))
+                new = np.concatenate([rest[:1], tail]) if len(tail) else tail
+            else:
+                new = router.route(int(rest[0]), int(rest[-1]))
             if len(new) == 0 or np.array_equal(new, rest):
                 continue
             if not force:

@@ -96,6 +96,10 @@ enum class CrowdArray : int {
     Radius,        // (n,) float, metres
 };
 
+// Fewer agents than this: a step runs on one thread (same results; threads cost more than they save, and on a
+// busy machine OpenMP's waiting threads slow a small crowd down tenfold).
+inline constexpr int64_t kParallelMinAgents = 1024;
+
 class CrowdSim {
   public:
     // Throws std::invalid_argument naming the offending argument (shape, range, unknown parameter).
