@@ -825,22 +825,40 @@ void TrafficSim::move_phase() {
                             break;
                         }
                     }
-                    // Merging: vehicles inside the junction on other links into the same lane and nearer to
-                    // it are followed as if already on it (the nearest of them: the largest remaining
-                    // distance still below ours; ties: the lower id goes first).
+                    // Merging: vehicles on other links into the same lane and nearer to it are followed as if
+                    // already on it (the nearest of them: the largest remaining distance still below ours;
+                    // ties: the lower id goes first): those inside the junction, and those about to enter it
+                    // (decided to go) from their lane, which may cross a short link within one step. The gap
+                    // also bounds the distance driven, so that two vehicles never reach the lane overlapping.
                     const double rem = dist;  // our front's distance to the lane (dist: to the end of cur)
                     for (int64_t a = lane_in_offsets_[to]; a < lane_in_offsets_[to + 1]; ++a) {
-                        const int32_t s2 = nl_ + lane_in_links_[a];
+                        const int32_t k2 = lane_in_links_[a];
+                        const int32_t s2 = nl_ + k2;
                         if (s2 == cur) continue;
                         int64_t cand = -1;
+                        double cand_rem = 0;
+                        bool more = true;
                         for (int32_t q2 = seg_end(s2) - 1; q2 >= seg_begin(s2); --q2) {
                             const int64_t j = ord[q2];
                             const double rem2 = seg_len_[s2] - pos[j];
+                            if (!(rem2 < rem || (rem2 == rem && j < i))) {
+                                more = false;
+                                break;
+                            }
+                            cand = j;
+                            cand_rem = rem2;
+                        }
+                        const int32_t lf = net_.link_from_lane[k2];
+                        for (int32_t q2 = seg_end(lf) - 1;
+                             more && q2 >= seg_begin(lf) && q2 >= seg_end(lf) - 2; --q2) {
+                            const int64_t j = ord[q2];
+                            if (j == i || next_link_[c][j] != k2 || !go_[c][j]) break;
+                            const double rem2 = seg_len_[lf] - pos[j] + seg_len_[s2];
                             if (!(rem2 < rem || (rem2 == rem && j < i))) break;
                             cand = j;
+                            cand_rem = rem2;
                         }
-                        if (cand >= 0)
-                            follow(rem - (seg_len_[s2] - pos[cand]) - vp_[cand].length, spd[cand], false);
+                        if (cand >= 0) follow(rem - cand_rem - vp_[cand].length, spd[cand], true);
                     }
                     next = to;
                     ++rr;
