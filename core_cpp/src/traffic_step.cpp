@@ -1058,7 +1058,11 @@ void TrafficSim::teleport_phase(double t) {
     for (int32_t s = 0; s < nseg_; ++s) {
         if (seg_end(s) == seg_begin(s)) continue;
         const int64_t i = ord[seg_end(s) - 1];
-        if (wait_[i] >= p_.time_to_teleport - 1e-9) jam.push_back(i);
+        if (wait_[i] < p_.time_to_teleport - 1e-9) continue;
+        // Not one that waits before a closed road (it waits for a reroute or the reopening, not in a jam).
+        const int32_t r = route_idx_[i] + 1;
+        if (s < nl_ && r < route_size_[i] && edge_closed_[routes_[route_begin_[i] + r]]) continue;
+        jam.push_back(i);
     }
     if (jam.empty()) return;
     const int c = cur_;
