@@ -20,12 +20,13 @@ Run from the repository root: ``python -m bench.bench_traffic`` (``--quick``: on
    passenger cars may use, at least 500 m apart (straight line), routed by free-flow time
    (``twin.sim.demand.random_trips``), departures following DAY_PROFILE (hourly shares of a weekday's traffic with a
    morning and an evening peak). twin on 2 threads at 1 s steps until everyone arrived or the day + 2 h are over,
-   or gridlock: GRIDLOCK_VEHICLES vehicles standing still for over GRIDLOCK_S (SUMO would have teleported them after
-   300 s; twin has no teleporting). Printed: set-up time, wall time of the run, vehicle-steps per second, peak
-   resident memory (``ru_maxrss``; the town part runs in its own process so the figure is its own), arrivals,
-   collisions; on gridlock the places where vehicles have stood the longest. ``--town-sumo`` also runs SUMO on
-   the same routes (same depart times, lanes and speed factors; it teleports vehicles stuck for 300 s), limited to
-   ``--sumo-limit`` seconds of wall time.
+   or gridlock: GRIDLOCK_VEHICLES vehicles standing still for over GRIDLOCK_S, or more than TELEPORT_SHARE of the
+   vehicles teleported (both twin and SUMO teleport a vehicle that has stood at the head of its lane for 300 s).
+   Printed: set-up time, wall time of the run, vehicle-steps per second, peak resident memory (``ru_maxrss``; the
+   town part runs in its own process so the figure is its own), arrivals, teleports, collisions; on gridlock the
+   places where vehicles have stood the longest. ``--town-sumo`` also runs SUMO on the same routes (same depart
+   times, lanes and speed factors), limited to ``--sumo-limit`` seconds of wall time, and prints the ratio of the
+   vehicle-steps per second and the trip means of both.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ weekday curve of German traffic counts (peak hours 7-9 % of the daily volume, ni
 TOWN_TRIPS, TOWN_TRIPS_QUICK = 100_000, 20_000
 GRIDLOCK_S = 1800.0
 GRIDLOCK_VEHICLES = 1000
+TELEPORT_SHARE = 0.005
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -338,14 +340,15 @@ def town_part(trips: int, threads: int, with_sumo: bool, sumo_limit: float) -> b
             print(f"  {sim.time / 3600:5.1f} h: {c['running']:6,} running, {c['arrived']:7,} arrived, "
                   f"{c['pending']:7,} not yet in, {stuck:6,} standing > {GRIDLOCK_S:.0f} s   [{wall:6.1f} s wall]",
                   flush=True)  # fmt: skip
-        if stuck >= GRIDLOCK_VEHICLES:
+        if stuck >= GRIDLOCK_VEHICLES or sim.teleports > TELEPORT_SHARE * n:
             gridlock = True
             break
     c = sim.counts()
     steps = vehicle_steps(sim)
     print(f"twin ({threads} threads, dt 1 s): {sim.time / 3600:.1f} h simulated in {wall:.1f} s wall, "
           f"{steps:,.0f} vehicle-steps = {steps / wall:.3e} vehicle-steps/s; arrived {c['arrived']:,} of {n:,} "
-          f"({c['running']:,} running, {c['pending']:,} not yet in), {sim.collisions} collisions; resident memory "
+          f"({c['running']:,} running, {c['pending']:,} not yet in), {sim.teleports:,} teleports, {sim.collisions} "
+          f"collisions; resident memory "
           f"{rss_loaded:.0f} MB after loading, peak {peak_rss_mb():.0f} MB")  # fmt: skip
     done = sim.state == ARRIVED
     if done.any():
@@ -353,13 +356,13 @@ def town_part(trips: int, threads: int, with_sumo: bool, sumo_limit: float) -> b
               f"mean time loss {np.mean(sim.time_loss[done]):.0f} s")  # fmt: skip
     if gridlock:
         order = np.argsort(np.where(np.isnan(still_since), np.inf, still_since), kind="stable")
-        print(f"  GRIDLOCK: {GRIDLOCK_VEHICLES:,}+ vehicles standing still for over {GRIDLOCK_S:.0f} s at "
-              f"{sim.time / 3600:.1f} h; standing the longest:")  # fmt: skip
+        print(f"  GRIDLOCK: {GRIDLOCK_VEHICLES:,}+ vehicles standing still for over {GRIDLOCK_S:.0f} s or over "
+              f"{TELEPORT_SHARE:.1%} teleported at {sim.time / 3600:.1f} h; standing the longest:")  # fmt: skip
         for i in order[:5]:
             print(f"    since {still_since[i] / 3600:.2f} h: {describe(sim, network, demand, int(i))}")
     ok = not gridlock and c["arrived"] == n and sim.collisions == 0
-    print(f"required: town run: all {n:,} trips arrive ({c['arrived']:,}), no gridlock, no collision "
-          f"({sim.collisions}): {'ok' if ok else 'FAIL'}")  # fmt: skip
+    print(f"required: town run: all {n:,} trips arrive ({c['arrived']:,}), no gridlock, teleports <= "
+          f"{TELEPORT_SHARE:.1%} ({sim.teleports:,}), no collision ({sim.collisions}): {'ok' if ok else 'FAIL'}")  # fmt: skip
     if with_sumo:
         exe = sumo_binary()
         if exe is None:
@@ -377,6 +380,8 @@ def town_part(trips: int, threads: int, with_sumo: bool, sumo_limit: float) -> b
                 print(f"SUMO: {s['end'] / 3600:.1f} h simulated in {s['wall']:.1f} s wall, {s['rate']:.3e} "
                       f"vehicle-steps/s; arrived {s['arrived']:,} of {n:,}, {s['teleports']:,} teleports; mean "
                       f"travel time {s['travel_time']:.0f} s, time loss {s['time_loss']:.0f} s")  # fmt: skip
+                if wall > 0 and not gridlock:
+                    print(f"twin / SUMO: vehicle-steps per second x{steps / wall / s['rate']:.1f}")
     return ok
 
 

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -25,6 +26,13 @@ using twin_bind::require_vector;
 using twin_bind::shape_str;
 
 namespace {
+
+template <typename T>
+carray<T> copy_vec(const std::vector<T>& v) {
+    carray<T> out(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+}
 
 // 1-D float64 (integers accepted), finite.
 carray<double> f64(const py::object& obj, const char* name, py::ssize_t len = -1) {
@@ -324,6 +332,25 @@ void bind_traffic(py::module_& m) {
         .def_property_readonly("n_vehicles", &TrafficSim::n_vehicles)
         .def_property_readonly("n_types", &TrafficSim::n_types)
         .def_property_readonly("collisions", &TrafficSim::collisions)
+        .def_property_readonly("teleports", &TrafficSim::teleports)
+        .def("teleport_log",
+             [](const TrafficSim& s) {
+                 py::dict d;
+                 d["time"] = copy_vec(s.teleport_time());
+                 d["vehicle"] = copy_vec(s.teleport_vehicle());
+                 d["from_segment"] = copy_vec(s.teleport_from());
+                 d["to_edge"] = copy_vec(s.teleport_to());
+                 return d;
+             })
+        .def("collision_log",
+             [](const TrafficSim& s) {
+                 py::dict d;
+                 d["time"] = copy_vec(s.collision_time());
+                 d["vehicle"] = copy_vec(s.collision_vehicle());
+                 d["other"] = copy_vec(s.collision_other());
+                 d["segment"] = copy_vec(s.collision_segment());
+                 return d;
+             })
         .def_property_readonly("dt", &TrafficSim::dt)
         .def_property_readonly("seed", &TrafficSim::seed)
         .def_property_readonly("params",

@@ -148,6 +148,14 @@ const std::vector<TrafficParam> kParams = {
     {"parallel_min", 2048.0,
      "vehicles: with fewer running vehicles the step runs on one thread (thread barriers cost more than they "
      "save); results are the same for any value"},
+    {"best_lanes_horizon", 3000.0,
+     "m: lane choice looks this far along the route for the lanes that lead on without a lane change (SUMO's "
+     "bestLanes look-ahead, 3000 m), so that vehicles reach the right lane before a run of short edges"},
+    {"time_to_teleport", 300.0,
+     "s: a vehicle at the head of its lane or junction path that has stood this long is moved to the next "
+     "edge "
+     "of its route with room (or leaves at its route's end), counted as a teleport (SUMO's time-to-teleport, "
+     "300 s); 0: never"},
 };
 
 double* param_slot(TrafficSim::Params& p, const std::string& name) {
@@ -172,6 +180,8 @@ double* param_slot(TrafficSim::Params& p, const std::string& name) {
     if (name == "emergency_yield_time") return &p.emergency_yield_time;
     if (name == "emergency_yield_distance") return &p.emergency_yield_distance;
     if (name == "parallel_min") return &p.parallel_min;
+    if (name == "best_lanes_horizon") return &p.best_lanes_horizon;
+    if (name == "time_to_teleport") return &p.time_to_teleport;
     return nullptr;
 }
 
@@ -407,6 +417,14 @@ TrafficSim::TrafficSim(TrafficNetwork net, double dt, uint64_t seed,
         }
     }
     claim_.assign(nk_, kInf);
+    wait_pos_.assign(nk_, -1.0);
+    for (int32_t k = 0; k < nk_; ++k) {
+        const uint8_t d = n.link_dir[k];
+        if (n.link_tls[k] >= 0 && (d == 'l' || d == 'L') && n.link_length[k] >= 10.0 &&
+            n.link_foe_offsets[k + 1] > n.link_foe_offsets[k]) {
+            wait_pos_[k] = 0.5 * n.link_length[k];
+        }
+    }
     // Initial phases: as fixed-time programmes at time 0 (actuated programmes run on from there).
     for (int32_t t = 0; t < nt_; ++t) {
         double c = std::fmod(0.0 - n.tls_offset[t], tls_cycle_[t]);
@@ -518,6 +536,12 @@ void TrafficSim::grow(int64_t n) {
     plan_link_.resize(m, -1);
     plan_want_.resize(m, -1);
     plan_score_.resize(m, 0);
+    chain_ri_.resize(m * kChain, -1);
+    chain_lane_.resize(m * kChain, -1);
+    chain_link_.resize(m * kChain, -1);
+    plan_reach_.resize(m * kPlanLanes, 0);
+    plan_end_.resize(m, kInf);
+    plan_lane_end_.resize(m * kPlanLanes, kInf);
     collided_.resize(m, 0);
     entered_.resize(m, 0);
     rescue_lane_.resize(m, -1);
@@ -826,10 +850,16 @@ void TrafficSim::insert_pending(double t) {
     if (!inserted_.empty()) sort_membership();
 }
 
-bool TrafficSim::try_insert(int64_t id, double t) {
+bool TrafficSim::try_insert(int64_t id, double t) { return try_place(id, t, 0, false); }
+
+bool TrafficSim::try_place(int64_t id, double t, int32_t r, bool teleport) {
     const int c = cur_;
     const Veh& p = vp_[id];
-    const int32_t e = routes_[route_begin_[id]];
+    const int32_t e = routes_[route_begin_[id] + r];
+    // A teleported vehicle: on any lane from which its route goes on, at its length from the start, standing.
+    const int32_t dlane = teleport ? -1 : depart_lane_[id];
+    const double dpos = teleport ? -1.0 : depart_pos_[id];
+    const double dspeed = teleport ? 0.0 : depart_speed_[id];
     const int64_t l0 = net_.edge_lane_offsets[e], l1 = net_.edge_lane_offsets[e + 1];
     // Candidate lanes: the given one, or every allowed lane from which the route continues (all allowed lanes
     // if none does), the one with the most room first (ties: the rightmost).
@@ -838,12 +868,10 @@ bool TrafficSim::try_insert(int64_t id, double t) {
     for (int pass = 0; pass < 2 && best < 0; ++pass) {
         for (int64_t l = l0; l < l1; ++l) {
             const int32_t lane = static_cast<int32_t>(l);
-            if (depart_lane_[id] >= 0 && l != l0 + depart_lane_[id]) continue;
+            if (dlane >= 0 && l != l0 + dlane) continue;
             if (!net_.lane_allow[lane]) continue;
-            if (pass == 0 && depart_lane_[id] < 0 && route_size_[id] > 1 && choose_link(lane, id, 0) < 0)
-                continue;
-            const double x =
-                depart_pos_[id] >= 0 ? depart_pos_[id] : std::min(p.length, net_.lane_length[lane]);
+            if (pass == 0 && dlane < 0 && route_size_[id] > r + 1 && choose_link(lane, id, r) < 0) continue;
+            const double x = dpos >= 0 ? dpos : std::min(p.length, net_.lane_length[lane]);
             const double v0 = v0_on(id, lane);
             // Leader (sorted membership along the planned path, plus vehicles inserted this step on this
             // lane).
@@ -865,7 +893,7 @@ bool TrafficSim::try_insert(int64_t id, double t) {
                 vl = speed_[c][j];
             } else {
                 double g2, v2;
-                if (path_leader(id, lane, x, 0, g2, v2) >= 0) {
+                if (path_leader(id, lane, x, r, g2, v2) >= 0) {
                     gap = g2;
                     vl = v2;
                 }
@@ -907,11 +935,11 @@ bool TrafficSim::try_insert(int64_t id, double t) {
             if (room_behind < need_behind || room_behind < 0) continue;
             // Speed: the requested one, or "max": the largest up to v0 that keeps s0 + v T to the leader.
             double v;
-            if (depart_speed_[id] < 0) {
+            if (dspeed < 0) {
                 v = std::min(v0, std::max(0.0, (gap - p.min_gap) / p.tau + vl));
                 if (gap < p.min_gap) continue;
             } else {
-                v = depart_speed_[id];
+                v = dspeed;
                 if (gap < p.min_gap + std::max(0.0, v - vl) * p.tau) continue;
             }
             const double room = std::min(gap, 1e9);
@@ -925,11 +953,12 @@ bool TrafficSim::try_insert(int64_t id, double t) {
     if (best < 0) return false;
     state_[id] = kVehRunning;
     seg_[c][id] = best;
-    pos_[c][id] = depart_pos_[id] >= 0 ? depart_pos_[id] : std::min(p.length, net_.lane_length[best]);
+    pos_[c][id] = dpos >= 0 ? dpos : std::min(p.length, net_.lane_length[best]);
     speed_[c][id] = best_speed;
-    route_idx_[id] = 0;
-    depart_time_[id] = t;
-    next_link_[c][id] = choose_link(best, id, 0);
+    route_idx_[id] = r;
+    if (!teleport) depart_time_[id] = t;
+    plan_lane_[id] = -1;
+    next_link_[c][id] = choose_link(best, id, r);
     go_[c][id] = 1;
     entered_[id] = 1;
     wait_[id] = 0;

@@ -39,6 +39,14 @@ int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri, int* score_
         if (score_out) *score_out = 3;
         return kArrive;
     }
+    // The planned continuation (best lanes over the route ahead), when this lane is on it.
+    const std::size_t base = static_cast<std::size_t>(i) * kChain;
+    for (int q = 0; q < kChain && chain_lane_[base + q] >= 0; ++q) {
+        if (chain_ri_[base + q] == ri && chain_lane_[base + q] == lane) {
+            if (score_out) *score_out = chain_link_[base + q] >= 0 ? 2 : 0;
+            return chain_link_[base + q];
+        }
+    }
     const int32_t e2 = route[ri + 1];
     const int32_t e3 = ri + 2 < n ? route[ri + 2] : -1;
     int32_t best = -1;
@@ -58,34 +66,117 @@ int32_t TrafficSim::choose_link(int32_t lane, int64_t i, int32_t ri, int* score_
     return best;
 }
 
-void TrafficSim::plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& score, int32_t& want) {
+void TrafficSim::plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& reach, int32_t& want) {
     if (plan_lane_[i] != lane || plan_ri_[i] != ri) {
-        int sc = 0;
-        const int32_t k = choose_link(lane, i, ri, &sc);
+        // Best lanes (SUMO's MSVehicle::getBestLanes, simplified): backwards over the route edges ahead (up
+        // to best_lanes_horizon metres), far[l] = the last route index lane l leads to without a lane change
+        // (the horizon's last edge and the route's end count as reached by every allowed lane).
+        const int32_t* route = routes_.data() + route_begin_[i];
+        const int32_t n = route_size_[i];
+        int32_t last = ri;
+        double acc = 0;
+        while (last + 1 < n && last - ri < 64 && acc < p_.best_lanes_horizon) {
+            ++last;
+            acc += net_.edge_length[route[last]];
+        }
+        thread_local std::vector<int32_t> far, off;
+        off.assign(static_cast<std::size_t>(last - ri + 2), 0);
+        for (int32_t r = ri; r <= last; ++r) {
+            const int32_t e = route[r];
+            off[r - ri + 1] =
+                off[r - ri] + static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
+        }
+        far.assign(static_cast<std::size_t>(off.back()), -1);
+        auto far_of = [&](int32_t r, int32_t l) -> int32_t& {  // l: lane row of edge route[r]
+            return far[off[r - ri] + (l - static_cast<int32_t>(net_.edge_lane_offsets[route[r]]))];
+        };
+        // The link from `l` (route index r < last) into the lane of the next edge that leads on farthest
+        // (first such link on ties), or -1.
+        auto best_link = [&](int32_t r, int32_t l, int32_t& reach_out) {
+            const int32_t e2 = route[r + 1];
+            int32_t k_best = -1;
+            reach_out = r;
+            for (int64_t j = net_.lane_link_offsets[l]; j < net_.lane_link_offsets[l + 1]; ++j) {
+                const int32_t k = net_.lane_links[j];
+                const int32_t to = net_.link_to_lane[k];
+                if (net_.lane_edge[to] != e2 || !net_.lane_allow[to]) continue;
+                const int32_t f = far_of(r + 1, to);
+                if (f > reach_out || k_best < 0) {
+                    reach_out = std::max(f, r + 1);
+                    k_best = k;
+                }
+            }
+            return k_best;
+        };
+        for (int32_t r = last; r >= ri; --r) {
+            const int32_t e = route[r];
+            for (int64_t l = net_.edge_lane_offsets[e]; l < net_.edge_lane_offsets[e + 1]; ++l) {
+                const int32_t lane_r = static_cast<int32_t>(l);
+                if (!net_.lane_allow[lane_r]) continue;
+                int32_t f = last;
+                if (r < last) best_link(r, lane_r, f);
+                far_of(r, lane_r) = f;
+            }
+        }
+        // The links along the continuation from a lane of this edge (for `lane`: the first kChain are kept),
+        // and the distance from its start to the continuation's end (inf: it reaches the horizon).
+        const std::size_t base = static_cast<std::size_t>(i) * kChain;
+        int q = 0;
+        int32_t k0 = -1;
+        auto continuation = [&](int32_t from, bool keep) {
+            if (far_of(ri, from) >= last && !keep) return kInf;
+            const bool open_end = far_of(ri, from) >= last;
+            int32_t cur = from;
+            double dist = 0;
+            for (int32_t r = ri;; ++r) {
+                dist += seg_len_[cur];
+                int32_t k = -1, f = r;
+                if (r < last) {
+                    k = best_link(r, cur, f);
+                    if (keep && q < kChain) {
+                        chain_ri_[base + q] = r;
+                        chain_lane_[base + q] = cur;
+                        chain_link_[base + q] = k;
+                        ++q;
+                    }
+                }
+                if (keep && r == ri) k0 = ri + 1 >= n ? kArrive : k;
+                if (k < 0 || (open_end && q >= kChain)) break;
+                dist += seg_len_[nl_ + k];
+                cur = net_.link_to_lane[k];
+            }
+            return open_end ? kInf : dist;
+        };
+        plan_end_[i] = continuation(lane, true);
+        for (int q2 = q; q2 < kChain; ++q2) chain_lane_[base + q2] = -1;
+        // Lanes of this edge: how far each leads; the nearest of those that lead farthest.
         const int32_t e = net_.lane_edge[lane];
         const int32_t li = net_.lane_index[lane];
-        const int32_t nlanes =
-            static_cast<int32_t>(net_.edge_lane_offsets[e + 1] - net_.edge_lane_offsets[e]);
-        int32_t w = -1;
-        int best = sc;
+        const int32_t l0 = static_cast<int32_t>(net_.edge_lane_offsets[e]);
+        const int32_t nlanes = static_cast<int32_t>(net_.edge_lane_offsets[e + 1]) - l0;
+        const int32_t here = far_of(ri, lane);
+        int32_t best = here, w = -1;
         for (int32_t l = 0; l < nlanes; ++l) {
-            const int32_t other = static_cast<int32_t>(net_.edge_lane_offsets[e]) + l;
-            if (!net_.lane_allow[other] || l == li) continue;
-            int s2 = 0;
-            choose_link(other, i, ri, &s2);
-            if (s2 > best || (s2 == best && w >= 0 && std::abs(l - li) < std::abs(w - li))) {
-                best = s2;
+            const int32_t f = net_.lane_allow[l0 + l] ? far_of(ri, l0 + l) : -1;
+            if (l < kPlanLanes) {
+                const std::size_t at = static_cast<std::size_t>(i) * kPlanLanes + l;
+                plan_reach_[at] = static_cast<int8_t>(f < 0 ? -1 : std::min(f - ri, 127));
+                plan_lane_end_[at] = f < 0 ? 0.0 : (l == li ? plan_end_[i] : continuation(l0 + l, false));
+            }
+            if (l == li || f < 0) continue;
+            if (f > best || (f == best && w >= 0 && std::abs(l - li) < std::abs(w - li))) {
+                best = f;
                 w = l;
             }
         }
         plan_lane_[i] = lane;
         plan_ri_[i] = ri;
-        plan_link_[i] = k;
-        plan_score_[i] = static_cast<int8_t>(sc);
+        plan_link_[i] = k0;
+        plan_score_[i] = static_cast<int8_t>(std::min(here - ri, 127));
         plan_want_[i] = w;
     }
     link = plan_link_[i];
-    score = plan_score_[i];
+    reach = plan_score_[i];
     want = plan_want_[i];
 }
 
@@ -200,7 +291,8 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
         const int32_t f = net_.link_foes[a];
         const int32_t sf = nl_ + f;
-        if (seg_end(sf) > seg_begin(sf)) return true;  // a foe is inside the junction
+        // A foe inside the junction (not one still before its waiting point there).
+        if (seg_end(sf) > seg_begin(sf) && pos_[c][ord[seg_end(sf) - 1]] >= wait_pos_[f] - 0.5) return true;
         const int32_t lf = net_.link_from_lane[f];
         const int32_t b = seg_begin(lf);
         for (int32_t q = seg_end(lf) - 1; q >= b && q >= seg_end(lf) - 4; --q) {
@@ -225,6 +317,13 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
         }
     }
     return false;
+}
+
+bool TrafficSim::inside_yield(int64_t i, int32_t k, double d, double v) const {
+    if (wait_pos_[k] < 0 || d < 0) return false;
+    const uint8_t st = link_state_[k];
+    if (st == 'G' || st == 'M' || priority_[i]) return false;
+    return yield_blocked(i, k, d, v);
 }
 
 bool TrafficSim::red_for(int64_t i, int32_t k, double d, double v) const {
@@ -308,7 +407,8 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
                 break;
             case 'g':
             case 'm':
-                if (first) go = !yield_blocked(i, k, d, v);
+                // A left turn with a waiting point inside the junction yields there (move_phase).
+                if (first && wait_pos_[k] < 0) go = !yield_blocked(i, k, d, v);
                 break;
             default:  // 'G', 'M': priority
                 break;
@@ -496,9 +596,11 @@ void TrafficSim::lane_change_phase() {
         plan(i, s, ri, link_here, score_here, want);
         const Veh& p = vp_[i];
         const double x = pos[i], v = spd[i];
-        // Strategic: head for the nearest lane of this edge with a better link (one that leads to the next
-        // edge at all, or into a lane from which the route goes on). Without any link: urgent near the lane
-        // end.
+        // Strategic (SUMO's bestLanes): head for the nearest lane of this edge that leads on farther along
+        // the route without a lane change, once the current lane's continuation ends on this or the next edge
+        // or within strategic_urgency metres per lane to cross; urgent within strategic_urgency of its end.
+        const double end_here = plan_end_[i] - x;
+        if (want >= 0 && score_here > 1 && end_here > p_.strategic_urgency * std::abs(want - li)) want = -1;
         lc_want_[i] = static_cast<int8_t>(score_here == 0 && want >= 0 ? (want > li ? 1 : -1) : 0);
         if (t - last_lc_[i] < p_.lc_cooldown - 1e-9) continue;
         if (li + dir < 0 || li + dir >= nlanes) continue;
@@ -510,14 +612,12 @@ void TrafficSim::lane_change_phase() {
         if (want >= 0) {
             if ((want - li) * dir <= 0) continue;
             strategic = true;
-            if (score_here == 0 && seg_len_[s] - x < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
+            if (end_here < p_.strategic_urgency) b_me = std::max(b_me, p.decel);
         } else if (yield_dir_[i] != 0) {
             // Out of an emergency vehicle's rescue lane, accepting up to decel for itself and its new
             // follower (not into a lane that leads on less well when the lane end is near).
             if (yield_dir_[i] != dir) continue;
-            int score_tgt = 0;
-            choose_link(tgt, i, ri, &score_tgt);
-            if (score_tgt < score_here && seg_len_[s] - x < p_.strategic_urgency) continue;
+            if (lane_reach(i, li + dir) < score_here && end_here < p_.strategic_urgency) continue;
             strategic = true;
             b_me = std::max(b_me, p.decel);
         } else if (priority_[i]) {
@@ -528,9 +628,11 @@ void TrafficSim::lane_change_phase() {
             // MOBIL about once per lc_interval; to the left only when held up, keep-right checks less often.
             if (dir > 0 && (v >= 0.9 * v0_on(i, s) || (phase + i) % every != 0)) continue;
             if (dir < 0 && (phase + i) % (5 * every) != 0) continue;
-            int score_tgt = 0;
-            choose_link(tgt, i, ri, &score_tgt);
-            if (score_tgt < score_here) continue;  // never to a lane that leads on less well
+            // Not to a lane that leads on less far unless its continuation is long still.
+            const int reach_tgt = lane_reach(i, li + dir);
+            if (reach_tgt < score_here &&
+                (reach_tgt <= 1 || lane_end(i, li + dir) - x < 2 * p_.strategic_urgency))
+                continue;
         }
         const double v0 = v0_on(i, s), v0t = v0_on(i, tgt);
         // New leader and follower in the target lane.
@@ -607,7 +709,9 @@ void TrafficSim::lane_change_phase() {
         seg_[c][i] += lc_target_[i];
         ++lane_changes_[i];
         last_lc_[i] = t;
-        next_link_[c][i] = choose_link(seg_[c][i], i, route_idx_[i]);
+        int reach_ = 0;
+        int32_t want_ = -1;
+        plan(i, seg_[c][i], route_idx_[i], next_link_[c][i], reach_, want_);
     }
     sort_membership();
 }
@@ -667,6 +771,8 @@ void TrafficSim::move_phase() {
                 if (first_careful) slow_at(seg_len_[s] - x);
             } else {
                 first_link = s - nl_;
+                if (inside_yield(i, first_link, wait_pos_[first_link] - x, v))
+                    stop_at(wait_pos_[first_link] - x);
             }
         } else {
             const double look = p_.lookahead + v * v / (2 * p.decel);
@@ -712,22 +818,47 @@ void TrafficSim::move_phase() {
                     const int32_t k = cur - nl_;
                     const int32_t to = net_.link_to_lane[k];
                     if (cur == s) first_link = k;
-                    // Merging: vehicles inside the junction on other links into the same lane and nearer to
-                    // it are followed as if already on it (the nearest of them: the largest remaining
-                    // distance still below ours; ties: the lower id goes first).
+                    if (cur == s || junctions == 1) {
+                        const double dw = dist - seg_len_[cur] + wait_pos_[k];
+                        if (inside_yield(i, k, dw, v)) {
+                            stop_at(dw);
+                            break;
+                        }
+                    }
+                    // Merging: vehicles on other links into the same lane and nearer to it are followed as if
+                    // already on it (the nearest of them: the largest remaining distance still below ours;
+                    // ties: the lower id goes first): those inside the junction, and those about to enter it
+                    // (decided to go) from their lane, which may cross a short link within one step. The gap
+                    // also bounds the distance driven, so that two vehicles never reach the lane overlapping.
                     const double rem = dist;  // our front's distance to the lane (dist: to the end of cur)
                     for (int64_t a = lane_in_offsets_[to]; a < lane_in_offsets_[to + 1]; ++a) {
-                        const int32_t s2 = nl_ + lane_in_links_[a];
+                        const int32_t k2 = lane_in_links_[a];
+                        const int32_t s2 = nl_ + k2;
                         if (s2 == cur) continue;
                         int64_t cand = -1;
+                        double cand_rem = 0;
+                        bool more = true;
                         for (int32_t q2 = seg_end(s2) - 1; q2 >= seg_begin(s2); --q2) {
                             const int64_t j = ord[q2];
                             const double rem2 = seg_len_[s2] - pos[j];
+                            if (!(rem2 < rem || (rem2 == rem && j < i))) {
+                                more = false;
+                                break;
+                            }
+                            cand = j;
+                            cand_rem = rem2;
+                        }
+                        const int32_t lf = net_.link_from_lane[k2];
+                        for (int32_t q2 = seg_end(lf) - 1;
+                             more && q2 >= seg_begin(lf) && q2 >= seg_end(lf) - 2; --q2) {
+                            const int64_t j = ord[q2];
+                            if (j == i || next_link_[c][j] != k2 || !go_[c][j]) break;
+                            const double rem2 = seg_len_[lf] - pos[j] + seg_len_[s2];
                             if (!(rem2 < rem || (rem2 == rem && j < i))) break;
                             cand = j;
+                            cand_rem = rem2;
                         }
-                        if (cand >= 0)
-                            follow(rem - (seg_len_[s2] - pos[cand]) - vp_[cand].length, spd[cand], false);
+                        if (cand >= 0) follow(rem - cand_rem - vp_[cand].length, spd[cand], true);
                     }
                     next = to;
                     ++rr;
@@ -881,10 +1012,22 @@ void TrafficSim::post_step() {
                 }
             }
             if (over && !collided_[i]) ++fresh;
-            collided_[i] = over ? 1 : 0;
+            collided_[i] = over ? (collided_[i] ? 1 : 2) : 0;  // 2: new this step
         }
     }
     collisions_ += fresh;
+    if (fresh > 0) {
+        for (int64_t q = 0; q < nrun_; ++q) {
+            const int64_t i = ord[q];
+            if (collided_[i] != 2) continue;
+            collided_[i] = 1;
+            const int32_t s = seg_[c][i];
+            coll_time_.push_back(time());
+            coll_id_.push_back(i);
+            coll_other_.push_back(q + 1 < seg_end(s) ? ord[q + 1] : -1);
+            coll_seg_.push_back(s);
+        }
+    }
 #pragma omp parallel for schedule(dynamic, 16) if (nrun_ >= par_min_)
     for (int32_t e = 0; e < ne_; ++e) {
         int64_t n = 0, in = 0;
@@ -906,6 +1049,56 @@ void TrafficSim::post_step() {
     }
 }
 
+void TrafficSim::teleport_phase(double t) {
+    // The heads of segments (front-most vehicle of each lane or junction path) that have stood for
+    // time_to_teleport: like SUMO, they leave their place and continue on the next edge of their route where
+    // there is room (or arrive at the end of their route).
+    const int64_t* ord = order_.data();
+    std::vector<int64_t> jam;
+    for (int32_t s = 0; s < nseg_; ++s) {
+        if (seg_end(s) == seg_begin(s)) continue;
+        const int64_t i = ord[seg_end(s) - 1];
+        if (wait_[i] < p_.time_to_teleport - 1e-9) continue;
+        // Not one that waits before a closed road (it waits for a reroute or the reopening, not in a jam).
+        const int32_t r = route_idx_[i] + 1;
+        if (s < nl_ && r < route_size_[i] && edge_closed_[routes_[route_begin_[i] + r]]) continue;
+        jam.push_back(i);
+    }
+    if (jam.empty()) return;
+    const int c = cur_;
+    std::vector<int32_t> from(jam.size());
+    for (std::size_t a = 0; a < jam.size(); ++a) {
+        from[a] = seg_[c][jam[a]];
+        state_[jam[a]] = kVehPending;  // off the network while it is placed again
+    }
+    sort_membership();
+    for (std::size_t a = 0; a < jam.size(); ++a) {
+        const int64_t i = jam[a];
+        int32_t to = -1;
+        for (int32_t r = route_idx_[i] + 1; r < route_size_[i]; ++r) {
+            const int32_t e = routes_[route_begin_[i] + r];
+            if (edge_closed_[e]) continue;
+            if (try_place(i, t, r, true)) {
+                to = e;
+                break;
+            }
+        }
+        wait_[i] = 0;
+        start_wait_[i] = 0;
+        careful_[i] = 0;
+        if (to < 0) {
+            state_[i] = kVehArrived;
+            arrival_time_[i] = t;
+            route_idx_[i] = route_size_[i] - 1;
+        }
+        tele_time_.push_back(t);
+        tele_id_.push_back(i);
+        tele_from_.push_back(from[a]);
+        tele_to_.push_back(to);
+    }
+    if (!inserted_.empty()) sort_membership();
+}
+
 void TrafficSim::step(int64_t n) {
     if (n < 0) throw std::invalid_argument("n must be >= 0, got " + std::to_string(n));
     for (int64_t k = 0; k < n; ++k) {
@@ -922,6 +1115,7 @@ void TrafficSim::step(int64_t n) {
         last_insert_step_ = step_count_;
         insert_dirty_ = false;
         post_step();
+        if (p_.time_to_teleport > 0) teleport_phase(time());
         update_signals();
     }
 }

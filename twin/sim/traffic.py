@@ -6,6 +6,9 @@ car data (every running vehicle every ``record_every_s``), per-edge speeds and f
 over time and, at the end, one trip row per vehicle (SUMO's tripinfo). Vehicles are arrays in C++; no per-vehicle
 Python object exists.
 
+Jam teleports (the core's ``time_to_teleport``, SUMO's 300 s) are counted in the summary (``teleports``) and logged
+as ``teleport`` events (vehicle, the lane or junction path it stood on, the edge it went on from).
+
 Rerouting: when an edge closes (:meth:`close_edges`), every vehicle whose remaining route uses it gets the fastest
 route around it from its current edge (by current travel times); a vehicle with no way round keeps its route and
 stops before the closure. With ``reroute_every_s`` > 0, vehicles also reroute around congestion: every period the
@@ -183,8 +186,35 @@ class TrafficModel(SimModel):
         self._closures = sorted(
             ((float(t), [int(e) for e in edges], bool(c)) for t, edges, c in closures), key=lambda x: x[0]
         )
+        self._teleports_logged = 0
         self._apply_closures()
         self._record()
+
+    def _log_teleports(self) -> None:
+        """One ``teleport`` event per new jam teleport of the core (vehicle, where it stood, where it went on)."""
+        tl = self.core.teleport_log()
+        net = self.network
+        n_lanes = len(net.lane_ids)
+        for k in range(self._teleports_logged, len(tl["time"])):
+            seg = int(tl["from_segment"][k])
+            if seg < n_lanes:
+                where = {"lane": net.lane_ids[seg]}
+            else:
+                link = seg - n_lanes
+                where = {
+                    "junction": net.junction_ids[int(net.link_junction[link])],
+                    "from_lane": net.lane_ids[int(net.link_from_lane[link])],
+                    "to_lane": net.lane_ids[int(net.link_to_lane[link])],
+                }
+            to = int(tl["to_edge"][k])
+            data = {
+                "vehicle": self.demand.ids[int(tl["vehicle"][k])],
+                **where,
+                "to_edge": net.edge_ids[to] if to >= 0 else None,
+            }
+            self.events.add(float(tl["time"][k]), "teleport", "traffic", data)
+            log.info("teleport of a vehicle stuck for time_to_teleport: %s", data)
+        self._teleports_logged = len(tl["time"])
 
     # -- closures and rerouting -----------------------------------------------------------------------------------
     def close_edges(self, edges: Iterable[int], *, closed: bool = True) -> int:
@@ -340,6 +370,8 @@ class TrafficModel(SimModel):
         recording."""
         self.core.step(self.core_steps)
         self.advance_clock()
+        if self.core.teleports > self._teleports_logged:
+            self._log_teleports()
         self._apply_closures()
         if self.time_s + 1e-9 >= self._next_edge_s:
             self._edge_interval()
@@ -474,5 +506,6 @@ class TrafficModel(SimModel):
             "mean_depart_delay_s": float(done["depart_delay_s"].mean()) if len(done) else None,
             "throughput_vph": float(len(done) * 3600.0 / sim_s),
             "collisions": int(self.core.collisions),
+            "teleports": int(self.core.teleports),
             "reroutes": int(self.reroutes),
         }

@@ -60,15 +60,32 @@ vehicles behind start with their leader as the IDM has them. Measured at a signa
 1,810-1,850 veh/h/lane saturation flow and 1.8-1.9 s start-up lost time (plain IDM, ``startup_delay`` 0: the same
 flow and 0.8-0.9 s).
 
-Lane changes: strategic, looking two edges ahead: a lane without a link to the route's next edge, or whose link
-leads into a lane without a link to the edge after, makes the vehicle change towards the nearest lane with a better
-link (without any link: closer than ``strategic_urgency`` to the lane end the vehicle and its new follower accept
-braking up to ``decel``; a vehicle that cannot change stops at the lane end and waits; two such vehicles standing
-side by side, each wanting the other's lane, swap). MOBIL (Kesting, Treiber & Helbing 2007: politeness 0.2,
-threshold 0.1 m/s^2, safe braking 4 m/s^2, keep-right bias 0.2 m/s^2) about once per ``lc_interval`` for a vehicle
-below 90 % of its desired speed (to the left) and once per 5 ``lc_interval`` (keep right), never to a lane that
-leads on less well; at most one change per ``lc_cooldown``; changes to the left on even steps and to the right on
-odd steps, so no two vehicles change into one lane from both sides at once.
+Lane changes: strategic, SUMO's "best lanes": over the route ahead (``best_lanes_horizon``, 3000 m) each lane of
+the current edge is rated by how far along the route it leads without a lane change (following, at each junction,
+the link into the lane that leads on farthest; these planned links are also the ones the vehicle takes, so a run of
+short edges is driven in the lane that gets through it). A vehicle whose lane leads on less far than another
+changes towards the nearest best lane once its lane's continuation ends on this or the next edge, or within
+``strategic_urgency`` (200 m) per lane to cross; closer than ``strategic_urgency`` to that end the vehicle and its
+new follower accept braking up to ``decel``; a vehicle that cannot change stops at the lane end and waits; two such
+vehicles standing side by side, each wanting the other's lane, swap. MOBIL (Kesting, Treiber & Helbing 2007:
+politeness 0.2, threshold 0.1 m/s^2, safe braking 4 m/s^2, keep-right bias 0.2 m/s^2) about once per
+``lc_interval`` for a vehicle below 90 % of its desired speed (to the left) and once per 5 ``lc_interval`` (keep
+right), not to a lane that leads on less far unless that lane's continuation still goes beyond the next edge and
+twice ``strategic_urgency``; at most one change per ``lc_cooldown``; changes to the left on even steps and to the
+right on odd steps, so no two vehicles change into one lane from both sides at once.
+
+Several junctions in one step: the leader search and the move follow the planned links through any number of lanes
+and links within the braking distance + ``lookahead``; at each link into a lane the vehicles on the other links
+into it that are nearer to it (inside the junction, or about to enter from their lane having decided to go) are
+followed as if already on it, and the gap to them also bounds the distance driven, so merging never overlaps.
+
+Signalised left turns that yield (``g``, links of 10 m or more with foes) wait for a gap inside the junction, at
+half the link's length (SUMO's internal junction), so that one or two turn at the end of each green.
+
+Jams: a vehicle at the head of its lane or junction path that has stood for ``time_to_teleport`` (300 s, SUMO's
+default; 0: never) is teleported like in SUMO: put at the start of the next edge of its route with room (standing),
+or taken off at the end of its route; :attr:`TrafficSim.teleports` counts them and :meth:`TrafficSim.teleport_log`
+lists them. They are a last resort and rare (none on grid10, a few per 5,000 trips on the Bad Hersfeld town).
 
 Insertion: at the first step at or after ``depart_s``, on the first edge of the route, per edge FIFO (a vehicle
 that does not fit waits and blocks later departures on that edge, as in SUMO). Lane: the given one, or (``-1``) the
@@ -341,6 +358,23 @@ class TrafficSim:
     def collisions(self) -> int:
         """Overlaps that have occurred (a front bumper beyond the rear of the vehicle ahead); 0 in a correct run."""
         return int(self._core.collisions)
+
+    @property
+    def teleports(self) -> int:
+        """Jam teleports so far (``time_to_teleport``, SUMO's default 300 s; see :meth:`teleport_log`)."""
+        return int(self._core.teleports)
+
+    def teleport_log(self) -> dict[str, np.ndarray]:
+        """Every jam teleport so far: ``time`` (k,) float64 s, ``vehicle`` (k,) int64 id, ``from_segment`` (k,)
+        int32 (a lane row, or ``n_lanes + link row`` inside a junction), ``to_edge`` (k,) int32 edge row it was put
+        on (-1: it left the network at the end of its route)."""
+        return dict(self._core.teleport_log())
+
+    def collision_log(self) -> dict[str, np.ndarray]:
+        """Every collision so far (empty in a correct run): ``time`` (k,) float64 s, ``vehicle`` (k,) int64 (its
+        front overlapped), ``other`` (k,) int64 (the vehicle ahead on the same segment, -1: beyond its end),
+        ``segment`` (k,) int32 (lane row, or ``n_lanes + link row``)."""
+        return dict(self._core.collision_log())
 
     @property
     def state(self) -> npt.NDArray[np.int8]:

@@ -127,6 +127,18 @@ class TrafficSim {
     int64_t n_vehicles() const { return n_; }
     int64_t n_types() const { return static_cast<int64_t>(types_.size()); }
     int64_t collisions() const { return collisions_; }
+    int64_t teleports() const { return static_cast<int64_t>(tele_id_.size()); }
+    // Teleports so far (SUMO's jam teleport): time (s), vehicle id, segment it left (lanes 0..nl-1, then
+    // links nl + k), edge it was put on (-1: it left the network at the end of its route).
+    const std::vector<double>& teleport_time() const { return tele_time_; }
+    const std::vector<int64_t>& teleport_vehicle() const { return tele_id_; }
+    const std::vector<int32_t>& teleport_from() const { return tele_from_; }
+    const std::vector<int32_t>& teleport_to() const { return tele_to_; }
+    // Collisions so far: time (s), the vehicle whose front overlapped, the vehicle it ran into, its segment.
+    const std::vector<double>& collision_time() const { return coll_time_; }
+    const std::vector<int64_t>& collision_vehicle() const { return coll_id_; }
+    const std::vector<int64_t>& collision_other() const { return coll_other_; }
+    const std::vector<int32_t>& collision_segment() const { return coll_seg_; }
     int64_t n_lanes() const { return nl_; }
     int64_t n_edges() const { return ne_; }
     int64_t n_links() const { return nk_; }
@@ -152,7 +164,8 @@ class TrafficSim {
         double lookahead, idm_stepping, critical_gap, min_critical_gap, impatience, lc_politeness,
             lc_threshold, lc_safe_decel, lc_bias_right, lc_cooldown, lc_interval, keep_clear, stop_speed,
             strategic_urgency, startup_delay, actuated_max_gap, actuated_detector_gap, emergency_red_speed,
-            emergency_yield_time, emergency_yield_distance, parallel_min;
+            emergency_yield_time, emergency_yield_distance, parallel_min, best_lanes_horizon,
+            time_to_teleport;
     };
     struct Type {
         double length, min_gap, accel, decel, emergency_decel, tau, max_speed, speed_factor, speed_dev, delta;
@@ -173,9 +186,27 @@ class TrafficSim {
     // ends.
     int32_t choose_link(int32_t lane, int64_t i, int32_t ri, int* score = nullptr) const;
     void swap_deadlocked();
-    // Vehicle i's cached plan on its current lane (recomputed when the lane or route index changes): the link
-    // it takes, that link's score and the lane index it should head for (-1: none better).
-    void plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& score, int32_t& want);
+    // Vehicle i's cached plan on its current lane (recomputed when the lane or route index changes), SUMO's
+    // "best lanes": over the route ahead (up to best_lanes_horizon metres) the route index up to which each
+    // lane of the edge leads on without a lane change; the links it takes from its lane along that
+    // continuation (kChain of them, read by choose_link); `reach` (returned): route edges beyond this one it
+    // reaches from its lane; `want`: the lane index it should head for (-1: none better, or not yet needed).
+    void plan(int64_t i, int32_t lane, int32_t ri, int32_t& link, int& reach, int32_t& want);
+    // Route edges beyond the current one reachable without a lane change from lane index l of vehicle i's
+    // planned edge (after plan()); -1 for a lane cars may not use.
+    int lane_reach(int64_t i, int32_t l) const {
+        return l < kPlanLanes ? plan_reach_[static_cast<std::size_t>(i) * kPlanLanes + l] : plan_score_[i];
+    }
+    // Distance from the start of lane index l (planned edge of vehicle i) to the end of its continuation.
+    double lane_end(int64_t i, int32_t l) const {
+        return l < kPlanLanes ? plan_lane_end_[static_cast<std::size_t>(i) * kPlanLanes + l] : plan_end_[i];
+    }
+    // Jam teleports (time_to_teleport): heads of segments that have stood for that long are moved to the next
+    // edge of their route with room (SUMO's teleporting), or leave the network at the end of the route.
+    void teleport_phase(double t);
+    // Vehicle id on route index r of its route at the start of a lane of that edge; false when no lane has
+    // room.
+    bool try_place(int64_t id, double t, int32_t r, bool teleport);
     bool lane_reaches(int32_t lane, int32_t edge) const;
     bool edges_connected(int32_t a, int32_t b) const;
     double v0_on(int64_t i, int32_t seg) const;
@@ -189,6 +220,9 @@ class TrafficSim {
     // may pass a red light only at emergency_red_speed.
     bool may_enter(int64_t i, int32_t k, double d, double v, bool first, bool* careful = nullptr) const;
     bool yield_blocked(int64_t i, int32_t k, double d, double v) const;
+    // Whether vehicle i, d metres before the waiting point inside link k (a yielding left turn), must stop
+    // there for oncoming traffic.
+    bool inside_yield(int64_t i, int32_t k, double d, double v) const;
     // Emergency vehicle i passing link k against the rules (red, yield): blocked while a conflicting link is
     // occupied, a vehicle that can no longer stop is about to enter one, or another emergency vehicle comes
     // first (only_emergency: only the last two for emergency vehicles, when i has priority anyway).
@@ -250,6 +284,9 @@ class TrafficSim {
     std::vector<int64_t> yielders_;    // vehicles with yield_dir_ or avoid_lane_ set
     std::vector<uint8_t> careful_;  // an emergency vehicle that entered its current link against a red light
     std::vector<uint8_t> link_state_;  // current state character per link
+    // Signalised left turns that yield ('g'): the point inside the junction where a vehicle waits for a gap
+    // in the oncoming traffic (SUMO's internal junction), metres from the link start; -1: none.
+    std::vector<double> wait_pos_;
 
     std::vector<Type> types_;
 
@@ -271,6 +308,17 @@ class TrafficSim {
     std::vector<int8_t> lc_target_;  // lane-change decision of this step (-1, 0 none, +1)
     std::vector<int32_t> plan_lane_, plan_ri_, plan_link_, plan_want_;
     std::vector<int8_t> plan_score_;
+    static constexpr int kChain = 8, kPlanLanes = 8;
+    std::vector<int32_t> chain_ri_, chain_lane_, chain_link_;  // (n * kChain): the planned links ahead
+    std::vector<int8_t> plan_reach_;                           // (n * kPlanLanes): lane_reach
+    std::vector<double> plan_lane_end_;                        // (n * kPlanLanes): lane_end
+    std::vector<double> plan_end_;  // distance from the lane start to the end of the continuation (inf: all)
+    std::vector<double> tele_time_;
+    std::vector<int64_t> tele_id_;
+    std::vector<int32_t> tele_from_, tele_to_;
+    std::vector<double> coll_time_;
+    std::vector<int64_t> coll_id_, coll_other_;
+    std::vector<int32_t> coll_seg_;
     std::vector<int8_t> lc_want_;  // strategic wish: direction of a lane without which the route cannot go on
     std::vector<uint8_t> collided_, entered_;
 
