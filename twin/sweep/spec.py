@@ -21,8 +21,8 @@ Lists, ranges and linspaces are grid axes: every combination runs. Sampled param
 ``n`` points over their bounds, all with the same method: ``latin`` (scipy.stats.qmc Latin hypercube, ``n``
 points), ``sobol`` (SALib's Saltelli scheme on a scrambled Sobol' sequence, ``n`` a power of 2, ``n (d + 2)``
 points, ``n (2d + 2)`` with ``second_order``; needed for Sobol indices) or ``morris`` (SALib's ``n`` trajectories
-of ``d + 1`` points on a ``levels`` grid; needed for Morris screening). A sampled parameter whose base value is a
-whole number (a count) is rounded, unless it says ``integer: false``. Runs = grid combinations × sample points ×
+of ``d + 1`` points on a ``levels`` grid; needed for Morris screening). A sampled parameter whose scenario field takes whole
+numbers only (a count) is rounded, unless it says ``integer: false``. Runs = grid combinations × sample points ×
 seeds, expanded lazily in that order (seeds innermost).
 
 Every run has a ``run_id``: the first 12 hex digits of the SHA-256 of its parameter values, seed and sample
@@ -52,7 +52,7 @@ from pydantic_core import PydanticCustomError
 from twin.errors import InputError
 from twin.scenario.schema import FilePath, Scenario, _format_error, _join, _Model, _show, read_yaml
 from twin.sweep.catalogue import column_kind
-from twin.sweep.paths import PathError, format_path, get_at, parse_path, set_at, settable_problem
+from twin.sweep.paths import PathError, format_path, parse_path, set_at, settable_problem
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,8 @@ def _parameter(value: Any) -> Axis | Sampled:
     if not isinstance(value, Mapping):
         raise PydanticCustomError(
             "sweep_param",
-            "must be a list of values, {{range: [start, stop, step]}}, {{linspace: [start, stop, num]}} or a "
-            "sample {{latin|sobol|morris: [low, high], n: N}}, got {v}",
+            "must be a list of values, {range: [start, stop, step]}, {linspace: [start, stop, num]} or a "
+            "sample {latin|sobol|morris: [low, high], n: N}, got {v}",
             {"v": _show(value)},
         )
     kinds = [k for k in (*GRID_KINDS, *SAMPLE_METHODS) if k in value]
@@ -251,7 +251,7 @@ def _seeds(value: Any) -> list[int] | None:
         if set(value) != {"range"}:
             raise PydanticCustomError(
                 "sweep_seeds",
-                "must be a list of seeds or {{range: [first, last]}}, got keys {k}",
+                "must be a list of seeds or {range: [first, last]}, got keys {k}",
                 {"k": ", ".join(map(str, value))},
             )
         values = _range_values(value["range"], what="seeds range")
@@ -263,7 +263,7 @@ def _seeds(value: Any) -> list[int] | None:
         values = value
     else:
         raise PydanticCustomError(
-            "sweep_seeds", "must be a list of seeds or {{range: [first, last]}}, got {v}", {"v": _show(value)}
+            "sweep_seeds", "must be a list of seeds or {range: [first, last]}, got {v}", {"v": _show(value)}
         )
     if not values:
         raise PydanticCustomError("sweep_seeds", "needs at least one seed")
@@ -521,8 +521,7 @@ class Sweep:
             if s.integer is not None:
                 integer.append(s.integer)
             else:
-                base = _value_or_none(self.base_data, p)
-                integer.append(isinstance(base, int) and not isinstance(base, bool))
+                integer.append(_takes_whole_numbers(self.base_data, p, base_dir=self.base_path.parent))
         seeds = spec.seeds if spec.seeds is not None else [int(self.base_data.get("seed", 0))]
         kinds = {p: column_kind(list(a.values)) for p, a in axes}
         kinds.update({p: "int" if rnd else "float" for (p, _), rnd in zip(sampled, integer, strict=True)})
@@ -559,11 +558,16 @@ class Sweep:
         return h.hexdigest()
 
 
-def _value_or_none(data: Any, path: str) -> Any:
+def _takes_whole_numbers(base: Mapping[str, Any], path: str, *, base_dir: Path) -> bool:
+    """Whether the scenario field at ``path`` takes whole numbers only (a count): the scenario schema says so
+    when given 1.5 there."""
+    data = copy.deepcopy(dict(base))
+    set_at(data, path, 1.5)
     try:
-        return get_at(data, path)
-    except PathError:
-        return None
+        Scenario.from_dict(data, base_dir=base_dir)
+    except InputError as exc:
+        return f"{path}: must be a whole number" in str(exc)
+    return False
 
 
 def sweep_from_dict(
