@@ -83,7 +83,9 @@ class LocalBackend(Backend):
         methods = multiprocessing.get_all_start_methods()
         self._mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            self._mp.set_forkserver_preload(["twin.sweep.worker"])
+            # workers fork from a server that has imported the simulation once: a pool recreated after a worker
+            # died starts in milliseconds, not seconds
+            self._mp.set_forkserver_preload(["twin.sweep.worker", "twin.scenario.runner", "twin.sim.crowd"])
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:

@@ -302,8 +302,8 @@ def _drive(
                 if backend.isolates_deaths or isolating:
                     died(task, str(exc))
                 else:
-                    broken = True
                     suspects.append(task)
+                broken = not backend.isolates_deaths  # a local pool is gone with its worker
                 continue
             except Exception as exc:  # noqa: BLE001 - the task could not report (e.g. its row could not be written)
                 failure_row(ctx, task, f"the run could not report: {one_line(exc)}")
@@ -319,9 +319,10 @@ def _drive(
                 else:
                     suspects.append(task)
             inflight.clear()
-            log.warning(
-                "a worker process died; re-running the %d runs in flight one at a time", len(suspects)
-            )
+            if suspects:
+                log.warning(
+                    "a worker process died; re-running the %d runs in flight one at a time", len(suspects)
+                )
             backend.recover()
         if isolating and not inflight:
             isolating = False
