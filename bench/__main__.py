@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench.bench_bundle",
     "bench.bench_crowd",
     "bench.bench_traffic",
+    "bench.bench_sweep",
 ]
 
 

@@ -400,3 +400,32 @@ def test_slurm_example_renders_a_job_script(repo_root):
         assert line in script
     with pytest.raises(InputError, match="cluster: not valid SLURMCluster options"):
         slurm_cluster({"no_such_option": 1})
+
+
+def test_catalogue_assembly_unifies_columns_in_run_order(tmp_path):
+    from twin.sweep.catalogue import assemble_catalogue, make_row, write_row, write_run_ids
+
+    rows = [
+        ("c3", 0, "ok", {"model": {"y": 1, "tag": "a"}}),  # y a whole number here…
+        ("a1", 1, "failed", None),  # …no KPIs at all here…
+        ("b2", 2, "ok", {"model": {"y": 2.5, "extra": True}}),  # …a float and a new KPI here
+    ]
+    for rid, index, status, summary in rows:
+        row = make_row(
+            run_id=rid, run_index=index, seed=index, sample=None, params=[("events[0].at_s", float(index), "float")],
+            status=status, error=None if summary else "boom", summary=summary, work_s=0.5,
+        )  # fmt: skip
+        write_row(row, tmp_path / "runs" / rid)
+    write_run_ids(["c3", "a1", "b2", "never-ran"], tmp_path)
+    assemble_catalogue(tmp_path, parameters=["events[0].at_s"], batch_rows=2)
+    cat = read_catalogue(tmp_path)
+    assert cat["run_id"].tolist() == ["c3", "a1", "b2"]  # run order, not name order
+    assert list(cat.columns) == [
+        "run_id", "run_index", "status", "error", "seed", "sample", "events[0].at_s",
+        "model.extra", "model.tag", "model.y", "wall_time_s", "work_s", "worker", "finished_at",
+    ]  # fmt: skip
+    assert cat["model.y"].tolist()[0] == 1.0
+    assert pd.isna(cat["model.y"].tolist()[1])
+    assert cat["model.y"].tolist()[2] == 2.5
+    assert cat["model.y"].dtype == np.float64
+    assert cat["error"].tolist()[1] == "boom"

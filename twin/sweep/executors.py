@@ -79,13 +79,11 @@ class LocalBackend(Backend):
 
     def __init__(self, workers: int):
         self.workers = int(workers)
-        self.slots = 2 * self.workers
+        self.slots = 4 * self.workers  # queued in the pool: a worker never waits for the coordinator
         methods = multiprocessing.get_all_start_methods()
         self._mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            # workers fork from a server that has imported the simulation once: a pool recreated after a worker
-            # died starts in milliseconds, not seconds
-            self._mp.set_forkserver_preload(["twin.sweep.worker", "twin.scenario.runner", "twin.sim.crowd"])
+            self._mp.set_forkserver_preload(["twin.sweep.worker"])
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:

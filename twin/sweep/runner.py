@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from twin.city.layer import write_json, write_table
 from twin.errors import InputError
-from twin.sweep.catalogue import RUNS_DIR, assemble_catalogue, row_status
+from twin.sweep.catalogue import RUNS_DIR, assemble_catalogue, row_status, write_run_ids
 from twin.sweep.executors import Backend, WorkerLost, open_backend
 from twin.sweep.spec import EXECUTOR_PATTERN, Sweep, load_sweep
 from twin.sweep.worker import RunTask, SweepContext, failure_row, one_line
@@ -60,6 +60,8 @@ class SweepResult:
     work_s: float  # sum over the runs executed now of the time spent in the run function
     coordinator_peak_rss_mib: float
     backend: str
+    startup_s: float = float("nan")  # from the call to the first finished run, less that run's work
+    catalogue_s: float = float("nan")  # assembling the catalogue at the end
 
     @property
     def overhead(self) -> float:
@@ -130,7 +132,8 @@ def _prepare(sweep: Sweep, out: Path, *, resume: bool) -> None:
         cols = {"sample": pa.array(range(plan.n_points), type=pa.int64())}
         cols.update({p: pa.array(plan.design[:, j]) for j, (p, _) in enumerate(plan.sampled)})
         write_table(pa.table(cols), out / DESIGN_FILE)
-    write_json(meta, meta_path)
+    write_run_ids((run.run_id for run in plan.runs()), out)
+    write_json(meta, meta_path)  # last: a folder with sweep.json is a complete sweep folder
 
 
 def _tasks(sweep: Sweep, out: Path, *, skip_done: bool) -> Iterator[RunTask]:
@@ -220,29 +223,27 @@ def run_sweep(
         threads=spec.threads_per_run,
     )
     counts = collections.Counter()
-    work_s = 0.0
     bar = _Progress(plan.total, done_before, name=sweep.name, enabled=progress)
     backend = open_backend(executor, workers=n_workers, cluster=cluster, source=sweep.source)
-    log.info(
-        "sweep %s: %d runs (%d done before) on %s", sweep.name, plan.total, done_before, backend.describe()
-    )
-    interrupted = False
+    where = backend.describe()
+    log.info("sweep %s: %d runs (%d done before) on %s", sweep.name, plan.total, done_before, where)
+    first: list[float] = []
     try:
-        tasks = _tasks(sweep, out, skip_done=resume)
-        work_s = _drive(backend, ctx, tasks, bar, counts)
+        work_s = _drive(backend, ctx, _tasks(sweep, out, skip_done=resume), bar, counts, first)
     except BaseException:
-        interrupted = True
-        raise
-    finally:
-        if interrupted:
-            try:
-                backend.close()
-            except Exception:  # noqa: BLE001 - closing after an interrupt must not hide it
-                log.warning("could not close the executor cleanly", exc_info=True)
-        else:
-            backend.close()
+        # interrupted (Ctrl-C, a lost scheduler…): what finished is kept and catalogued, then the error goes on
         bar.close()
-        catalogue = assemble_catalogue(out, parameters=plan.parameter_paths)
+        for step in (backend.close, lambda: assemble_catalogue(out, parameters=plan.parameter_paths)):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - must not hide the interruption
+                log.warning("cleaning up after an interrupted sweep failed", exc_info=True)
+        raise
+    backend.close()
+    bar.close()
+    t_cat = time.perf_counter()
+    catalogue = assemble_catalogue(out, parameters=plan.parameter_paths)
+    t_end = time.perf_counter()
     return SweepResult(
         out_dir=out,
         catalogue=catalogue,
@@ -252,17 +253,25 @@ def run_sweep(
         skipped=done_before,
         ran=counts["ok"] + counts["failed"],
         workers=n_workers,
-        wall_s=time.perf_counter() - t0,
+        wall_s=t_end - t0,
         work_s=work_s,
         coordinator_peak_rss_mib=_peak_rss_mib(),
-        backend=backend.describe() if not interrupted else executor,
+        backend=where,
+        startup_s=first[0] - first[1] - t0 if first else float("nan"),
+        catalogue_s=t_end - t_cat,
     )
 
 
 def _drive(
-    backend: Backend, ctx: SweepContext, tasks: Iterator[RunTask], bar: _Progress, counts: collections.Counter
+    backend: Backend,
+    ctx: SweepContext,
+    tasks: Iterator[RunTask],
+    bar: _Progress,
+    counts: collections.Counter,
+    first: list[float],
 ) -> float:
-    """Keep ``backend.slots`` tasks in flight until ``tasks`` is exhausted; returns the summed work seconds."""
+    """Keep ``backend.slots`` tasks in flight until ``tasks`` is exhausted; returns the summed work seconds.
+    ``first`` receives the time the first run finished and that run's work seconds."""
     inflight: dict[Any, RunTask] = {}
     suspects: collections.deque[RunTask] = collections.deque()  # in flight when a local pool broke
     isolating = False  # a suspect runs alone, so that a death names it
@@ -270,6 +279,8 @@ def _drive(
 
     def record(status: str, w: float = 0.0) -> None:
         nonlocal work
+        if not first:
+            first.extend((time.perf_counter(), w))
         counts[status] += 1
         work += w
         bar.add(status)

@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -56,7 +56,18 @@ from twin.sweep.paths import PathError, format_path, parse_path, set_at, settabl
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Axis", "Plan", "RunSpec", "Sampled", "Sweep", "SweepFile", "load_sweep", "sweep_from_dict"]
+__all__ = [
+    "Axis",
+    "Plan",
+    "RunSpec",
+    "Sampled",
+    "Sweep",
+    "SweepFile",
+    "load_sweep",
+    "run_id_of",
+    "sweep_from_dict",
+    "variant_data",
+]
 
 SAMPLE_METHODS = ("latin", "sobol", "morris")
 GRID_KINDS = ("range", "linspace")
@@ -408,6 +419,16 @@ def run_id_of(values: tuple[tuple[str, Any], ...], seed: int, sample: int | None
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+def variant_data(base: Mapping[str, Any], values: Iterable[tuple[str, Any]], seed: int) -> dict[str, Any]:
+    """A copy of the plain scenario data ``base`` with ``values`` (``(path, value)``) written in and ``seed`` as its
+    seed."""
+    data = copy.deepcopy(dict(base))
+    for path, value in values:
+        set_at(data, path, copy.deepcopy(value))
+    data["seed"] = seed
+    return data
+
+
 @dataclass
 class Plan:
     """The expanded sweep: grid axes, the sample design, seeds; iterate :meth:`runs` (lazily, O(1) memory)."""
@@ -532,11 +553,7 @@ class Sweep:
 
     def scenario_data(self, run: RunSpec) -> dict[str, Any]:
         """The plain scenario data of ``run``: the base (with overrides), the run's values and seed."""
-        data = copy.deepcopy(self.base_data)
-        for path, value in run.values:
-            set_at(data, path, copy.deepcopy(value))
-        data["seed"] = run.seed
-        return data
+        return variant_data(self.base_data, run.values, run.seed)
 
     def fingerprint(self) -> str:
         """SHA-256 of everything that decides the runs and their ids (base, overrides, parameters, seeds, design,

@@ -9,7 +9,6 @@ A run that raises is recorded as failed: the one-line error goes into its catalo
 
 from __future__ import annotations
 
-import copy
 import importlib
 import logging
 import os
@@ -24,7 +23,6 @@ from typing import Any
 
 from twin.city.layer import write_text
 from twin.sweep.catalogue import ERROR_FILE, RUNS_DIR, column_value, make_row, write_row
-from twin.sweep.paths import set_at
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +118,7 @@ def execute(ctx: SweepContext, task: RunTask) -> dict[str, Any]:
     running it (seconds), the rest is the sweep framework's.
     """
     from twin.scenario.schema import Scenario
+    from twin.sweep.spec import variant_data
 
     run_dir = Path(ctx.out_root) / RUNS_DIR / task.run_id
     _fresh_dir(run_dir)
@@ -127,10 +126,7 @@ def execute(ctx: SweepContext, task: RunTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         _set_threads(ctx.threads)
-        data = copy.deepcopy(dict(ctx.base))
-        for path, value in task.values:
-            set_at(data, path, copy.deepcopy(value))
-        data["seed"] = task.seed
+        data = variant_data(ctx.base, task.values, task.seed)
         scenario = Scenario.from_dict(
             data, source=f"{ctx.base_file} [run {task.run_id}]", base_dir=os.path.dirname(ctx.base_file)
         )
