@@ -15,6 +15,8 @@ BENCHMARKS = [
     "bench.bench_crowd",
     "bench.bench_traffic",
     "bench.bench_hazards",
+    "bench.bench_hazards_flood",
+    "bench.bench_sweep",
 ]
 
 

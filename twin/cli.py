@@ -143,6 +143,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from twin.sweep.cli import sweep_command
+
+    return sweep_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="twin: a City Information Modelling digital twin"
@@ -178,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default: results/<scenario name>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a parameter sweep (twin sweep SWEEP --out DIR), or report one (twin sweep report DIR)",
+    )
+    p.add_argument("sweep", metavar="SWEEP|report", help="sweep YAML file, or the word report")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="with report: the sweep's output folder")
+    p.add_argument("--out", help="output folder (default: results/<sweep name>)")
+    p.add_argument("--resume", action="store_true", help="run only the runs that are missing or failed")
+    p.add_argument("--workers", type=int, help="worker processes (default: the sweep file's, else the CPUs)")
+    p.add_argument("--executor", help="local, dask, dask://HOST:PORT, tcp://HOST:PORT or slurm")
+    p.add_argument("--check", action="store_true", help="validate every variant scenario; run nothing")
+    p.add_argument("--kpi", action="append", help="with report: a KPI column to show (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
         "demo",
