@@ -63,7 +63,9 @@ RUNS_DIR = "runs"
 HEAD_COLUMNS = ("run_id", "run_index", "status", "error", "seed", "sample")
 VOLATILE_COLUMNS = ("wall_time_s", "work_s", "worker", "finished_at")
 """Columns that differ between two runs of the same sweep (timings, where it ran)."""
-_META_KEYS = frozenset({"scenario", "seed", "twin_version", "git_revision", "provenance", "wall_time_s"})
+_META_KEYS = frozenset(
+    {"scenario", "seed", "twin_version", "git_revision", "provenance", "wall_time_s", "timing"}
+)
 _HEAD_TYPES = (pa.string(), pa.int64(), pa.string(), pa.string(), pa.int64(), pa.int64())
 _KIND_TYPES = {
     "bool": pa.bool_(),
