@@ -345,7 +345,7 @@ void CrowdSim::ensure_ready() {
     const double h = dt_ / nsub_;
     double cut, wall_reach;
     if (model_ == CrowdModel::SocialForce) {
-        cut = 2.0 * max_radius_ + p_.range_cutoff * p_.agent_range;
+        cut = 2.0 * max_radius_ + p_.time_gap * max_v0_ + p_.range_cutoff * p_.agent_range;
         grid_move_ = p_.speed_cap * max_v0_ * h;
         wall_reach = max_radius_ + p_.range_cutoff * p_.wall_range;
     } else {
@@ -609,20 +609,28 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
         double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
         const double reach_a = p_.range_cutoff * p_.agent_range;
+        double sx = 0.0, sy = 0.0;  // social repulsion
         for (std::size_t k = 0; k < nn; ++k) {
             const double* e = nb + 5 * k;
-            const double dist = e[2], lij = e[3];
-            if (dist - lij > reach_a) continue;
+            const double dist = e[2];
+            // The space kept grows with the speed towards j (up to v0): the social term acts on the gap
+            // beyond l_ij + time_gap * speed (Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010).
+            const double lij = e[3];
+            const double lsoc = lij + p_.time_gap * std::clamp((vix * e[0] + viy * e[1]) / dist, 0.0, v0);
+            if (dist - lsoc > reach_a) continue;
             const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
             // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +
             // cos phi) / 2, phi between the desired direction and the direction to j (those behind count
             // less).
             const double cosphi = (ex * e[0] + ey * e[1]) / dist;
-            double rep = p_.agent_strength * std::exp((lij - dist) / p_.agent_range) *
-                         (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
+            const double soc = p_.agent_strength * std::exp((lsoc - dist) / p_.agent_range) *
+                               (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
+            sx += soc * nx;
+            sy += soc * ny;
+            double rep = 0.0;
             if (dist < lij) {
                 const double g = lij - dist;
-                rep += p_.body_force * g;
+                rep = p_.body_force * g;
                 const int64_t j = static_cast<int64_t>(e[4]);
                 const double tx = -ny, ty = nx;
                 const double dvt = (vo[2 * j] - vix) * tx + (vo[2 * j + 1] - viy) * ty;
@@ -633,6 +641,16 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             fx += rep * nx;
             fy += rep * ny;
         }
+        // Social repulsion can stop a pedestrian but not walk it backwards: its component against the desired
+        // direction is capped at the driving force at rest, m v0 / tau (the angular weight is not reciprocal,
+        // so in a dense crowd the people ahead would push everyone back). Contact forces and walls still can.
+        const double back = -(sx * ex + sy * ey), back_cap = mass * v0 / p_.tau;
+        if (back > back_cap) {
+            sx += (back - back_cap) * ex;
+            sy += (back - back_cap) * ey;
+        }
+        fx += sx;
+        fy += sy;
         for_each_wall(
             wl, wn, x, y, r + p_.range_cutoff * p_.wall_range, sc, [&](double nx, double ny, double d) {
                 double rep = p_.wall_strength * std::exp((r - d) / p_.wall_range);

@@ -132,36 +132,55 @@ def test_social_force_step_matches_numpy_reference():
 
     v0, rad = sim.desired_speed.astype(float), sim.radius.astype(float)  # stored as float32 in the core
     p = default_params("social_force")
-    m, tau, A, B, k, kappa, lam = (
-        p[n] for n in ("mass", "tau", "agent_strength", "agent_range", "body_force", "friction", "anisotropy")
+    m, tau, A, B, k, kappa, lam, T = (
+        p[n]
+        for n in (
+            "mass",
+            "tau",
+            "agent_strength",
+            "agent_range",
+            "body_force",
+            "friction",
+            "anisotropy",
+            "time_gap",
+        )
     )
     h = 0.05 / sim.substeps
     e0 = np.array([1.0, 0.0])  # the field falls uniformly along x here
     x, v = pos.copy(), np.zeros_like(pos)
+    capped = 0
     for _ in range(sim.substeps):
         f = m * (v0[:, None] * e0 - v) / tau
         for i in range(len(x)):
+            social = np.zeros(2)
             for j in range(len(x)):
                 if i == j:
                     continue
                 d = np.hypot(*(x[i] - x[j]))
                 lij = rad[i] + rad[j]
-                if d - lij > p["range_cutoff"] * B:
+                # the space kept grows with the own speed towards j, up to v0
+                lsoc = lij + T * np.clip(v[i] @ (x[j] - x[i]) / d, 0.0, v0[i])
+                if d - lsoc > p["range_cutoff"] * B:
                     continue
                 n = (x[i] - x[j]) / d
                 cosphi = e0 @ (x[j] - x[i]) / d
-                rep = A * np.exp((lij - d) / B) * (lam + (1 - lam) * 0.5 * (1 + cosphi))
+                social += A * np.exp((lsoc - d) / B) * (lam + (1 - lam) * 0.5 * (1 + cosphi)) * n
                 if d < lij:
                     g = lij - d
-                    rep += k * g
                     t = np.array([-n[1], n[0]])
                     f[i] += min(kappa * g, 0.25 * m / h) * ((v[j] - v[i]) @ t) * t
-                f[i] += rep * n
+                    f[i] += k * g * n
+            back = -(social @ e0)  # the social force never pushes back harder than m v0 / tau
+            if back > m * v0[i] / tau:
+                social += (back - m * v0[i] / tau) * e0
+                capped += 1
+            f[i] += social
         v = v + h * f / m
         sp = np.hypot(v[:, 0], v[:, 1])
         cap = p["speed_cap"] * v0
         v[sp > cap] *= (cap / sp)[sp > cap, None]
         x = x + h * v
+    assert capped > 0  # the configuration exercises the cap on the backward social force
     np.testing.assert_allclose(sim.positions, x, rtol=0, atol=1e-9)
     np.testing.assert_allclose(sim.velocities, v, rtol=0, atol=1e-7)
 
