@@ -63,7 +63,7 @@ const std::vector<CrowdParam> kSocialForce = with_shared({
     {"agent_strength", 400.0,
      "N: A of the social repulsion A exp((l_ij + time_gap v - d_ij) / B) w(phi). Calibrated with "
      "agent_range, anisotropy, time_gap and wall_strength (r = 0.2 m): Weidmann's fundamental diagram within "
-     "0.9-1.15 x at 0.5-4 P/m^2, 1.7-1.8 P/s through a 1 m door (Helbing et al. 2000's A = 2000 N, B = 0.08 "
+     "0.95-1.15 x at 0.5-4 P/m^2, 1.7-1.8 P/s through a 1 m door (Helbing et al. 2000's A = 2000 N, B = 0.08 "
      "m without the "
      "speed term keep a crowd near free speed up to 3 P/m^2)"},
     {"agent_range", 0.12, "m: B of the social repulsion (calibrated, see agent_strength)"},

@@ -148,7 +148,7 @@ def test_social_force_step_matches_numpy_reference():
     h = 0.05 / sim.substeps
     e0 = np.array([1.0, 0.0])  # the field falls uniformly along x here
     x, v = pos.copy(), np.zeros_like(pos)
-    capped = 0
+    capped = grown = 0
     for _ in range(sim.substeps):
         f = m * (v0[:, None] * e0 - v) / tau
         for i in range(len(x)):
@@ -160,6 +160,7 @@ def test_social_force_step_matches_numpy_reference():
                 lij = rad[i] + rad[j]
                 # the space kept grows with the own speed towards j, up to v0
                 lsoc = lij + T * np.clip(v[i] @ (x[j] - x[i]) / d, 0.0, v0[i])
+                grown += lsoc > lij
                 if d - lsoc > p["range_cutoff"] * B:
                     continue
                 n = (x[i] - x[j]) / d
@@ -181,6 +182,7 @@ def test_social_force_step_matches_numpy_reference():
         v[sp > cap] *= (cap / sp)[sp > cap, None]
         x = x + h * v
     assert capped > 0  # the configuration exercises the cap on the backward social force
+    assert grown > 0  # and the speed-dependent space
     np.testing.assert_allclose(sim.positions, x, rtol=0, atol=1e-9)
     np.testing.assert_allclose(sim.velocities, v, rtol=0, atol=1e-7)
 

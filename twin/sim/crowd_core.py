@@ -28,9 +28,9 @@ simulated second, while their ids stay fixed). Two operational models:
 
 Defaults (``default_params(model)``, meanings and sources in ``param_docs(model)``):
 
-* ``social_force``: mass 80 kg, tau 0.5 s, body_force 1.2e5 kg/s^2, friction 2.4e5 kg/(m s), wall_range 0.08 m,
-  wall_body_force / wall_friction as body_force / friction (Helbing et al. 2000); agent_strength 400 N,
-  agent_range 0.12 m, anisotropy 0.65, time_gap 0.3 s, wall_strength 1000 N (calibrated, below); speed_cap 1.5,
+* ``social_force``: mass 80 kg, tau 0.5 s, body_force 1.2e5 kg/s^2, friction 2.4e5 kg/(m s), wall_body_force /
+  wall_friction as body_force / friction (Helbing et al. 2000); agent_strength 400 N, agent_range 0.12 m,
+  anisotropy 0.6, time_gap 0.3 s, wall_strength 1000 N, wall_range 0.05 m (calibrated, below); speed_cap 1.5,
   max_substep 0.01 s.
 * ``collision_free_speed``: time_gap 0.55 s, agent_range 0.2 m (calibrated, below); agent_strength 8,
   wall_strength 5, wall_range 0.02 m (JuPedSim 1.4 defaults); cone_angle 90 degrees (the pure strip of Tordeux et
@@ -42,14 +42,15 @@ stuck_time 3 s, stuck_speed 0.15 m/s, stuck_window 2 s, unstick_time 2 s, unstic
 
 Calibration (body radius 0.2 m; tests/verification/test_fundamental_diagram.py and test_bottleneck_flow.py):
 Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, all at v0 = 1.34 m/s): the
-speed at 0.5-4 P/m^2 is 0.93-1.13 x Weidmann's with the social force model and 0.82-1.16 x with the
-collision-free speed model, falls strictly up to 6 P/m^2, peak specific flow 1.1-1.25 P/(m s) (Weidmann: 1.22).
+speed at 0.5-4 P/m^2 is 0.97-1.12 x Weidmann's with the social force model and 0.82-1.16 x with the
+collision-free speed model, falls strictly up to 6 P/m^2, peak specific flow 1.2-1.3 P/(m s) (Weidmann: 1.22).
 Bottleneck (door in a wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults):
 1.7-1.8 P/s (social force) and 1.8-1.95 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s,
-Seyfried et al. 2009), growing linearly with width (1.5-1.8 and 1.8-2.05 P/(m s) over 0.8-2.4 m). Helbing et
-al.'s A = 2000 N, B = 0.08 m (walls alike) give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap,
-a backward-walking crowd above 3.5 P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form
-lanes and walk 1.25 x Weidmann's speed at 1 P/m^2.
+Seyfried et al. 2009), growing linearly with width (1.6-1.9 and 1.8-2.05 P/(m s) over 0.8-2.4 m); 1.45 and 1.7
+P/s through a 1 m wide, 2.5 m long corridor. Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the
+speed term give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap, a backward-walking crowd above
+3.5 P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's
+speed at 1 P/m^2.
 
 Shared by both models: navigation down the descent direction of each agent's distance field (bilinear across
 cells, never into a wall), WAITING agents (occupying space) until their start time, exits, stairs (entered in
