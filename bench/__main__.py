@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench.bench_ifc",
     "bench.bench_bundle",
     "bench.bench_crowd",
+    "bench.bench_traffic",
 ]
 
 

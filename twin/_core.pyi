@@ -43,8 +43,16 @@ class DistanceField:
     def walkable(self) -> npt.NDArray[np.bool_]: ...
     @property
     def connectors(self) -> _F64: ...
-    def compute(self, targets: npt.ArrayLike, initial: npt.ArrayLike | None = None) -> _F64: ...
-    def compute_from_points(self, points: npt.ArrayLike, levels: npt.ArrayLike | None = None) -> _F64: ...
+    def compute(
+        self,
+        targets: npt.ArrayLike,
+        initial: npt.ArrayLike | None = None,
+        *,
+        cost: npt.ArrayLike | None = None,
+    ) -> _F64: ...
+    def compute_from_points(
+        self, points: npt.ArrayLike, levels: npt.ArrayLike | None = None, *, cost: npt.ArrayLike | None = None
+    ) -> _F64: ...
     def locate(self, points: npt.ArrayLike, levels: npt.ArrayLike | None = None) -> _I64: ...
     def gradient(self, distances: npt.ArrayLike) -> _F64: ...
     def sample(
@@ -227,3 +235,128 @@ class CrowdSim:
     def desired_speed(self) -> npt.NDArray[np.float32]: ...
     @property
     def radius(self) -> npt.NDArray[np.float32]: ...
+
+# --- traffic (core_cpp/bindings/traffic.cpp; Python face: twin/sim/traffic_core.py) ---
+
+class TrafficSim:
+    def __init__(
+        self,
+        *,
+        dt: float,
+        seed: int,
+        params: dict[str, float] = ...,
+        lane_edge: npt.ArrayLike,
+        lane_index: npt.ArrayLike,
+        lane_length: npt.ArrayLike,
+        lane_speed: npt.ArrayLike,
+        lane_allow_passenger: npt.ArrayLike,
+        lane_shape_offsets: npt.ArrayLike,
+        lane_shape_xy: npt.ArrayLike,
+        edge_lane_offsets: npt.ArrayLike,
+        edge_length: npt.ArrayLike,
+        link_from_lane: npt.ArrayLike,
+        link_to_lane: npt.ArrayLike,
+        link_length: npt.ArrayLike,
+        link_speed: npt.ArrayLike,
+        link_dir: npt.ArrayLike | bytes,
+        link_junction: npt.ArrayLike,
+        link_tls: npt.ArrayLike,
+        link_tls_index: npt.ArrayLike,
+        link_major: npt.ArrayLike,
+        link_foe_offsets: npt.ArrayLike,
+        link_foes: npt.ArrayLike,
+        lane_link_offsets: npt.ArrayLike,
+        lane_links: npt.ArrayLike,
+        tls_offset: npt.ArrayLike,
+        tls_phase_offsets: npt.ArrayLike,
+        phase_duration: npt.ArrayLike,
+        phase_min: npt.ArrayLike,
+        phase_max: npt.ArrayLike,
+        phase_state_offsets: npt.ArrayLike,
+        phase_state: npt.ArrayLike | bytes,
+        tls_actuated: npt.ArrayLike,
+    ) -> None: ...
+    @staticmethod
+    def default_params() -> dict[str, float]: ...
+    @staticmethod
+    def param_docs() -> dict[str, str]: ...
+    def add_vehicle_types(
+        self,
+        length: npt.ArrayLike,
+        min_gap: npt.ArrayLike,
+        accel: npt.ArrayLike,
+        decel: npt.ArrayLike,
+        emergency_decel: npt.ArrayLike,
+        tau: npt.ArrayLike,
+        max_speed: npt.ArrayLike,
+        speed_factor: npt.ArrayLike,
+        delta: npt.ArrayLike,
+        *,
+        speed_dev: npt.ArrayLike | None = None,
+    ) -> int: ...
+    def add_vehicles(
+        self,
+        depart_s: npt.ArrayLike,
+        type: npt.ArrayLike,
+        route_offsets: npt.ArrayLike,
+        route_edges: npt.ArrayLike,
+        depart_lane: npt.ArrayLike,
+        depart_speed: npt.ArrayLike,
+        priority: npt.ArrayLike,
+        *,
+        depart_pos: npt.ArrayLike | None = None,
+    ) -> _I64: ...
+    def step(self, n: int = 1) -> None: ...
+    def set_edge_closed(self, edges: npt.ArrayLike, closed: bool) -> None: ...
+    def set_route(
+        self, ids: npt.ArrayLike, route_offsets: npt.ArrayLike, route_edges: npt.ArrayLike
+    ) -> None: ...
+    def counts(self) -> dict[str, int]: ...
+    def positions(self) -> _F64: ...
+    def edge_stats(self, reset: bool = False) -> dict[str, npt.NDArray[np.generic]]: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def step_count(self) -> int: ...
+    @property
+    def n_vehicles(self) -> int: ...
+    @property
+    def n_types(self) -> int: ...
+    @property
+    def collisions(self) -> int: ...
+    @property
+    def dt(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def params(self) -> dict[str, float]: ...
+    @property
+    def link_state(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def tls_phase(self) -> _I32: ...
+    @property
+    def state(self) -> npt.NDArray[np.int8]: ...
+    @property
+    def lane(self) -> _I32: ...
+    @property
+    def link(self) -> _I32: ...
+    @property
+    def pos(self) -> _F64: ...
+    @property
+    def speed(self) -> _F64: ...
+    @property
+    def route_index(self) -> _I32: ...
+    @property
+    def depart_time(self) -> _F64: ...
+    @property
+    def arrival_time(self) -> _F64: ...
+    @property
+    def time_loss(self) -> _F64: ...
+    @property
+    def waiting_time(self) -> _F64: ...
+    @property
+    def distance(self) -> _F64: ...
+    @property
+    def lane_changes(self) -> _I32: ...
+    @property
+    def speed_factor(self) -> _F64: ...

@@ -132,6 +132,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             + (f", t90 {crowd['t90_s']:.1f} s" if crowd["t90_s"] is not None else "")
         )
+    traffic = summary.get("traffic")
+    if traffic:
+        tt, delay = traffic["mean_travel_time_s"], traffic["mean_delay_s"]
+        print(
+            f"{summary['scenario']}: {traffic['arrived']}/{traffic['vehicles']} vehicles arrived"
+            + (f", mean travel time {tt:.1f} s, mean delay {delay:.1f} s" if tt is not None else "")
+        )
     print(f"results in {out} (wall time {summary['wall_time_s']:.1f} s)")
     return 0
 

@@ -85,7 +85,8 @@ class DistanceField:
     """Shortest walking distances to targets over walkable rasters of several levels linked by connectors.
 
     Method: Dijkstra on a ``stencil``-neighbour stencil (8: axial and diagonal moves; 16: plus knight moves
-    (2, 1); 32: plus (3, 1) and (3, 2) moves). A move costs ``cell_size * |(dx, dy)|`` metres and is allowed only
+    (2, 1); 32: plus (3, 1) and (3, 2) moves). A move costs ``cell_size * |(dx, dy)|`` metres (scaled by the mean
+    of the two cells' factors when :meth:`compute` gets a per-cell ``cost``) and is allowed only
     if the straight segment between the two cell centres touches walkable cells only (no corner cutting).
     In open space a distance between cell centres never underestimates the Euclidean distance and exceeds it by
     at most ``DistanceField.MAX_RELATIVE_ERROR[stencil]`` (8: 8.24 %, 16: 2.75 %, 32: 1.31 %; exact bounds).
@@ -167,24 +168,35 @@ class DistanceField:
         """(c, 7) float64 rows (level_a, iy_a, ix_a, level_b, iy_b, ix_b, cost_m)."""
         return self._core.connectors
 
-    def compute(self, targets: IntArray, initial: FloatArray | None = None) -> FloatArray:
+    def compute(
+        self, targets: IntArray, initial: FloatArray | None = None, *, cost: FloatArray | None = None
+    ) -> FloatArray:
         """Multi-source shortest distances.
 
         targets : (t, 3) int cells (level, iy, ix); each must be walkable (``ValueError`` names the first that
             is not). No targets gives all ``inf``.
         initial : (t,) float64 metres, optional starting cost per target (default 0; ``inf`` disables one).
+        cost : (levels, ny, nx) float64 (or (ny, nx) for one level), optional per-cell cost factor, every value
+            finite and > 0 (``ValueError`` names the first cell that is not; values on non-walkable cells are
+            checked but unused). A stencil move from cell a to cell b then costs its length times
+            ``(cost[a] + cost[b]) / 2``, so the result is in factor-weighted metres (e.g. free-flow seconds times
+            the free speed when the factor is free speed / local speed: quickest rather than shortest routes).
+            Connectors keep their own cost. None (default) is the plain metric, the same numbers as factor 1.
         Returns (levels, ny, nx) float64 metres, ``inf`` where non-walkable or unreachable.
         """
-        return self._core.compute(targets, initial)
+        return self._core.compute(targets, initial, cost=cost)
 
-    def compute_from_points(self, points: FloatArray, levels: IntArray | None = None) -> FloatArray:
+    def compute_from_points(
+        self, points: FloatArray, levels: IntArray | None = None, *, cost: FloatArray | None = None
+    ) -> FloatArray:
         """Distances from point targets: (t, 2) float64 metres on levels (t,) int (default all 0).
 
         Each point seeds the cell containing it with the distance from the point to that cell's centre, so the
         result approximates the distance to the point within ``MAX_RELATIVE_ERROR`` plus ``2 * h / sqrt(2)``.
+        cost : optional per-cell cost factor as in :meth:`compute` (the seed itself is not scaled).
         Returns (levels, ny, nx) float64 metres.
         """
-        return self._core.compute_from_points(points, levels)
+        return self._core.compute_from_points(points, levels, cost=cost)
 
     def locate(self, points: FloatArray, levels: IntArray | None = None) -> IntArray:
         """Cells (k, 3) int64 (level, iy, ix) containing points (k, 2) float64; rows of -1 outside."""

@@ -75,4 +75,14 @@ inline void require_finite(const carray<double>& a, const char* name) {
     }
 }
 
+// The dtype of an array as numpy names it ("float64"), for error messages.
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// Any array-like as a numpy array (no copy when it already is one); ValueError naming it otherwise.
+inline py::array as_array(const py::object& obj, const char* name) {
+    py::array a = py::array::ensure(obj);
+    if (!a) throw py::value_error(std::string(name) + " must be an array");
+    return a;
+}
+
 }  // namespace twin_bind

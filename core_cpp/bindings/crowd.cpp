@@ -16,21 +16,15 @@
 #include "arrays.hpp"
 
 namespace py = pybind11;
+using twin_bind::as_array;
 using twin_bind::carray;
+using twin_bind::dtype_str;
 using twin_bind::require_finite;
 using twin_bind::require_rows;
 using twin_bind::require_vector;
 using twin_bind::shape_str;
 
 namespace {
-
-std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
-py::array as_array(const py::object& obj, const char* name) {
-    py::array a = py::array::ensure(obj);
-    if (!a) throw py::value_error(std::string(name) + " must be an array");
-    return a;
-}
 
 // A float array (floats or integers accepted) as float64.
 carray<double> float_array(const py::object& obj, const char* name) {

@@ -14,6 +14,7 @@ void bind_mesh(py::module_& m);     // TriangleBVH (mesh.cpp)
 void bind_spatial(py::module_& m);  // SegmentIndex2D, NeighborGrid (spatial.cpp)
 void bind_nav(py::module_& m);      // DistanceField, Graph (nav.cpp)
 void bind_crowd(py::module_& m);    // CrowdSim: social force and collision-free speed models (crowd.cpp)
+void bind_traffic(py::module_& m);  // TrafficSim: IDM, lane changes, junctions and signals (traffic.cpp)
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "twin C++17 core: spatial queries and hot loops over numpy arrays";
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_core, m) {
     bind_spatial(m);
     bind_nav(m);
     bind_crowd(m);
+    bind_traffic(m);
 }

@@ -90,6 +90,18 @@ void require_field(const twin::DistanceField& f, const carray<double>& d, const 
     }
 }
 
+// The optional per-cell cost factor: None (null) or (levels, ny, nx) float64, every value finite and > 0.
+const double* cost_factor(const twin::DistanceField& f, const py::object& obj, carray<double>& keep) {
+    if (obj.is_none()) return nullptr;
+    keep = float_array(obj, "cost");
+    const bool flat_ok =
+        keep.ndim() == 2 && f.levels() == 1 && keep.shape(0) == f.ny() && keep.shape(1) == f.nx();
+    if (flat_ok) keep = keep.reshape(std::vector<py::ssize_t>{1, keep.shape(0), keep.shape(1)});
+    require_field(f, keep, "cost");
+    f.check_cost(keep.data());
+    return keep.data();
+}
+
 carray<double> field_array(const twin::DistanceField& f) {
     return carray<double>({py::ssize_t(f.levels()), py::ssize_t(f.ny()), py::ssize_t(f.nx())});
 }
@@ -194,7 +206,8 @@ void bind_distance_field(py::module_& m) {
             })
         .def(
             "compute",
-            [](const DistanceField& f, const py::object& targets_obj, const py::object& initial_obj) {
+            [](const DistanceField& f, const py::object& targets_obj, const py::object& initial_obj,
+               const py::object& cost_obj) {
                 auto targets = int_array(targets_obj, "targets");
                 if (targets.ndim() == 1 && targets.size() == 0)
                     targets = carray<int64_t>(std::vector<py::ssize_t>{0, 3});
@@ -207,37 +220,43 @@ void bind_distance_field(py::module_& m) {
                     init = initial.data();
                 }
                 f.check_targets(targets.data(), t, init);
+                carray<double> cost_keep;
+                const double* cost = cost_factor(f, cost_obj, cost_keep);
                 auto out = field_array(f);
                 double* o = out.mutable_data();
                 const int64_t* tg = targets.data();
                 {
                     // Safe: only plain buffers that these local numpy arrays keep alive are touched.
                     py::gil_scoped_release release;
-                    f.compute(tg, t, init, o);
+                    f.compute(tg, t, init, o, cost);
                 }
                 return out;
             },
-            py::arg("targets"), py::arg("initial") = py::none(),
+            py::arg("targets"), py::arg("initial") = py::none(), py::kw_only(), py::arg("cost") = py::none(),
             "Distances (levels, ny, nx) float64 in metres from targets (t, 3) int (level, iy, ix) with "
-            "optional "
-            "initial costs (t,) float64; inf where non-walkable or unreachable.")
+            "optional initial costs (t,) float64 and per-cell cost factors (levels, ny, nx) float64 (finite, "
+            "> 0; a move costs its length times the mean factor of its two cells); inf where non-walkable or "
+            "unreachable.")
         .def(
             "compute_from_points",
-            [](const DistanceField& f, const py::object& points, const py::object& levels) {
+            [](const DistanceField& f, const py::object& points, const py::object& levels,
+               const py::object& cost_obj) {
                 PointsLevels pl = points_levels(f, points, levels, "points");
                 std::vector<int64_t> targets;
                 std::vector<double> initial;
                 f.targets_from_points(pl.points.data(), pl.levels.data(), pl.k, targets, initial);
+                carray<double> cost_keep;
+                const double* cost = cost_factor(f, cost_obj, cost_keep);
                 auto out = field_array(f);
                 double* o = out.mutable_data();
                 {
-                    // Safe: only C++ vectors and the buffer of a local numpy array are touched.
+                    // Safe: only C++ vectors and the buffers of local numpy arrays are touched.
                     py::gil_scoped_release release;
-                    f.compute(targets.data(), pl.k, initial.data(), o);
+                    f.compute(targets.data(), pl.k, initial.data(), o, cost);
                 }
                 return out;
             },
-            py::arg("points"), py::arg("levels") = py::none(),
+            py::arg("points"), py::arg("levels") = py::none(), py::kw_only(), py::arg("cost") = py::none(),
             "Distances (levels, ny, nx) float64 from points (t, 2) float64 on levels (t,) int: each point "
             "seeds "
             "its cell with the distance from the point to the cell centre.")

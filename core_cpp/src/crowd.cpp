@@ -51,7 +51,9 @@ std::vector<CrowdParam> with_shared(std::vector<CrowdParam> own) {
          "degrees (social force): mean turn of a stuck agent's desired direction, first episode to the "
          "right, "
          "later a side drawn from the counter-based RNG; magnitude x U(0.75, 1.25)"},
-        {"stair_density", 2.0, "P/m^2: stair capacity = length * width * stair_density (at least 1)"},
+        {"stair_density", 1.5,
+         "P/m^2: stair capacity = length * width * stair_density (at least 1); 1.5 holds stair flow near the "
+         "handbooks' ~1 P/(m s) at 0.675 m/s"},
     };
     own.insert(own.end(), shared.begin(), shared.end());
     return own;
@@ -181,9 +183,9 @@ const std::vector<CrowdParam>& crowd_default_params(CrowdModel model) {
 double CrowdSim::state_bytes_per_agent() {
     // Columns: pos and vel, double buffered (4 x 2 doubles); exit_time (double); z, start_time and 8 more
     // floats; 8 int32 (level, field, exit_index, stair_index, queue_since, unstick, id_of, slot_of); 3 int16
-    // (pending, dir x 2); 2 int8. Neighbour index: level-shifted points (2 doubles, also the reorder scratch)
-    // and NeighborGrid's sorted copy (2 doubles, an int64 id and a uint32 key per point).
-    return 4 * 16 + 8 + 10 * 4 + 8 * 4 + 3 * 2 + 2 * 1 + 16 + (16 + 8 + 4);
+    // (pending, dir x 2); 2 int8. Neighbour index: one int32 slot per agent and at most two cells per agent
+    // (a uint32 start each). Neighbour lists: kListCap int16 offsets and a uint8 count per agent.
+    return 4 * 16 + 8 + 10 * 4 + 8 * 4 + 3 * 2 + 2 * 1 + (4 + 2 * 4) + (kListCap * 2 + 1);
 }
 
 CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geometry,
@@ -192,8 +194,7 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
       dt_(dt),
       seed_(seed),
       g_(std::move(geometry)),
-      nav_(g_.levels, g_.ny, g_.nx, g_.cell_size, g_.origins, g_.walkable, {}, 8),
-      grid_(1.0, 2) {
+      nav_(g_.levels, g_.ny, g_.nx, g_.cell_size, g_.origins, g_.walkable, {}, 8) {
     // (The DistanceField constructor above already checked levels, ny, nx, cell_size and origins.)
     if (!(std::isfinite(dt) && dt > 0 && dt <= 1.0)) {
         throw std::invalid_argument("dt must be a number in (0, 1] seconds, got " + num(dt));
@@ -257,6 +258,7 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
         throw std::invalid_argument("exit_cells must have the shape of walkable " +
                                     cell_str(L, g_.ny, g_.nx));
     }
+    inv_cell_ = 1.0 / g_.cell_size;
     cell_info_.assign(cells, 0);
     for (std::size_t c = 0; c < cells; ++c) {
         const int32_t e = g_.exit_cells[c];
@@ -294,6 +296,10 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
     bin_cells_ = std::max(1, static_cast<int>(std::lround(1.0 / g_.cell_size)));
     nbx_ = (g_.nx + bin_cells_ - 1) / bin_cells_;
     nby_ = (g_.ny + bin_cells_ - 1) / bin_cells_;
+    bin_of_col_.resize(g_.nx);
+    bin_of_row_.resize(g_.ny);
+    for (int ix = 0; ix < g_.nx; ++ix) bin_of_col_[ix] = ix / bin_cells_;
+    for (int iy = 0; iy < g_.ny; ++iy) bin_of_row_[iy] = iy / bin_cells_;
 
     // Stairs.
     const int64_t ns = static_cast<int64_t>(g_.stairs.size() / 8);
@@ -392,42 +398,53 @@ void CrowdSim::grow(int64_t n) {
 
 namespace {
 
-// col[k] = old col[order[k]] for rows of `width` values.
+// col[k] = old col[order[k]] for rows of `width` values; `scratch` holds at least n rows. Call from every
+// thread of a parallel region (work-shared loops).
 template <typename T>
-void permute(std::vector<T>& col, int width, const int64_t* order, int64_t n, std::vector<double>& scratch) {
+void permute(std::vector<T>& col, int width, const int32_t* order, int64_t n, void* scratch) {
     const std::size_t row = sizeof(T) * static_cast<std::size_t>(width);
-    scratch.resize((row * static_cast<std::size_t>(n) + sizeof(double) - 1) / sizeof(double));
-    T* tmp = reinterpret_cast<T*>(scratch.data());
-    for (int64_t k = 0; k < n; ++k) std::memcpy(tmp + k * width, col.data() + order[k] * width, row);
-    std::memcpy(col.data(), tmp, row * static_cast<std::size_t>(n));
+    T* tmp = static_cast<T*>(scratch);
+    T* c = col.data();
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < n; ++k) std::memcpy(tmp + k * width, c + order[k] * width, row);
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < n; ++k) std::memcpy(c + k * width, tmp + k * width, row);
 }
 
 }  // namespace
 
-// Re-sorts the agents' slots by grid cell (the grid's storage order). Call with the grid built over the
-// current slots. Only the memory layout changes: every agent keeps its id and its state.
+// Re-sorts the agents' slots by floor-index cell (the index's order: floor agents by cell, then the others).
+// Call with the index built over the current slots; it stays valid (its cells now hold consecutive slots).
+// Only the memory layout changes: every agent keeps its id and its state.
 void CrowdSim::reorder() {
     const int64_t n = n_;
-    if (n == 0 || grid_.size() != n) return;
-    const int64_t* order = grid_.sorted_ids();
-    std::vector<double>& s =
-        grid_pts_;  // stale now, rebuilt before its next use: the scratch (16 bytes/agent)
-    for (int b = 0; b < 2; ++b) {
-        permute(pos_[b], 2, order, n, s);
-        permute(vel_[b], 2, order, n, s);
+    if (n == 0) return;
+    const int32_t* order = fids_.data();
+    // The lists' storage is the scratch (kListCap * 2 >= 16 bytes per agent): they are rebuilt after this.
+    static_assert(kListCap * sizeof(int16_t) >= 2 * sizeof(double), "reorder needs 16 bytes per agent");
+    void* s = list_.data();
+#pragma omp parallel
+    {
+        for (int b = 0; b < 2; ++b) {
+            permute(pos_[b], 2, order, n, s);
+            permute(vel_[b], 2, order, n, s);
+        }
+        permute(dir_, 2, order, n, s);
+        permute(exit_time_, 1, order, n, s);
+        for (auto* v :
+             {&z_, &start_time_, &v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
+            permute(*v, 1, order, n, s);
+        for (auto* v : {&level_, &field_, &exit_index_, &stair_index_, &queue_since_, &unstick_, &id_of_})
+            permute(*v, 1, order, n, s);
+        permute(pending_, 1, order, n, s);
+        permute(state_, 1, order, n, s);
+        permute(stair_end_, 1, order, n, s);
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < n; ++k) {
+            slot_of_[id_of_[k]] = static_cast<int32_t>(k);
+            fids_[k] = static_cast<int32_t>(k);
+        }
     }
-    permute(dir_, 2, order, n, s);
-    permute(exit_time_, 1, order, n, s);
-    for (auto* v :
-         {&z_, &start_time_, &v0_, &radius_, &up_, &down_, &stair_s_, &stair_off_, &stuck_, &progress_})
-        permute(*v, 1, order, n, s);
-    for (auto* v : {&level_, &field_, &exit_index_, &stair_index_, &queue_since_, &unstick_, &id_of_})
-        permute(*v, 1, order, n, s);
-    permute(pending_, 1, order, n, s);
-    permute(state_, 1, order, n, s);
-    permute(stair_end_, 1, order, n, s);
-    for (int64_t k = 0; k < n; ++k) slot_of_[id_of_[k]] = static_cast<int32_t>(k);
-    grid_.rebuild(nullptr, 0);  // it indexed the old slots: rebuilt before it is used again
 }
 
 void CrowdSim::read(CrowdArray what, void* out) const {
@@ -656,11 +673,10 @@ void CrowdSim::stair_phase(bool entries) {
     const float* radius = radius_.data();
 
     order_.clear();
-    for (int64_t i = 0; i < n_; ++i) {
+    for (const int64_t i : stair_req_) {
         if (state[i] == kCrowdOnStair && queue[i] >= 0) order_.emplace_back(queue[i], id_of_[i]);
     }
     std::sort(order_.begin(), order_.end());
-    placed_.clear();
     for (const auto& qi : order_) {
         const int64_t i = slot_of_[qi.second];
         Stair& st = stairs_[stair_index[i]];
@@ -675,29 +691,23 @@ void CrowdSim::stair_phase(bool entries) {
             qx = st.end[to][0];
             qy = st.end[to][1];
         }
-        // Free landing: no floor agent (at its new position) and no agent placed in this phase overlaps.
+        // Free landing: no floor agent (at its new position) overlaps, among those in the index (which holds
+        // positions up to a step old: each moved at most grid_move_ per substep since) and those that came
+        // off a stair since it was built (this phase's included).
         const double ri = radius[i];
         bool free = true;
-        const double sq[2] = {qx - g_.origins[2 * l] + l * level_stride_, qy - g_.origins[2 * l + 1]};
-        Scratch& sc = scratch_[0];
-        const double reach = ri + max_radius_ + grid_move_;
-        int64_t m = grid_.candidates(sq, reach, sc.cand.data(), static_cast<int64_t>(sc.cand.size()));
-        if (m > static_cast<int64_t>(sc.cand.size())) {
-            sc.cand.resize(static_cast<size_t>(m));
-            sc.cand_pts.resize(2 * sc.cand.size());
-            m = grid_.candidates(sq, reach, sc.cand.data(), m);
-        }
-        for (int64_t k = 0; k < m && free; ++k) {
-            const int64_t j = sc.cand[k];
-            if (state[j] != kCrowdWaiting && state[j] != kCrowdWalking) continue;
-            if (level_[j] != l) continue;
-            // (The grid holds the old positions; the new ones moved at most grid_move_.)
-            const double dx = pn[2 * j] - qx, dy = pn[2 * j + 1] - qy;
-            if (std::hypot(dx, dy) < ri + radius[j]) free = false;
-        }
-        for (const int64_t j : placed_) {
+        for_each_floor_run(l, qx, qy, ri + max_radius_ + nsub_ * grid_move_,
+                           [&](const int32_t* a, const int32_t* b) {
+                               for (; a < b && free; ++a) {
+                                   const int64_t j = *a;
+                                   if (state[j] != kCrowdWaiting && state[j] != kCrowdWalking) continue;
+                                   const double dx = pn[2 * j] - qx, dy = pn[2 * j + 1] - qy;
+                                   if (std::hypot(dx, dy) < ri + radius[j]) free = false;
+                               }
+                           });
+        for (const int32_t j : joined_) {
             if (!free) break;
-            if (level_[j] != l) continue;
+            if (level_[j] != l || (state[j] != kCrowdWaiting && state[j] != kCrowdWalking)) continue;
             if (std::hypot(pn[2 * j] - qx, pn[2 * j + 1] - qy) < ri + radius[j]) free = false;
         }
         if (!free) continue;
@@ -714,12 +724,13 @@ void CrowdSim::stair_phase(bool entries) {
         pending[i] = -1;
         stuck_[i] = 0.0f;
         --st.on;
-        placed_.push_back(i);
+        joined_.push_back(static_cast<int32_t>(i));
+        if (lists_ && !entries) join_lists(i);  // (after the last substep the lists are rebuilt anyway)
     }
 
     if (!entries) return;  // (entry requests are made after a step's last substep)
     order_.clear();
-    for (int64_t i = 0; i < n_; ++i) {
+    for (const int64_t i : stair_req_) {
         if (state[i] == kCrowdWalking && pending[i] >= 0) order_.emplace_back(queue[i], id_of_[i]);
     }
     std::sort(order_.begin(), order_.end());
@@ -746,6 +757,7 @@ void CrowdSim::stair_phase(bool entries) {
         stuck_[i] = 0.0f;
         ++st.on;
         ++st.entries[e];
+        left_floor_ = true;
     }
 }
 

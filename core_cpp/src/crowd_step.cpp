@@ -51,6 +51,14 @@ inline double uniform01(uint64_t seed, uint64_t id, uint64_t counter) {
     return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+// std::lround for |v| < 2^31 without the library call: the nearest integer, halves away from zero (v -
+// trunc(v) is exact).
+inline long round_half_away(double v) {
+    const long t = static_cast<long>(v);
+    const double f = v - static_cast<double>(t);
+    return t + (f >= 0.5 ? 1 : 0) - (f <= -0.5 ? 1 : 0);
+}
+
 // |(x, y)| without hypot's overflow care (agent coordinates are small): several times faster.
 inline double norm2(double x, double y) { return std::sqrt(x * x + y * y); }
 
@@ -84,18 +92,6 @@ inline double orient(double ax, double ay, double bx, double by, double cx, doub
 
 // ---------------------------------------------------------------------------------------------------------------
 // Geometry shared by the models.
-
-const int32_t* CrowdSim::wall_list(int level, double x, double y, int32_t& count) const {
-    count = 0;
-    if (bin_offsets_.empty()) return nullptr;
-    const double bs = bin_cells_ * g_.cell_size;
-    const double u = (x - g_.origins[2 * level]) / bs, v = (y - g_.origins[2 * level + 1]) / bs;
-    const int bx = std::clamp(static_cast<int>(std::floor(u)), 0, nbx_ - 1);
-    const int by = std::clamp(static_cast<int>(std::floor(v)), 0, nby_ - 1);
-    const std::size_t b = (static_cast<std::size_t>(level) * nby_ + by) * nbx_ + bx;
-    count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
-    return bin_walls_.data() + bin_offsets_[b];
-}
 
 void CrowdSim::ensure_wall_bins(double radius) {
     if (radius <= wall_radius_) return;
@@ -302,8 +298,15 @@ void CrowdSim::for_each_wall(const int32_t* ids, int32_t cnt, double x, double y
     if (cnt == 0) return;
     auto& hits = sc.hits;
     hits.clear();
+    // (A wall whose bounding box is farther than the cut-off along x or y, with a margin far above rounding,
+    // is out of reach: skipped without computing its closest point.)
+    const double far = cutoff * (1.0 + 1e-9) + 1e-9;
     for (int32_t k = 0; k < cnt; ++k) {
-        const Closest c = closest_point(g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]), x, y);
+        const double* s = g_.walls.data() + 4 * static_cast<std::size_t>(ids[k]);
+        const double gx = std::max(std::min(s[0], s[2]) - x, x - std::max(s[0], s[2]));
+        const double gy = std::max(std::min(s[1], s[3]) - y, y - std::max(s[1], s[3]));
+        if (gx > far || gy > far) continue;
+        const Closest c = closest_point(s, x, y);
         if (c.d <= cutoff) hits.push_back({c.cx, c.cy, c.d, ids[k], c.end});
     }
     const std::size_t m = hits.size();
@@ -337,10 +340,9 @@ void CrowdSim::ensure_ready() {
     const int T = max_threads();
     if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
     for (Scratch& sc : scratch_) {
-        if (sc.cand.size() < 256) sc.cand.resize(256);
-        if (sc.cand_pts.size() < 2 * sc.cand.size()) sc.cand_pts.resize(2 * sc.cand.size());
         if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
+        sc.pre.resize(kBlock);
     }
     const double h = dt_ / nsub_;
     double cut, wall_reach;
@@ -353,16 +355,24 @@ void CrowdSim::ensure_ready() {
         grid_move_ = max_v0_ * h;
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
-    cut = std::max(cut, 1e-3);
-    // Grid cells of half the cut-off (fewer candidates than whole ones), but not so small that the raster's
-    // extent needs more than about two cells per agent (the grid would switch to slower spatial hashing).
-    const double extent =
-        static_cast<double>(g_.levels) * (g_.nx * g_.cell_size + 3.0 * cut + 1.0) * (g_.ny * g_.cell_size);
+    cut_ = std::max(cut, 1e-3);
+    // Lists when a step has several substeps: two agents come at most 2 nsub grid_move_ closer within a step
+    // (plus a margin for rounding in the speed cap).
+    lists_ = nsub_ > 1;
+    skin_ = lists_ ? 2.0 * nsub_ * grid_move_ * (1.0 + 1e-9) + 1e-9 : 0.0;
+    // Index cells: half the largest query radius (the lists' reach), but at most about two cells per agent.
+    const double reach_q = cut_ + skin_;
+    const double width = g_.nx * g_.cell_size, height = g_.ny * g_.cell_size;
+    const double area = static_cast<double>(g_.levels) * width * height;
     const double cell =
-        std::max(0.5 * cut, std::sqrt(extent / (2.0 * static_cast<double>(std::max<int64_t>(n_, 1)))));
-    if (cell != grid_.cell_size()) grid_ = NeighborGrid(cell, 2);
-    grid_cut_ = cut;
-    level_stride_ = g_.nx * g_.cell_size + 3.0 * cut + 1.0;
+        std::max(0.5 * reach_q, std::sqrt(area / (2.0 * static_cast<double>(std::max<int64_t>(n_, 1)))));
+    fnx_ = std::max(1, static_cast<int>(std::ceil(width / cell)));
+    fny_ = std::max(1, static_cast<int>(std::ceil(height / cell)));
+    finv_ = 1.0 / cell;
+    fstart_.resize(static_cast<std::size_t>(g_.levels) * fny_ * fnx_ + 2);
+    fids_.resize(static_cast<std::size_t>(n_));
+    list_.resize(static_cast<std::size_t>(n_) * kListCap);
+    list_n_.resize(static_cast<std::size_t>(n_));
     // Walls near an agent: those it interacts with and those a move of one substep (or a stair exit offset)
     // could cross.
     // (3 radii: the deadlock test looks for room one body length ahead.)
@@ -371,40 +381,91 @@ void CrowdSim::ensure_ready() {
     ensure_wall_bins(reach + 0.05);
 }
 
-void CrowdSim::build_grid() {
+// Counting sort of the floor agents (WAITING, WALKING) by index cell of their current position; the others
+// follow, in slot order. Also resets the per-step bookkeeping of the lists.
+void CrowdSim::build_floor_index() {
     const int64_t n = n_;
-    grid_pts_.resize(static_cast<std::size_t>(2 * n));
-    double* gp = grid_pts_.data();
+    const uint32_t nc = static_cast<uint32_t>(fstart_.size() - 2);  // the others go to "cell" nc
+    // Scratch for the cell of each agent: the lists' storage (rebuilt at the step's first substep).
+    uint32_t* key = reinterpret_cast<uint32_t*>(list_.data());
     const double* po = pos_[0].data();
-    double* pn = pos_[1].data();
-    double* vo = vel_[0].data();
-    double* vn = vel_[1].data();
     const int8_t* state = state_.data();
     const int32_t* level = level_.data();
-    int8_t* stair_end = stair_end_.data();
-    const double park = -(3.0 * grid_cut_ + 1.0);
-    const double stride = level_stride_;
     const double* org = g_.origins.data();
-#pragma omp parallel for schedule(static)
+    const double inv = finv_;
+    const int fnx = fnx_, fny = fny_;
+    uint32_t* start = fstart_.data();
+    std::fill(fstart_.begin(), fstart_.end(), 0u);
+    // (Serial: a few nanoseconds per agent, and no extra meeting point of the threads, which costs more than
+    // that when the machine is shared.)
     for (int64_t i = 0; i < n; ++i) {
         const int8_t st = state[i];
+        uint32_t c = nc;
         if (st == kCrowdWaiting || st == kCrowdWalking) {
             const int l = level[i];
-            gp[2 * i] = po[2 * i] - org[2 * l] + l * stride;
-            gp[2 * i + 1] = po[2 * i + 1] - org[2 * l + 1];
-        } else {
-            gp[2 * i] = park;
-            gp[2 * i + 1] = 0.0;
-            if (st == kCrowdEvacuated &&
-                stair_end[i] == 2) {  // evacuated last substep: make both buffers final
-                pn[2 * i] = po[2 * i];
-                pn[2 * i + 1] = po[2 * i + 1];
-                vo[2 * i] = vo[2 * i + 1] = vn[2 * i] = vn[2 * i + 1] = 0.0;
-                stair_end[i] = -1;
-            }
+            const int cx = floor_axis((po[2 * i] - org[2 * l]) * inv, fnx);
+            const int cy = floor_axis((po[2 * i + 1] - org[2 * l + 1]) * inv, fny);
+            c = static_cast<uint32_t>((static_cast<int64_t>(l) * fny + cy) * fnx + cx);
         }
+        key[i] = c;
+        ++start[c + 1];
     }
-    grid_.rebuild(gp, n);
+    for (uint32_t c = 1; c <= nc + 1; ++c) start[c] += start[c - 1];
+    int32_t* ids = fids_.data();
+    for (int64_t i = 0; i < n; ++i) ids[start[key[i]]++] = static_cast<int32_t>(i);
+    for (uint32_t c = nc + 1; c > 0; --c) start[c] = start[c - 1];
+    start[0] = 0;
+    joined_.clear();
+    left_floor_ = false;
+}
+
+// Agent i came off a stair onto a floor in this (not last) substep: it joins the lists of the floor agents
+// that can come within the cut-off before the step ends, and they join its list. (Serial, in the stair
+// phase: positions are the new ones.)
+void CrowdSim::join_lists(int64_t i) {
+    const double* pn = pos_[1].data();
+    const int8_t* state = state_.data();
+    const double reach = cut_ + skin_, reach2 = reach * reach;
+    const int l = level_[i];
+    const double x = pn[2 * i], y = pn[2 * i + 1];
+    list_n_[i] = 0;
+    auto append = [&](int64_t a, int64_t b) {
+        uint8_t& c = list_n_[a];
+        if (c == kListOverflow) return;
+        const int64_t d = b - a;
+        if (c == kListCap || d < INT16_MIN || d > INT16_MAX) {
+            c = kListOverflow;
+        } else {
+            list_[a * kListCap + c++] = static_cast<int16_t>(d);
+        }
+    };
+    auto consider = [&](int64_t j) {
+        if (j == i || level_[j] != l || (state[j] != kCrowdWaiting && state[j] != kCrowdWalking)) return;
+        const double dx = pn[2 * j] - x, dy = pn[2 * j + 1] - y;
+        if (!(dx * dx + dy * dy <= reach2)) return;
+        append(i, j);
+        append(j, i);
+    };
+    // The index holds positions up to a step old (each moved at most nsub_ grid_move_ since).
+    for_each_floor_run(l, x, y, reach + nsub_ * grid_move_, [&](const int32_t* a, const int32_t* b) {
+        for (; a < b; ++a) consider(*a);
+    });
+    for (const int32_t j : joined_) consider(j);  // (i itself is the last of them)
+}
+
+// Agents that left through an exit in the last substep: both buffers get the final position and zero
+// velocity (they are not updated any more).
+void CrowdSim::sync_evacuated() {
+    double* p0 = pos_[0].data();
+    double* p1 = pos_[1].data();
+    double* v0 = vel_[0].data();
+    double* v1 = vel_[1].data();
+    for (const int64_t i : evacuated_) {
+        p1[2 * i] = p0[2 * i];
+        p1[2 * i + 1] = p0[2 * i + 1];
+        v0[2 * i] = v0[2 * i + 1] = v1[2 * i] = v1[2 * i + 1] = 0.0;
+    }
+    evacuated_.clear();
 }
 
 // A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
@@ -452,17 +513,52 @@ bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double
     return bx * ex + by * ey < 0.5;  // more than 60 degrees apart: crossing or opposing ways
 }
 
+// The start of update_agent for a floor agent: its cell and its desired direction for this substep (sampled
+// from its field at the step's first substep, or when it has just started, left a stair or been re-routed,
+// and kept, quantised to int16, for the step's substeps). Run for a block of agents before their updates: the
+// agents are independent, so their chains of divisions and cache misses overlap. Reads the old state only.
+void CrowdSim::prepare_agent(int64_t i, double t, int sub, Pre& p) {
+    const int8_t st = state_[i];
+    p.walking =
+        st == kCrowdWalking || (st == kCrowdWaiting && !(t + 1e-9 < static_cast<double>(start_time_[i])));
+    if (!p.walking) return;
+    const int l = level_[i];
+    const double x = pos_[0][2 * i], y = pos_[0][2 * i + 1];
+    locate(x, y, l, p.iy, p.ix);  // (always inside: floor agents stand in walkable cells)
+    int16_t* dq = dir_.data() + 2 * i;
+    p.first_walk = dq[0] == kNoDir;  // (also after a stair, a re-route or new fields: harmless)
+    double ex, ey;
+    if (sub == 0 || p.first_walk) {
+        nav_direction(field_[i], l, x, y, ex, ey);
+        dq[0] = static_cast<int16_t>(round_half_away(ex * 32767.0));
+        dq[1] = static_cast<int16_t>(round_half_away(ey * 32767.0));
+    }
+    ex = dq[0] / 32767.0;
+    ey = dq[1] / 32767.0;
+    if (ex != 0 || ey != 0) {
+        const double en = norm2(ex, ey);
+        ex /= en;
+        ey /= en;
+    }
+    p.ex = ex;
+    p.ey = ey;
+}
+
 template <CrowdModel M>
-void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last, Scratch& sc,
-                            int64_t& requests) {
+void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc) {
     int8_t* state = state_.data();
     int8_t st = state[i];
     if (st == kCrowdEvacuated) return;
     if (st == kCrowdWaiting) {
         // Both buffers hold the same position and a zero velocity: nothing to write until the agent starts.
-        if (t + 1e-9 < static_cast<double>(start_time_[i])) return;
+        if (t + 1e-9 < static_cast<double>(start_time_[i])) {
+            if (sub == 0) list_n_[i] = kListOverflow;  // (no list: if it starts within the step, it queries)
+            return;
+        }
         st = kCrowdWalking;
-        state[i] = st;
+        // (Other threads may read it, as a neighbour's state: waiting and walking agents are both on the
+        // floor, so they see either.)
+        __atomic_store_n(&state[i], st, __ATOMIC_RELAXED);
     }
     const double* po = pos_[0].data();
     double* pn = pos_[1].data();
@@ -480,7 +576,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         if (s >= S.length) {
             s = S.length;
             if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
-            ++requests;
+            sc.stair.push_back(i);
         }
         stair_s_[i] = static_cast<float>(s);
         const double f = s / S.length, off = stair_off_[i];
@@ -498,26 +594,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     // Walking on a floor.
     const int l = level_[i];
     const double x = po[2 * i], y = po[2 * i + 1];
+    const int iy0 = pre.iy, ix0 = pre.ix;  // its cell
     int32_t wn = 0;
-    const int32_t* wl = wall_list(l, x, y, wn);  // walls near the agent (interaction and move clamp)
+    const int32_t* wl = wall_list_cell(l, iy0, ix0, wn);  // walls near the agent (interaction, move clamp)
     const double r = radius_[i], v0 = v0_[i];
-    double ex, ey;
-    // The desired direction is sampled once per step (at its first substep, or when the agent has just
-    // started, left a stair or been re-routed) and kept, quantised to int16, for the step's substeps.
-    int16_t* dq = dir_.data() + 2 * i;
-    const bool first_walk = dq[0] == kNoDir;  // (also after a stair, a re-route or new fields: harmless)
-    if (fresh || first_walk) {
-        nav_direction(field_[i], l, x, y, ex, ey);
-        dq[0] = static_cast<int16_t>(std::lround(ex * 32767.0));
-        dq[1] = static_cast<int16_t>(std::lround(ey * 32767.0));
-    }
-    ex = dq[0] / 32767.0;
-    ey = dq[1] / 32767.0;
-    if (ex != 0 || ey != 0) {
-        const double en = norm2(ex, ey);
-        ex /= en;
-        ey /= en;
-    }
+    double ex = pre.ex, ey = pre.ey;
+    const bool first_walk = pre.first_walk;
     const bool has_dir = ex != 0 || ey != 0;
     float& stuck = stuck_[i];
     float& ema = progress_[i];
@@ -569,29 +651,23 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         }
     }
 
-    // Neighbours within the cut-off (level-shifted coordinates keep levels apart).
-    const double* gp = grid_pts_.data();
-    const double cut = grid_cut_, cut2 = cut * cut;
-    int64_t m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
-                                 sc.cand_pts.data());
-    if (m > static_cast<int64_t>(sc.cand.size())) {
-        sc.cand.resize(static_cast<std::size_t>(m + m / 2));
-        sc.cand_pts.resize(2 * sc.cand.size());
-        m = grid_.candidates(gp + 2 * i, cut, sc.cand.data(), static_cast<int64_t>(sc.cand.size()),
-                             sc.cand_pts.data());
-    }
-    if (sc.nb.size() < 5 * static_cast<std::size_t>(m)) sc.nb.resize(5 * static_cast<std::size_t>(m));
+    // Neighbours: the floor agents (as at the start of this substep) within the cut-off, from the agent's
+    // list or else from the index (whose positions are `sub` substeps old) and the agents that came off
+    // stairs since it was built. Entries: dx, dy, distance, l_ij = r_i + r_j, j.
+    const double cut2 = cut_ * cut_;
     const float* radius = radius_.data();
-    const double gx = gp[2 * i], gy = gp[2 * i + 1];
-    const double* cp = sc.cand_pts.data();
+    std::size_t nn = 0, cap = sc.nb.size() / 5;
     double* nbw = sc.nb.data();
-    std::size_t nn = 0;
-    // Branch-free compaction: every candidate is written, only those within the cut-off are kept (not itself,
-    // nor a coincident centre, which has no direction).
-    for (int64_t k = 0; k < m; ++k) {
-        const double dx = cp[2 * k] - gx, dy = cp[2 * k + 1] - gy;
+    // Branch-free: every candidate is written, only those within the cut-off are kept (not itself, nor a
+    // coincident centre, which has no direction).
+    auto add = [&](int64_t j) {
+        if (nn == cap) {
+            sc.nb.resize(2 * sc.nb.size());
+            nbw = sc.nb.data();
+            cap = sc.nb.size() / 5;
+        }
+        const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
         const double d2 = dx * dx + dy * dy;
-        const int64_t j = sc.cand[k];
         double* e = nbw + 5 * nn;
         e[0] = dx;
         e[1] = dy;
@@ -599,10 +675,64 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         e[3] = r + radius[j];
         e[4] = static_cast<double>(j);
         nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
+    };
+    const bool check = left_floor_;  // some listed agents may have left the floors
+    auto on_floor = [&](int64_t j) {
+        return !check || __atomic_load_n(&state[j], __ATOMIC_RELAXED) <= kCrowdWalking;
+    };
+    const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
+    if (lists_ && sub == 0) {
+        // First substep: the agent's list from the index (built from the positions now), then this substep's
+        // neighbours from the list (branch-free collection: slot kBuf takes what does not fit; if anything
+        // did not, from the index again).
+        const double reach = cut_ + skin_, reach2 = reach * reach;
+        constexpr int kBuf = 4 * kListCap;
+        int32_t found[kBuf + 1];
+        int c = 0;
+        for_each_floor_run(l, x, y, reach, [&](const int32_t* a, const int32_t* b) {
+            for (; a < b; ++a) {
+                const int32_t j = *a;
+                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
+                found[std::min(c, kBuf)] = j;
+                c += static_cast<int>((dx * dx + dy * dy <= reach2) & (j != i));
+            }
+        });
+        if (c <= kBuf) {
+            for (int q = 0; q < c; ++q) add(found[q]);
+        } else {
+            for_each_floor_run(l, x, y, cut_, [&](const int32_t* a, const int32_t* b) {
+                for (; a < b; ++a) add(*a);
+            });
+        }
+        bool fits = c <= kListCap;
+        int16_t* out = list_.data() + i * kListCap;
+        for (int q = 0; q < c && fits; ++q) {
+            const int64_t d = found[q] - i;
+            fits = d >= INT16_MIN && d <= INT16_MAX;
+            out[q] = static_cast<int16_t>(d);
+        }
+        list_n_[i] = fits ? static_cast<uint8_t>(c) : kListOverflow;
+    } else if (listed != kListOverflow) {
+        const int16_t* li = list_.data() + i * kListCap;
+        for (int c = 0; c < listed; ++c) {
+            const int64_t j = i + li[c];
+            if (on_floor(j)) add(j);
+        }
+    } else {
+        for_each_floor_run(l, x, y, cut_ + sub * grid_move_, [&](const int32_t* a, const int32_t* b) {
+            for (; a < b; ++a) {
+                if (on_floor(*a)) add(*a);
+            }
+        });
+        for (const int32_t j : joined_) {
+            if (level_[j] == l && on_floor(j)) add(j);
+        }
     }
     const double* nb = sc.nb.data();
 
     double qx = x, qy = y, vx = 0, vy = 0;
+    int iy = iy0, ix = ix0;  // the cell of q, if q_inside
+    bool q_inside = true;
     if constexpr (M == CrowdModel::SocialForce) {
         const double mass = p_.mass;
         const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
@@ -674,10 +804,18 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
         }
         qx = x + h * vx;
         qy = y + h * vy;
-        clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
-        if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
-            vx = (qx - x) / h;
-            vy = (qy - y) / h;
+        // A move within the agent's cell with no wall near is allowed (clamp_move would keep it). (The cell's
+        // float64 borders as in locate.)
+        const double h0 = g_.cell_size, cx0 = g_.origins[2 * l], cy0 = g_.origins[2 * l + 1];
+        const bool same = cx0 + ix0 * h0 <= qx && qx < cx0 + (ix0 + 1) * h0 && cy0 + iy0 * h0 <= qy &&
+                          qy < cy0 + (iy0 + 1) * h0;
+        if (!(same && wn == 0)) {
+            q_inside = false;
+            clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
+            if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
+                vx = (qx - x) / h;
+                vy = (qy - y) / h;
+            }
         }
     } else {
         if (has_dir) {
@@ -805,6 +943,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
             qy = y + dy;
             vx = dx / h;
             vy = dy / h;
+            q_inside = false;
         }
     }
     pn[2 * i] = qx;
@@ -814,19 +953,17 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     // Exit: the centre entered an exit cell. Checked every substep, but only when the agent changed cells
     // (its old cell is no exit, else it would have left), on its first walking substep, and for the stair
     // zone bit.
-    int iy = 0, ix = 0, iy0 = 0, ix0 = 0;
-    locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
-    locate(x, y, l, iy0, ix0);
+    if (!q_inside) locate(qx, qy, l, iy, ix);  // always inside: the move was clamped to walkable cells
     const std::size_t cell = flat(l, iy, ix);
     const bool look = last || first_walk || iy != iy0 || ix != ix0;
     const uint16_t info = look ? cell_info_[cell] : uint16_t(kWalkBit);
     const int32_t ex_id = static_cast<int32_t>(info >> 2) - 1;
     int16_t* pending = pending_.data();
     if (ex_id >= 0) {
-        state[i] = kCrowdEvacuated;
+        // (The state changes after the substep: until then the agent is a neighbour as at its start.)
+        sc.evacuated.push_back(i);
         exit_index_[i] = ex_id;
         exit_time_[i] = t + h;
-        stair_end_[i] = 2;  // the next grid build copies the final state into both buffers
         pending[i] = -1;
         queue[i] = -1;
         stuck = 0;
@@ -862,7 +999,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     pending[i] = static_cast<int16_t>(req);
     if (req >= 0) {
         if (queue[i] < 0) queue[i] = static_cast<int32_t>(substep_count_);
-        ++requests;
+        sc.stair.push_back(i);
     } else {
         queue[i] = -1;
     }
@@ -899,21 +1036,59 @@ void CrowdSim::update_agent(int64_t i, double t, double h, bool fresh, bool last
     }
 }
 
+// Cache hints for an agent processed a little later: the raster cells around it (its navigation field's
+// directions at the first substep of a step, and the cell flags every substep), which are spread over large
+// arrays. Only a hint: results do not depend on it.
+void CrowdSim::prefetch_agent(int64_t i, bool field) const {
+    const int8_t st = state_[i];
+    if ((st != kCrowdWalking && st != kCrowdWaiting) || g_.ny < 3) return;
+    const int l = level_[i];
+    const double u = (pos_[0][2 * i] - g_.origins[2 * l]) * inv_cell_;
+    const double v = (pos_[0][2 * i + 1] - g_.origins[2 * l + 1]) * inv_cell_;
+    const int ix = std::clamp(static_cast<int>(u), 0, g_.nx - 1);
+    const int iy = std::clamp(static_cast<int>(v), 1, g_.ny - 2);
+    const std::size_t c = flat(l, iy, ix);
+    for (int d = -1; d <= 1; ++d) {
+        const std::size_t cd = c + static_cast<std::ptrdiff_t>(d) * g_.nx;
+        __builtin_prefetch(cell_info_.data() + cd);
+        if (field && !fields_.empty()) __builtin_prefetch(fields_[field_[i]].data() + 2 * cd);
+    }
+}
+
 template <CrowdModel M>
-void CrowdSim::substep(double t, double h, bool fresh, bool last) {
-    build_grid();
-    int64_t requests = 0;
+void CrowdSim::substep(double t, double h, int sub, bool last) {
+    sync_evacuated();
     const int64_t n = n_;
-#pragma omp parallel reduction(+ : requests)
+#pragma omp parallel
     {
         Scratch& sc = scratch_[thread_num()];
-        // In the grid's storage order (by cell): neighbours, field cells and walls of consecutive agents are
-        // close in memory. The order does not change results (each agent reads the old state only).
-        const int64_t* order = grid_.sorted_ids();
-#pragma omp for schedule(dynamic, 256)
-        for (int64_t k = 0; k < n; ++k) update_agent<M>(order[k], t, h, fresh, last, sc, requests);
+        sc.evacuated.clear();
+        sc.stair.clear();
+        // In slot order, which reorder keeps close to the index order: neighbours, field cells and walls of
+        // consecutive agents are close in memory. The order does not change results (each agent reads the
+        // old state only).
+        const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t i0 = b * kBlock, i1 = std::min(n, i0 + kBlock);
+            for (int64_t i = i0; i < i1; ++i) {
+                if ((sub == 0 || last) && i + kAhead < n) prefetch_agent(i + kAhead, sub == 0);
+                prepare_agent(i, t, sub, sc.pre[i - i0]);
+            }
+            for (int64_t i = i0; i < i1; ++i) update_agent<M>(i, t, h, sub, last, sc.pre[i - i0], sc);
+        }
     }
-    if (requests > 0) stair_phase(last);
+    int8_t* state = state_.data();
+    stair_req_.clear();
+    for (const Scratch& sc : scratch_) {
+        for (const int64_t i : sc.evacuated) {
+            state[i] = kCrowdEvacuated;
+            evacuated_.push_back(i);
+            left_floor_ = true;
+        }
+        stair_req_.insert(stair_req_.end(), sc.stair.begin(), sc.stair.end());
+    }
+    if (!stair_req_.empty()) stair_phase(last);
     std::swap(pos_[0], pos_[1]);
     std::swap(vel_[0], vel_[1]);
     ++substep_count_;
@@ -927,17 +1102,18 @@ void CrowdSim::step(int64_t n) {
     const int64_t every =
         std::max<int64_t>(1, std::llround(1.0 / dt_));  // re-sort the slots about once a second
     for (int64_t s = 0; s < n; ++s) {
+        sync_evacuated();
+        build_floor_index();
         if (reorder_pending_ || step_count_ % every == 0) {
-            if (grid_.size() != n_) build_grid();
             reorder();
             reorder_pending_ = false;
         }
         for (int k = 0; k < nsub_; ++k) {
             const double t = static_cast<double>(step_count_) * dt_ + k * h;
             if (model_ == CrowdModel::SocialForce) {
-                substep<CrowdModel::SocialForce>(t, h, k == 0, k == nsub_ - 1);
+                substep<CrowdModel::SocialForce>(t, h, k, k == nsub_ - 1);
             } else {
-                substep<CrowdModel::CollisionFreeSpeed>(t, h, k == 0, k == nsub_ - 1);
+                substep<CrowdModel::CollisionFreeSpeed>(t, h, k, k == nsub_ - 1);
             }
         }
         ++step_count_;

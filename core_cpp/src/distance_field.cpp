@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <limits>
-#include <queue>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -58,12 +56,6 @@ std::string cell_str(int64_t l, int64_t iy, int64_t ix) {
     s << "(" << l << ", " << iy << ", " << ix << ")";
     return s.str();
 }
-
-struct HeapItem {
-    double d;
-    int64_t cell;
-    bool operator>(const HeapItem& o) const { return d > o.d || (d == o.d && cell > o.cell); }
-};
 
 }  // namespace
 
@@ -189,13 +181,13 @@ DistanceField::DistanceField(int levels, int ny, int nx, double cell_size, std::
 void DistanceField::check_targets(const int64_t* targets, std::size_t t, const double* initial) const {
     for (std::size_t i = 0; i < t; ++i) {
         const int64_t l = targets[3 * i], iy = targets[3 * i + 1], ix = targets[3 * i + 2];
-        const std::string name = "targets[" + std::to_string(i) + "] = " + cell_str(l, iy, ix);
+        auto name = [&] { return "targets[" + std::to_string(i) + "] = " + cell_str(l, iy, ix); };
         if (l < 0 || l >= levels_ || iy < 0 || iy >= ny_ || ix < 0 || ix >= nx_) {
-            throw std::invalid_argument(name + " is outside the raster of shape " +
+            throw std::invalid_argument(name() + " is outside the raster of shape " +
                                         cell_str(levels_, ny_, nx_));
         }
         if (!walkable_[flat(int(l), int(iy), int(ix))]) {
-            throw std::invalid_argument(name + " is not a walkable cell");
+            throw std::invalid_argument(name() + " is not a walkable cell");
         }
         if (initial != nullptr && (std::isnan(initial[i]) || initial[i] == -kInf)) {
             throw std::invalid_argument("initial[" + std::to_string(i) + "] must be finite or +inf, got " +
@@ -204,50 +196,168 @@ void DistanceField::check_targets(const int64_t* targets, std::size_t t, const d
     }
 }
 
-void DistanceField::compute(const int64_t* targets, std::size_t t, const double* initial, double* out) const {
+void DistanceField::check_cost(const double* cost) const {
+    const std::size_t n = walkable_.size();
+    for (std::size_t c = 0; c < n; ++c) {
+        if (!(std::isfinite(cost[c]) && cost[c] > 0)) {
+            const int64_t ix = static_cast<int64_t>(c % nx_), iy = static_cast<int64_t>((c / nx_) % ny_);
+            const int64_t l = static_cast<int64_t>(c / (static_cast<std::size_t>(nx_) * ny_));
+            std::ostringstream s;
+            s << "cost[" << l << ", " << iy << ", " << ix << "] must be a finite factor > 0, got " << cost[c];
+            throw std::invalid_argument(s.str());
+        }
+    }
+}
+
+namespace {
+
+// Min-heap (4-ary) of cells keyed by (dist[cell], cell) with decrease-key, so that each cell is in it at most
+// once: Dijkstra pops every reached cell exactly once instead of wading through stale entries. The keys live
+// in dist, which the caller lowers before calling push_or_decrease.
+class CellHeap {
+  public:
+    CellHeap(const double* dist, std::size_t n) : dist_(dist), pos_(n, kNever) {}
+
+    bool empty() const { return heap_.empty(); }
+    bool settled(int64_t c) const { return pos_[c] == kSettled; }
+
+    void push_or_decrease(int64_t c) {
+        int64_t i = pos_[c];
+        if (i < 0) {
+            i = static_cast<int64_t>(heap_.size());
+            heap_.push_back(c);
+        }
+        sift_up(i, c);
+    }
+
+    int64_t pop() {
+        const int64_t top = heap_.front();
+        pos_[top] = kSettled;
+        const int64_t last = heap_.back();
+        heap_.pop_back();
+        if (!heap_.empty()) sift_down(0, last);
+        return top;
+    }
+
+  private:
+    static constexpr int64_t kNever = -1, kSettled = -2;
+
+    bool less(int64_t a, int64_t b) const { return dist_[a] < dist_[b] || (dist_[a] == dist_[b] && a < b); }
+    void place(int64_t i, int64_t c) {
+        heap_[i] = c;
+        pos_[c] = i;
+    }
+    void sift_up(int64_t i, int64_t c) {
+        while (i > 0) {
+            const int64_t parent = (i - 1) / 4;
+            if (!less(c, heap_[parent])) break;
+            place(i, heap_[parent]);
+            i = parent;
+        }
+        place(i, c);
+    }
+    void sift_down(int64_t i, int64_t c) {
+        const int64_t n = static_cast<int64_t>(heap_.size());
+        while (true) {
+            const int64_t first = 4 * i + 1;
+            if (first >= n) break;
+            int64_t best = first;
+            const int64_t end = std::min(first + 4, n);
+            for (int64_t j = first + 1; j < end; ++j) {
+                if (less(heap_[j], heap_[best])) best = j;
+            }
+            if (!less(heap_[best], c)) break;
+            place(i, heap_[best]);
+            i = best;
+        }
+        place(i, c);
+    }
+
+    const double* dist_;
+    std::vector<int64_t> pos_;   // position in heap_, or kNever / kSettled
+    std::vector<int64_t> heap_;  // cells
+};
+
+// Dijkstra from seeded distances; with kCost each stencil move is scaled by the mean cost factor of its two
+// cells (a template parameter so that the plain metric runs the loop without it). The distances do not depend
+// on the order cells of equal distance are settled in: each is the minimum of its seed and, over its
+// neighbours, of (their final distance + move cost), evaluated in the same floating-point operations.
+template <bool kCost>
+void dijkstra(const std::vector<int64_t>& seeds, CellHeap& heap, const std::vector<uint32_t>& allowed,
+              const std::vector<int64_t>& move_off, const std::vector<double>& move_len,
+              const std::vector<int64_t>& conn_offsets, const std::vector<int64_t>& conn_to,
+              const std::vector<double>& conn_cost, const double* cost, double* out) {
+    const bool has_conn = !conn_offsets.empty();
+    // Calls f(v, distance through u) for each move and connector out of u.
+    auto for_each_edge = [&](int64_t u, auto&& f) {
+        const double du = out[u];
+        uint32_t mask = allowed[u];
+        while (mask) {
+            const int k = __builtin_ctz(mask);
+            mask &= mask - 1;
+            const int64_t v = u + move_off[k];
+            if constexpr (kCost) {
+                if (!f(v, du + move_len[k] * (0.5 * (cost[u] + cost[v])))) return;
+            } else {
+                if (!f(v, du + move_len[k])) return;
+            }
+        }
+        if (has_conn) {
+            for (int64_t e = conn_offsets[u]; e < conn_offsets[u + 1]; ++e) {
+                if (!f(conn_to[e], du + conn_cost[e])) return;
+            }
+        }
+    };
+    // A seed that cannot lower any neighbour's value stays out of the heap: values only fall, so relaxing
+    // from it could never lower anything later either (with many seeds, e.g. a second pass seeded from a
+    // whole field, most are such interior cells). It still enters the heap if something lowers its own value.
+    for (const int64_t c : seeds) {
+        bool improves = false;
+        for_each_edge(c, [&](int64_t v, double nd) {
+            improves = nd < out[v];
+            return !improves;
+        });
+        if (improves) heap.push_or_decrease(c);
+    }
+    while (!heap.empty()) {
+        const int64_t u = heap.pop();
+        for_each_edge(u, [&](int64_t v, double nd) {
+            if (nd < out[v]) {
+                out[v] = nd;
+                heap.push_or_decrease(v);
+            }
+            return true;
+        });
+    }
+}
+
+}  // namespace
+
+void DistanceField::compute(const int64_t* targets, std::size_t t, const double* initial, double* out,
+                            const double* cost) const {
     const std::size_t n = walkable_.size();
     std::fill(out, out + n, kInf);
     std::vector<int64_t> move_off(move_dx_.size());
     for (std::size_t k = 0; k < move_dx_.size(); ++k) move_off[k] = int64_t(move_dy_[k]) * nx_ + move_dx_[k];
 
-    std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<HeapItem>> heap;
+    std::vector<int64_t> seeds;
+    seeds.reserve(t);
     for (std::size_t i = 0; i < t; ++i) {
         const int64_t c =
             static_cast<int64_t>(flat(int(targets[3 * i]), int(targets[3 * i + 1]), int(targets[3 * i + 2])));
         const double d0 = initial != nullptr ? initial[i] : 0.0;
         if (d0 < out[c]) {
             out[c] = d0;
-            heap.push({d0, c});
+            seeds.push_back(c);
         }
     }
-    const bool has_conn = !conn_offsets_.empty();
-    while (!heap.empty()) {
-        const HeapItem top = heap.top();
-        heap.pop();
-        const int64_t u = top.cell;
-        const double du = top.d;
-        if (du > out[u]) continue;  // stale entry
-        uint32_t mask = allowed_[u];
-        while (mask) {
-            const int k = __builtin_ctz(mask);
-            mask &= mask - 1;
-            const int64_t v = u + move_off[k];
-            const double nd = du + move_len_[k];
-            if (nd < out[v]) {
-                out[v] = nd;
-                heap.push({nd, v});
-            }
-        }
-        if (has_conn) {
-            for (int64_t e = conn_offsets_[u]; e < conn_offsets_[u + 1]; ++e) {
-                const int64_t v = conn_to_[e];
-                const double nd = du + conn_cost_[e];
-                if (nd < out[v]) {
-                    out[v] = nd;
-                    heap.push({nd, v});
-                }
-            }
-        }
+    CellHeap heap(out, n);
+    if (cost == nullptr) {
+        dijkstra<false>(seeds, heap, allowed_, move_off, move_len_, conn_offsets_, conn_to_, conn_cost_,
+                        nullptr, out);
+    } else {
+        dijkstra<true>(seeds, heap, allowed_, move_off, move_len_, conn_offsets_, conn_to_, conn_cost_, cost,
+                       out);
     }
 }
 

@@ -450,10 +450,14 @@ def test_stair_time_is_length_over_stair_speed(model, direction):
 def test_stair_capacity_and_fifo_entry():
     lower, upper = shapely.box(0, 0, 12, 4), shapely.box(6, 0, 12, 4)
     space = make_space([lower, upper], [(0, shapely.box(0, 0, 0.4, 4))])
-    stairs = np.array([[0, 3.0, 2.0, 1, 7.0, 2.0, 1.0, 3.0]])  # 1 m x 3 m: capacity 6
+    stairs = np.array([[0, 3.0, 2.0, 1, 7.0, 2.0, 1.0, 3.0]])  # 1 m x 3 m at 2 P/m^2: capacity 6
     field = exit_field(space, stairs=stairs)
-    sim = make_sim("collision_free_speed", space, fields=[field], stairs=stairs)
+    sim = make_sim(
+        "collision_free_speed", space, fields=[field], stairs=stairs, params={"stair_density": 2.0}
+    )
     assert sim.stair_capacity.tolist() == [6]
+    default = make_sim("collision_free_speed", space, fields=[field], stairs=stairs)
+    assert default.stair_capacity.tolist() == [4]  # the default 1.5 P/m^2: floor(4.5)
     # Eight agents inside the entry zone (radius 1.5 m) around the head at (7, 2), all right of it, at t = 0: they
     # all arrive in the same step, so the six lowest ids enter first.
     pos = np.array(

@@ -24,7 +24,7 @@ from shapely.geometry import LineString, Point, box
 from twin.errors import InputError
 from twin.sim.crowd_space import EXIT_SETBACK_M, CrowdSpace
 from twin.sim.rasterize import aligned_grid, rasterize
-from twin.spatial import DistanceField
+from twin.spatial import DistanceField, get_num_threads, set_num_threads
 
 H = 0.2
 HALL = "POLYGON ((0 0, 20 0, 20 20, 0 20, 0 0))"
@@ -33,6 +33,13 @@ DOOR = "POLYGON ((20 9.5, 21 9.5, 21 10.5, 20 10.5, 20 9.5))"
 
 def hall_areas(**extra):
     return [{"id": "hall", "walkable": HALL, "z": 0.0, "exits": [{"id": "door", "polygon": DOOR}], **extra}]
+
+
+@pytest.fixture
+def threads_restored():
+    before = get_num_threads()
+    yield
+    set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -290,12 +297,15 @@ def test_levels_by_elevation_and_overlapping_areas_unioned():
     assert np.isinf(f[1][1]).all()
 
 
-def directed_reference(space: CrowdSpace, exits: list[int], down: np.ndarray, up: np.ndarray) -> np.ndarray:
+def directed_reference(
+    space: CrowdSpace, exits: list[int], down: np.ndarray, up: np.ndarray, factor: np.ndarray | None = None
+) -> np.ndarray:
     """Slow, obvious reference: Dijkstra (scipy) on the 8-neighbour graph with directed stair edges.
 
-    Axial moves cost h, diagonal moves h*sqrt(2) and need all four cells of their 2x2 block walkable. A walker at
-    the head goes down the stair at cost ``down``, a walker at the foot goes up at cost ``up``. Distances to the
-    exits are shortest paths in the reversed graph from the exit cells.
+    Axial moves cost h, diagonal moves h*sqrt(2) and need all four cells of their 2x2 block walkable; with a
+    per-cell ``factor`` a move costs that times the mean factor of its two cells. A walker at the head goes down
+    the stair at cost ``down``, a walker at the foot goes up at cost ``up``. Distances to the exits are shortest
+    paths in the reversed graph from the exit cells.
     """
     L, ny, nx = space.shape
     w = space.walkable > 0
@@ -312,6 +322,8 @@ def directed_reference(space: CrowdSpace, exits: list[int], down: np.ndarray, up
                     if dy and dx and not (w[k, iy, jx] and w[k, jy, ix]):
                         continue
                     c = h * math.hypot(dy, dx)
+                    if factor is not None:
+                        c *= 0.5 * (factor[k, iy, ix] + factor[k, jy, jx])
                     src += [idx[k, iy, ix], idx[k, jy, jx]]
                     dst += [idx[k, jy, jx], idx[k, iy, ix]]
                     wt += [c, c]
@@ -666,3 +678,98 @@ def test_clearance_leads_people_through_the_middle_of_a_door_not_at_its_jamb():
     assert np.all(
         clear[np.isfinite(clear)] >= plain[np.isfinite(plain)] - 1e-9
     )  # never shorter than the plain
+
+
+def test_cost_factor_fields_match_a_directed_dijkstra_with_weights(caplog):
+    """Per-cell cost factors (congestion): each per-exit and the all-exits field of the two-storey space with
+    stairs equals the weighted directed reference; a factor of 1 everywhere gives the plain fields exactly."""
+    areas, stairs = two_storey_areas()
+    s = CrowdSpace.from_areas(areas, cell_size=0.5, stairs=stairs)
+    down, up = s.stair_costs()
+    # a crowd on the ground floor's east half (factor up to 6) and a random sprinkle of slow cells everywhere
+    c = centres(s)
+    factor = np.ones(s.shape)
+    factor[0] += 5.0 * np.exp(-((c[..., 0] - 7.0) ** 2 + (c[..., 1] - 2.0) ** 2) / 4.0)
+    rng = np.random.default_rng(3)
+    factor += np.where(rng.random(s.shape) < 0.2, rng.uniform(0.0, 3.0, s.shape), 0.0)
+    fields = s.distance_fields(stencil=8, cost=factor)
+    assert "did not settle" not in caplog.text  # the stairs' directions were resolved
+    plain = s.distance_fields(stencil=8)
+    for rows, f, p in zip(s.default_exit_sets(), fields, plain, strict=True):
+        ref = directed_reference(s, rows, down, up, factor)
+        np.testing.assert_allclose(f, ref, rtol=0, atol=1e-9)
+        fin = np.isfinite(p)
+        assert (np.isfinite(f) == fin).all()
+        assert (f[fin] >= p[fin] - 1e-9).all()
+        assert (f[fin] > p[fin] + 1e-6).mean() > 0.5
+    ones = s.distance_fields(cost=np.ones(s.shape), clearance_m=0.25)
+    for a, b in zip(ones, s.distance_fields(clearance_m=0.25), strict=True):
+        assert a.tobytes() == b.tobytes()
+    with pytest.raises(ValueError, match=r"cost must be \(2, \d+, \d+\) float64, got \(1, 3, 3\)"):
+        s.distance_fields(cost=np.ones((1, 3, 3)))
+    bad = np.ones(s.shape)
+    bad[1, 2, 3] = 0.0
+    with pytest.raises(ValueError, match=r"cost\[1, 2, 3\] must be a finite factor > 0"):
+        s.distance_fields(cost=bad)
+
+
+def test_congested_door_side_sends_the_clearance_route_round_it():
+    """A 20 m x 20 m room with a 4 m door (y 8-12) in its east wall; people crowd the door's southern half
+    (factor 5 within 3 m of it, y < 10): with clearance the route from the south-west corner no longer heads for
+    the nearest door edge but for the free northern half, and every field value grows (factor >= 1)."""
+    space = CrowdSpace.from_areas(
+        [
+            {
+                "id": "room",
+                "walkable": "POLYGON ((0 0, 20 0, 20 20, 0 20, 0 0))",
+                "exits": [{"id": "door", "polygon": "POLYGON ((20 8, 21 8, 21 12, 20 12, 20 8))"}],
+            }
+        ]
+    )
+    c = centres(space)
+    factor = np.ones(space.shape)
+    factor[0][(c[..., 0] > 17.0) & (c[..., 1] < 10.0)] = 5.0
+    plain = space.distance_fields(clearance_m=0.25)[0]
+    quick = space.distance_fields(clearance_m=0.25, cost=factor)[0]
+    fin = np.isfinite(plain)
+    assert (np.isfinite(quick) == fin).all()
+    assert (quick[fin] >= plain[fin] - 1e-9).all()
+    engine = DistanceField(space.walkable, cell_size=space.cell_size, origins=space.origins)
+    lv = np.zeros(1, dtype=np.int64)
+    d_plain = engine.sample_direction(plain, [[14.0, 2.0]], lv)[0]
+    d_quick = engine.sample_direction(quick, [[14.0, 2.0]], lv)[0]
+    # towards the southern door edge (20, 8) the direction is (6, 6)/|.|; the congested field turns north of it
+    assert math.degrees(math.atan2(d_plain[1], d_plain[0])) == pytest.approx(45.0, abs=10.0)
+    assert math.degrees(math.atan2(d_quick[1], d_quick[0])) > 55.0
+
+
+def test_fields_are_the_same_with_threads_and_caches(threads_restored):
+    """Fields with clearance and a cost factor: the same bits computed once on a fresh space with one thread, again
+    (cached clearance and reachability, the plain pass skipped where it adds nothing) and with two threads; a side
+    room behind a 0.4 m gap (no clear route) is reached all the same."""
+    areas = [
+        {
+            "id": "rooms",
+            "walkable": "POLYGON ((0 0, 10 0, 10 2.8, 10.6 2.8, 10.6 0, 14 0, 14 6, 10.6 6, 10.6 3.2, 10 3.2, "
+            "10 6, 0 6, 0 0))",
+            "exits": [
+                {"id": "west", "polygon": "POLYGON ((-1 2, 0 2, 0 4, -1 4, -1 2))"},
+                {"id": "south", "polygon": "POLYGON ((4 -1, 6 -1, 6 0, 4 0, 4 -1))"},
+            ],
+        }
+    ]
+    space = CrowdSpace.from_areas(areas, cell_size=H)
+    factor = 1.0 + 3.0 * np.random.default_rng(8).random(space.shape)
+    results = []
+    for n_threads, fresh in ((1, True), (1, False), (2, False), (2, True)):
+        set_num_threads(n_threads)
+        if fresh:
+            space = CrowdSpace.from_areas(areas, cell_size=H)
+        results.append(space.distance_fields(clearance_m=0.25, cost=factor))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert a.tobytes() == b.tobytes()
+    side = space.walkable_at(np.array([[12.0, 3.0]]), 0)
+    assert side[0]
+    d = space.sample_distance(results[0][-1], np.array([[12.0, 3.0]]), np.zeros(1, dtype=np.int32))
+    assert np.isfinite(d[0])  # reached through the gap

@@ -54,8 +54,9 @@ def swept_cells(dx: int, dy: int) -> list[tuple[int, int]]:
     return out
 
 
-def stencil_graph(walkable: np.ndarray, h: float, stencil: int, connectors=()) -> sparse.csr_array:
-    """CSR graph over all cells (level, iy, ix) flattened, plus connector edges both ways."""
+def stencil_graph(walkable: np.ndarray, h: float, stencil: int, connectors=(), cost=None) -> sparse.csr_array:
+    """CSR graph over all cells (level, iy, ix) flattened, plus connector edges both ways. With ``cost``
+    (per-cell factors shaped like ``walkable``) a move a -> b weighs its length times (cost[a] + cost[b]) / 2."""
     L, ny, nx = walkable.shape
     n = walkable.size
     idx = np.arange(n).reshape(walkable.shape)
@@ -74,7 +75,10 @@ def stencil_graph(walkable: np.ndarray, h: float, stencil: int, connectors=()) -
         lv, iy, ix = np.nonzero(ok)
         rows.append(idx[lv, iy, ix])
         cols.append(idx[lv, iy + dy, ix + dx])
-        vals.append(np.full(len(lv), h * math.sqrt(dx * dx + dy * dy)))
+        length = np.full(len(lv), h * math.sqrt(dx * dx + dy * dy))
+        if cost is not None:
+            length = length * (0.5 * (cost[lv, iy, ix] + cost[lv, iy + dy, ix + dx]))
+        vals.append(length)
     for la, ya, xa, lb, yb, xb, cost in connectors:
         a, b = idx[int(la), int(ya), int(xa)], idx[int(lb), int(yb), int(xb)]
         rows += [np.array([a]), np.array([b])]
@@ -85,9 +89,9 @@ def stencil_graph(walkable: np.ndarray, h: float, stencil: int, connectors=()) -
     return sparse.csr_array((v, (r, c)), shape=(n, n))
 
 
-def scipy_field(walkable, h, stencil, targets, initial=None, connectors=()):
+def scipy_field(walkable, h, stencil, targets, initial=None, connectors=(), cost=None):
     """Distances by scipy: a super-source linked to each target with weight offset + initial cost."""
-    g = stencil_graph(walkable, h, stencil, connectors).tocoo()
+    g = stencil_graph(walkable, h, stencil, connectors, cost).tocoo()
     n = walkable.size
     flat = np.ravel_multi_index(tuple(np.asarray(targets).T), walkable.shape)
     initial = np.zeros(len(flat)) if initial is None else np.asarray(initial, float)
@@ -198,6 +202,106 @@ def test_matches_scipy_on_same_stencil(stencil):
     assert fin.sum() > 0.5 * w.sum()  # the comparison covers most of the raster
     np.testing.assert_allclose(d[fin], ref[fin], rtol=0, atol=1e-9)
     assert np.all(np.isinf(d[~w]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-cell cost factors (congestion-aware routing)
+
+
+@pytest.mark.parametrize("stencil", [8, 16, 32])
+def test_cost_factor_matches_scipy_on_same_stencil(stencil):
+    """Random obstacles, stairs, initial costs and a random cost factor in [1, 10] (some cells > 1 only): the
+    same distances as scipy's Dijkstra with each move weighted by the mean factor of its two cells."""
+    rng = np.random.default_rng(100 + stencil)
+    shape = (2, 40, 55)
+    w = random_walkable(rng, shape, 0.2)
+    h = 0.2
+    cells = np.argwhere(w)
+    lv0, lv1 = cells[cells[:, 0] == 0], cells[cells[:, 0] == 1]
+    conns = np.array(
+        [
+            [*lv0[rng.integers(len(lv0))], *lv1[rng.integers(len(lv1))], float(rng.uniform(1, 6))]
+            for _ in range(3)
+        ]
+    )
+    cost = np.where(rng.random(shape) < 0.4, rng.uniform(1.0, 10.0, shape), 1.0)
+    targets = lv0[rng.choice(len(lv0), 3, replace=False)]
+    initial = rng.uniform(0, 2, 3)
+    f = DistanceField(w, cell_size=h, origins=[[0, 0], [0, 0]], connectors=conns, stencil=stencil)
+    d = f.compute(targets, initial, cost=cost)
+    ref = scipy_field(w, h, stencil, targets, initial, conns, cost)
+    assert np.array_equal(np.isinf(d), np.isinf(ref))
+    fin = np.isfinite(ref)
+    assert fin.sum() > 0.5 * w.sum()
+    np.testing.assert_allclose(d[fin], ref[fin], rtol=0, atol=1e-9)
+    plain = f.compute(targets, initial)
+    assert np.all(d[fin] >= plain[fin] - 1e-12)
+    assert np.mean(d[fin] > plain[fin] + 1e-6) > 0.5  # the factors do change most distances
+
+
+def test_cost_of_one_is_bit_identical_and_a_constant_factor_scales():
+    rng = np.random.default_rng(7)
+    w = random_walkable(rng, (1, 60, 70), 0.15)
+    f = DistanceField(w, cell_size=0.2, origins=[[3.0, -1.0]])
+    targets = np.argwhere(w)[:2]
+    plain = f.compute(targets)
+    assert f.compute(targets, cost=np.ones(w.shape)).tobytes() == plain.tobytes()
+    assert (
+        f.compute(targets, cost=np.ones(w.shape[1:])).tobytes() == plain.tobytes()
+    )  # (ny, nx) for one level
+    fin = np.isfinite(plain)
+    np.testing.assert_allclose(
+        f.compute(targets, cost=np.full(w.shape, 2.5))[fin], 2.5 * plain[fin], rtol=1e-12
+    )
+    pts = np.array([[3.0 + 35.3 * 0.2, -1.0 + 30.6 * 0.2]])
+    if w[0, 30, 35]:
+        p_plain = f.compute_from_points(pts)
+        p_cost = f.compute_from_points(pts, cost=np.full(w.shape, 2.0))
+        seed = p_plain[0, 30, 35]  # the seed (point to cell centre) is not scaled
+        fin = np.isfinite(p_plain)
+        np.testing.assert_allclose(p_cost[fin], 2.0 * (p_plain[fin] - seed) + seed, rtol=1e-12, atol=1e-12)
+
+
+def test_costly_band_sends_the_route_around_it():
+    """A 20 x 60 open room, target at the west end of the middle row; a slow band (factor 10) across the middle
+    of the room with a gap near the north wall: from the east end the route detours through the gap once that is
+    quicker, and the field equals scipy's."""
+    w = np.ones((1, 20, 60), bool)
+    cost = np.ones(w.shape)
+    cost[0, :16, 28:32] = 10.0
+    f = DistanceField(w, cell_size=1.0, origins=[[0.0, 0.0]])
+    d = f.compute([[0, 10, 0]], cost=cost)
+    np.testing.assert_allclose(d[0], scipy_field(w, 1.0, 32, [[0, 10, 0]], cost=cost)[0], rtol=0, atol=1e-9)
+    # straight through the band costs 59 + 9 * 4 = 95 metres; around through the gap (rows 16-19) about 62
+    assert d[0, 10, 59] < 70.0
+    assert d[0, 10, 59] > f.compute([[0, 10, 0]])[0, 10, 59]
+
+
+@pytest.mark.parametrize(
+    ("cost", "message"),
+    [
+        (np.full((1, 4, 4), np.nan), r"cost\[0, 0, 0\] must be a finite factor > 0, got nan"),
+        (
+            np.where(np.eye(4, dtype=bool), np.inf, 1.0)[None],
+            r"cost\[0, 0, 0\] must be a finite factor > 0, got inf",
+        ),
+        (
+            np.pad(np.zeros((1, 1, 1)), ((0, 0), (2, 1), (1, 2)), constant_values=1.0),
+            r"cost\[0, 2, 1\] must be",
+        ),
+        (np.full((1, 4, 4), -1.0), "must be a finite factor > 0, got -1"),
+        (np.ones((1, 4, 5)), r"cost must be \(1, 4, 4\) float64, got \(1, 4, 5\)"),
+        (np.ones((2, 4, 4)), r"cost must be \(1, 4, 4\) float64, got \(2, 4, 4\)"),
+        (np.ones(16), r"cost must be \(1, 4, 4\) float64, got \(16,\)"),
+        (np.full((1, 4, 4), "a"), "cost must be a float64 array, got <U1"),
+    ],
+)
+def test_bad_cost_is_named(cost, message):
+    f = DistanceField(np.ones((4, 4), bool), cell_size=1.0, origins=[0.0, 0.0])
+    with pytest.raises(ValueError, match=message):
+        f.compute([[0, 0, 0]], cost=cost)
+    with pytest.raises(ValueError, match=message):
+        f.compute_from_points([[0.5, 0.5]], cost=cost)
 
 
 def test_swept_cells_reference_matches_hand_rules():
@@ -610,6 +714,10 @@ def test_results_do_not_depend_on_thread_count(threads):
         set_num_threads(n)
         f = DistanceField(w, cell_size=1.0, origins=np.zeros((2, 2)), connectors=conns)
         d = f.compute(np.argwhere(w)[:3])
-        out.append((d, f.gradient(d), f.sample(d, pts, lv), f.sample_direction(d, pts, lv)))
+        cost = 1.0 + 4.0 * np.random.default_rng(5).random(w.shape)
+        dc = f.compute(np.argwhere(w)[:3], cost=cost)
+        out.append(
+            (d, f.gradient(d), f.sample(d, pts, lv), f.sample_direction(d, pts, lv), dc, f.gradient(dc))
+        )
     for a, b in zip(out[0], out[1], strict=True):
         assert a.tobytes() == b.tobytes()

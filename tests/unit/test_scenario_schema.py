@@ -198,9 +198,11 @@ def test_committed_scenarios_validate() -> None:
     assert files, "no scenarios/*.yaml"
     for f in files:
         s = load_scenario(f)
-        assert s.crowd is not None
+        assert s.crowd is not None or s.traffic is not None, f"{f.name} simulates nothing"
         for b in s.city.buildings:
             assert b.ifc.is_file()
+        if s.traffic is not None:
+            assert s.city.roads is not None
 
 
 def test_sections_not_named_are_none_and_defaults_filled(tmp_path: Path) -> None:
@@ -482,7 +484,7 @@ ERRORS = [
     (lambda d: d["city"].pop("roads"), "traffic: needs city.roads (a road network to drive on)"),
     (
         lambda d: d["traffic"]["demand"].update(random_trips={"count": 10}),
-        "traffic.demand: needs exactly one of routes, trips or random_trips, got routes, random_trips",
+        "traffic.demand: needs exactly one of routes, trips, od or random_trips, got routes, random_trips",
     ),
     (
         lambda d: d["traffic"]["demand"].update(routes=None, random_trips={"count": 10, "depart_s": [60, 0]}),
@@ -528,6 +530,10 @@ ERRORS = [
     (
         lambda d: d["crowd"].update(routing={"stair_cost_factor": -1}),
         "crowd.routing.stair_cost_factor: must be > 0, got -1",
+    ),
+    (
+        lambda d: d["crowd"].update(routing={"congestion_every_s": -5}),
+        "crowd.routing.congestion_every_s: must be >= 0, got -5",
     ),
     (
         lambda d: d["crowd"].update(routing={"stairs": "avoid"}),

@@ -110,12 +110,13 @@ def _atomic_target(path: Path) -> tuple[int, str]:
     return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
 
 
-def write_table(df: pd.DataFrame, path: Path) -> None:
-    """Write ``df`` to Parquet atomically (temp file + rename)."""
+def write_table(df: pd.DataFrame | pa.Table, path: Path) -> None:
+    """Write ``df`` (a DataFrame or an Arrow table) to Parquet atomically (temp file + rename)."""
     fd, tmp = _atomic_target(path)
     os.close(fd)
     try:
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+        pq.write_table(table, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

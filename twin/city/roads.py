@@ -9,7 +9,9 @@ Tables (pandas DataFrames, one row per item; ``*_index`` columns are row numbers
 ``junctions``
     ``id`` (str), ``x_m``, ``y_m``, ``z_m`` (float64), ``type`` (str: ``priority``, ``traffic_light``,
     ``right_before_left``, ``dead_end``, ``rail_signal``… as SUMO names them; internal junctions are not
-    kept), ``tls`` (str traffic light id or None).
+    kept), ``tls`` (str traffic light id or None), ``response`` and ``foes`` (lists of str: SUMO's right-of-way
+    logic, one bit string per request index as in ``<request index=k response=… foes=…>``, where the last
+    character stands for request 0; empty when the source has none, e.g. OSM).
 ``edges``
     ``id`` (str), ``from_junction``, ``to_junction`` (str ids), ``from_index``, ``to_index`` (int64 rows of
     ``junctions``), ``name`` (str or None), ``highway`` (OSM highway class or None), ``type`` (SUMO edge type,
@@ -26,7 +28,12 @@ Tables (pandas DataFrames, one row per item; ``*_index`` columns are row numbers
     ``junction`` (str), ``from_edge``, ``to_edge`` (str), ``from_edge_index``, ``to_edge_index`` (int64),
     ``from_lane``, ``to_lane`` (int64 lane indices within their edges), ``via`` (str internal lane id or None),
     ``direction`` (str: ``s`` straight, ``l``/``r`` left/right, ``L``/``R`` partly left/right, ``t`` turn
-    around), ``tls`` (str or None), ``link_index`` (int64 index into the signal state string, -1 if none).
+    around), ``tls`` (str or None), ``link_index`` (int64 index into the signal state string, -1 if none),
+    ``via_length_m``, ``via_speed_mps`` (float64: total length of the internal lane(s) the connection runs
+    through and their lowest speed, -1 when the source has no internal lanes), ``request_index`` (int64: the
+    connection's index in its junction's ``response``/``foes`` lists, -1 if none), ``state`` (str or None: SUMO's
+    link state when no light rules it, ``M`` major, ``m`` minor, ``=`` equal, ``s`` stop, ``w`` all-way stop,
+    ``O``/``o`` signal off major/minor…).
 ``traffic_lights``
     One row per signal programme: ``id`` (str), ``type`` (``static``, ``actuated``…, None when the source
     gives no programme), ``programme`` (str or None), ``offset_s`` (float64), ``phases`` (list of
@@ -63,6 +70,8 @@ JUNCTION_COLUMNS: dict[str, str] = {
     "z_m": "float",
     "type": "str",
     "tls": "ostr",
+    "response": "list",
+    "foes": "list",
 }
 EDGE_COLUMNS: dict[str, str] = {
     "id": "str",
@@ -105,6 +114,10 @@ CONNECTION_COLUMNS: dict[str, str] = {
     "direction": "str",
     "tls": "ostr",
     "link_index": "int",
+    "via_length_m": "float",
+    "via_speed_mps": "float",
+    "request_index": "int",
+    "state": "ostr",
 }
 TLS_COLUMNS: dict[str, str] = {
     "id": "str",
@@ -114,6 +127,11 @@ TLS_COLUMNS: dict[str, str] = {
     "phases": "phases",
     "junctions": "list",
     "source_nodes": "list",
+}
+# columns a loader may leave out (older bundles, sources without right-of-way data) and the value they then take
+OPTIONAL_COLUMNS: dict[str, dict[str, Any]] = {
+    "junctions": {"response": [], "foes": []},
+    "connections": {"via_length_m": -1.0, "via_speed_mps": -1.0, "request_index": -1, "state": None},
 }
 TABLES: dict[str, dict[str, str]] = {
     "junctions": JUNCTION_COLUMNS,
@@ -172,7 +190,17 @@ def _as_shape(value: Any) -> FloatArray:
 
 
 def _normalise(name: str, df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
-    """Return ``df`` with exactly ``columns`` in their documented dtypes (object columns keep None, not NaN)."""
+    """Return ``df`` with exactly ``columns`` in their documented dtypes (object columns keep None, not NaN).
+
+    Columns of :data:`OPTIONAL_COLUMNS` that ``df`` lacks are filled with their default.
+    """
+    optional = {
+        c: v for c, v in OPTIONAL_COLUMNS.get(name, {}).items() if c in columns and c not in df.columns
+    }
+    if optional:
+        df = df.copy()
+        for col, value in optional.items():
+            df[col] = pd.Series([list(value) if isinstance(value, list) else value] * len(df), dtype=object)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{name} table lacks columns {missing}")

@@ -12,10 +12,13 @@ network is placed with ``placement`` (``Frame.place``) or, without one, taken as
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import xml.etree.ElementTree as ET
 import zlib
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,142 @@ def _read(path: Path) -> Any:
         raise InputError(
             path, f"is not a valid SUMO .net.xml network ({type(exc).__name__}: {exc})"
         ) from None
+
+
+@dataclass
+class JunctionLogic:
+    """What sumolib does not keep of a network's junctions: internal lanes and right-of-way requests.
+
+    ``internal_lanes``: internal lane id → (length m, speed m/s); ``next_via``: internal lane id → the internal
+    lane a vehicle continues on inside the junction (split left turns wait halfway at an internal junction);
+    ``int_lanes``: junction id → its ``intLanes`` (request ``k`` belongs to the connection whose internal lanes
+    include ``int_lanes[k]``); ``requests``: junction id → ``[(response, foes)]`` by request index;
+    ``inc_lanes``: junction id → ``incLanes``; ``lane_connections``: normal lane id → ``(to edge, to lane)`` of
+    its connections in file order (the request order of junctions without internal lanes).
+    """
+
+    internal_lanes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    next_via: dict[str, str] = field(default_factory=dict)
+    int_lanes: dict[str, list[str]] = field(default_factory=dict)
+    inc_lanes: dict[str, list[str]] = field(default_factory=dict)
+    requests: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    lane_connections: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+
+    def via_chain(self, via: str) -> list[str]:
+        """The internal lanes from ``via`` on, in driving order."""
+        chain = [via]
+        while chain[-1] in self.next_via and len(chain) < 16:
+            chain.append(self.next_via[chain[-1]])
+        return chain
+
+
+def read_junction_logic(path: Path) -> JunctionLogic:
+    """Read internal lanes, internal connections and junction requests of a ``.net.xml[.gz]`` (one streaming pass).
+
+    Raises :class:`InputError` when a ``<request>`` has a non-integer index or bit strings of the wrong length.
+    """
+    logic = JunctionLogic()
+    with open(path, "rb") as probe:
+        gz = probe.read(2) == b"\x1f\x8b"
+    fh = gzip.open(path, "rb") if gz else open(path, "rb")
+    internal_edge = False
+    junction: str | None = None
+    requests: dict[int, tuple[str, str]] = {}
+    try:
+        with fh:
+            context = ET.iterparse(fh, events=("start", "end"))
+            _, root = next(context)
+            for event, el in context:
+                tag = el.tag
+                if event == "start":
+                    if tag == "edge":
+                        internal_edge = el.get("function") == "internal"
+                    elif tag == "junction" and el.get("type") != "internal":
+                        junction = el.get("id")
+                        logic.int_lanes[junction] = (el.get("intLanes") or "").split()
+                        logic.inc_lanes[junction] = (el.get("incLanes") or "").split()
+                        requests = {}
+                    continue
+                if tag == "lane" and internal_edge:
+                    logic.internal_lanes[el.get("id", "")] = (
+                        float(el.get("length", "nan")),
+                        float(el.get("speed", "nan")),
+                    )
+                elif tag == "request" and junction is not None:
+                    try:
+                        requests[int(el.get("index", ""))] = (el.get("response", ""), el.get("foes", ""))
+                    except ValueError:
+                        raise InputError(
+                            path,
+                            f"request index {el.get('index')!r} is not an integer",
+                            element=f"junction {junction}",
+                        ) from None
+                elif tag == "junction":
+                    if junction is not None:
+                        n = len(requests)
+                        if sorted(requests) != list(range(n)) or any(
+                            len(r) != n or len(f) != n for r, f in requests.values()
+                        ):
+                            raise InputError(
+                                path,
+                                f"has {n} <request> elements but their indices are not 0..{n - 1} or their "
+                                f"response/foes bit strings are not {n} characters long",
+                                element=f"junction {junction}",
+                            )
+                        logic.requests[junction] = [requests[k] for k in range(n)]
+                    junction = None
+                    root.clear()
+                elif tag == "connection":
+                    frm, via = el.get("from", ""), el.get("via")
+                    if frm.startswith(":"):
+                        if via:
+                            logic.next_via[f"{frm}_{el.get('fromLane')}"] = via
+                    else:
+                        logic.lane_connections[f"{frm}_{el.get('fromLane')}"].append(
+                            (el.get("to", ""), int(el.get("toLane", "-1")))
+                        )
+                    root.clear()
+                elif tag in ("edge", "tlLogic"):
+                    internal_edge = False
+                    root.clear()
+    except (ET.ParseError, OSError, EOFError, zlib.error, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(
+            path, f"is not a valid SUMO .net.xml network ({type(exc).__name__}: {exc})"
+        ) from None
+    return logic
+
+
+def _request_indices(
+    logic: JunctionLogic, rows: list[tuple[str, str, int, str, int, str | None]]
+) -> list[int]:
+    """Request index of each connection ``(junction, from edge, from lane, to edge, to lane, via)`` (-1 if none).
+
+    With internal lanes, request k is the connection whose internal lanes include ``intLanes[k]``; without, the
+    requests number the connections of the junction's incoming lanes in ``incLanes`` and file order.
+    """
+    position: dict[str, dict[str, int]] = {}
+    order: dict[str, dict[tuple[str, int, str, int], int]] = {}
+    out = []
+    for jid, frm, from_lane, to, to_lane, via in rows:
+        if via:
+            if jid not in position:
+                position[jid] = {lane: k for k, lane in enumerate(logic.int_lanes.get(jid, []))}
+            where = position[jid]
+            out.append(next((where[v] for v in logic.via_chain(via) if v in where), -1))
+        else:
+            if jid not in order:
+                order[jid] = {}
+                k = 0
+                for lane in logic.inc_lanes.get(jid, []):
+                    edge, _, idx = lane.rpartition("_")
+                    for t_edge, t_lane in logic.lane_connections.get(lane, []):
+                        order[jid][(edge, int(idx) if idx.isdigit() else -1, t_edge, t_lane)] = k
+                        k += 1
+            out.append(order[jid].get((frm, from_lane, to, to_lane), -1))
+    n_req = {j: len(r) for j, r in logic.requests.items()}
+    return [k if 0 <= k < n_req.get(row[0], 0) else -1 for k, row in zip(out, rows, strict=True)]
 
 
 def _location(net: Any, path: Path) -> tuple[np.ndarray, str]:
@@ -143,6 +282,8 @@ def load_sumo_net(
     parts = np.split(local, np.cumsum(sizes)[:-1])
     jxyz, edge_shapes, lane_shapes = parts[0], parts[1 : 1 + len(sumo_edges)], parts[1 + len(sumo_edges) :]
 
+    logic = read_junction_logic(p)
+
     # connections (sumolib keeps them per edge, per target edge)
     conn_rows = []
     edge_row = {e.getID(): i for i, e in enumerate(sumo_edges)}
@@ -169,14 +310,38 @@ def load_sumo_net(
                         c.getDirection(),
                         tls,
                         int(c.getTLLinkIndex()) if tls is not None else -1,
+                        c.getState() or None,
                     )
                 )
     connections = pd.DataFrame(
         conn_rows,
         columns=[
             "junction", "from_edge", "to_edge", "from_edge_index", "to_edge_index",
-            "from_lane", "to_lane", "via", "direction", "tls", "link_index",
+            "from_lane", "to_lane", "via", "direction", "tls", "link_index", "state",
         ],
+    )  # fmt: skip
+    via_length, via_speed = [], []
+    for via in connections["via"]:
+        parts = (
+            [logic.internal_lanes[v] for v in logic.via_chain(via) if v in logic.internal_lanes]
+            if via
+            else []
+        )
+        via_length.append(sum(x[0] for x in parts) if parts else -1.0)
+        via_speed.append(min(x[1] for x in parts) if parts else -1.0)
+    connections["via_length_m"] = np.array(via_length, dtype=np.float64)
+    connections["via_speed_mps"] = np.array(via_speed, dtype=np.float64)
+    connections["request_index"] = np.array(
+        _request_indices(
+            logic,
+            list(
+                zip(
+                    connections["junction"], connections["from_edge"], connections["from_lane"],
+                    connections["to_edge"], connections["to_lane"], connections["via"], strict=True,
+                )
+            ),
+        ),
+        dtype=np.int64,
     )  # fmt: skip
 
     junctions = pd.DataFrame(
@@ -187,6 +352,12 @@ def load_sumo_net(
             "z_m": jxyz[:, 2],
             "type": [n.getType() or "unknown" for n in nodes],
             "tls": pd.Series([junction_tls.get(n.getID()) for n in nodes], dtype=object),
+            "response": pd.Series(
+                [[r for r, _ in logic.requests.get(n.getID(), [])] for n in nodes], dtype=object
+            ),
+            "foes": pd.Series(
+                [[f for _, f in logic.requests.get(n.getID(), [])] for n in nodes], dtype=object
+            ),
         }
     )
 

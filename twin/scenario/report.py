@@ -378,6 +378,7 @@ def write_report(
     density_maps: DensityMap | Mapping[str, np.ndarray] | None,
     scenario_resolved: Mapping[str, Any] | None,
     provenance: Mapping[str, Any] | None,
+    traffic: Any = None,
 ) -> Path:
     """Write ``out_dir/report.html`` and its figures in ``out_dir/figures/`` (each file atomically); returns the
     path of report.html.
@@ -387,6 +388,7 @@ def write_report(
     density_maps : a :class:`DensityMap`, its arrays (a loaded ``density_maps.npz``) or None.
     scenario_resolved : the resolved scenario, shown as YAML (collapsed).
     provenance : :func:`twin.scenario.results.provenance` output (versions, seed, git revision, inputs).
+    traffic : a :class:`twin.scenario.report_traffic.TrafficReport` for the traffic figures, or None.
     """
     import yaml
 
@@ -450,6 +452,18 @@ def write_report(
             continue
         body.append(f"<h2>{html.escape(str(key)).capitalize()}</h2>")
         body.append(_section_html(str(key), section))
+        if key == "traffic" and traffic is not None:
+            from twin.scenario.report_traffic import FIGURE_SIZES as TRAFFIC_SIZES
+            from twin.scenario.report_traffic import traffic_figures
+
+            def figure(kind: str):
+                from matplotlib.figure import Figure
+
+                w, h = TRAFFIC_SIZES[kind]
+                return Figure(figsize=(w / DPI, h / DPI), dpi=DPI)
+
+            for rel, caption in traffic_figures(traffic, kpis_df, figdir, figure, _save):
+                body.append(_img(rel, caption))
 
     if scenario_resolved is not None:
         from twin.scenario.results import json_safe

@@ -850,6 +850,7 @@ def write_results(
     tables: Mapping[str, pd.DataFrame] | None = None,
     report: bool = True,
     input_files: Iterable[str | os.PathLike[str]] | None = None,
+    traffic_report: Any = None,
 ) -> dict[str, Any]:
     """Write the results folder ``out_dir`` (created if needed), every file atomically (temp + rename).
 
@@ -863,6 +864,7 @@ def write_results(
     density : → ``density_maps.npz``.
     tables : further tables by file stem, e.g. ``{"traffic_fcd": df}`` → ``traffic_fcd.parquet``.
     report : also write ``report.html`` + ``figures/`` (:func:`twin.scenario.report.write_report`).
+    traffic_report : the traffic figures' data (:class:`twin.scenario.report_traffic.TrafficReport`) or None.
 
     Returns the summary as written.
     """
@@ -910,7 +912,7 @@ def write_results(
     if report:
         from twin.scenario.report import write_report
 
-        write_report(out, full, kpis_df, density, dict(scenario_resolved), prov)
+        write_report(out, full, kpis_df, density, dict(scenario_resolved), prov, traffic=traffic_report)
     write_json(full, out / SUMMARY_FILE)
     log.info("wrote results to %s", out)
     return full

@@ -508,11 +508,14 @@ class RoutingSpec(_Model):
     ``stair_cost_factor`` multiplies what a stair costs a route (its walking time, as flat-walking metres):
     1 weighs stairs by time alone; above 1 people avoid stairs (they take a longer flat way when it costs less
     than ``factor`` × the stair), below 1 they prefer them. ``exit_choice_every_s`` is how often people
-    re-evaluate their exit by expected time (distance and queue).
+    re-evaluate their exit by expected time (distance and queue). ``congestion_every_s`` is how often the
+    routes are re-computed as quickest paths through the current crowd (walking through dense parts costs
+    time by Weidmann's speed-density relation); 0 keeps the static shortest paths.
     """
 
     stair_cost_factor: float = Field(default=1.0, gt=0, le=100)
     exit_choice_every_s: float = Field(default=2.0, gt=0)
+    congestion_every_s: float = Field(default=5.0, ge=0)
 
 
 class CrowdSpec(_Model):
@@ -550,30 +553,34 @@ class RandomTrips(_Model):
 
 
 class Demand(_Model):
-    """``traffic.demand``: exactly one of a SUMO route file, a SUMO trip file or random trips."""
+    """``traffic.demand``: exactly one of a SUMO route file, a SUMO trip file, an OD table (CSV or Parquet with
+    origin, destination, count, begin_s, end_s; zones are junction ids) or random trips."""
 
     routes: FilePath | None = None
     trips: FilePath | None = None
+    od: FilePath | None = None
     random_trips: RandomTrips | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Demand:
-        chosen = [k for k in ("routes", "trips", "random_trips") if getattr(self, k) is not None]
+        chosen = [k for k in ("routes", "trips", "od", "random_trips") if getattr(self, k) is not None]
         if len(chosen) != 1:
             raise PydanticCustomError(
                 "demand_one_of",
-                "needs exactly one of routes, trips or random_trips, got {got}",
+                "needs exactly one of routes, trips, od or random_trips, got {got}",
                 {"got": ", ".join(chosen) or "none"},
             )
         return self
 
 
 class TrafficSpec(_Model):
-    """``traffic``: step, demand and how signals are controlled."""
+    """``traffic``: step, demand, how signals are controlled and how often vehicles reroute around congestion
+    (``reroute_every_s``, 0 = only around closed roads)."""
 
     dt_s: float | None = Field(default=None, gt=0, le=10.0)
     demand: Demand
     signals: Literal["from_network", "fixed", "actuated"] = "from_network"
+    reroute_every_s: float = Field(default=0.0, ge=0)
 
 
 # --- events ----------------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The model owns the crowd space (rasters, walls, exits, stairs), the navigation fields (one per exit and one
 towards all exits), the agents' arrays in the core, exit choice (re-evaluated every ``exit_choice_every_s``
-from expected times: distance over own speed plus the queue at each exit), and recorders for trajectories,
-KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
+from expected times: own walking time, or the time the exit needs for the people ahead heading there),
+quickest-path routing (the fields re-computed every ``congestion_every_s`` through the current crowd, see
+:mod:`twin.sim.congestion`), and recorders for trajectories, KPIs and density. Agents are arrays in C++; no per-agent Python object exists.
 """
 
 from __future__ import annotations
@@ -17,15 +18,26 @@ from typing import Any
 import numpy as np
 
 from twin.scenario.results import DensityMap, EventLog, KpiRecorder, TrajectoryRecorder
+from twin.sim.congestion import crowd_cost_factor
 from twin.sim.crowd_core import CrowdSim
-from twin.sim.crowd_space import STAIR_SPEED_DOWN_MPS, STAIR_SPEED_UP_MPS, CrowdSpace
+from twin.sim.crowd_space import (
+    EXIT_FLOW_PPS_PER_M,
+    STAIR_SPEED_DOWN_MPS,
+    STAIR_SPEED_UP_MPS,
+    CrowdSpace,
+)
 from twin.sim.mesa_model import SimModel
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DT_S = {"social_force": 0.01, "collision_free_speed": 0.05}
+WALKING = 1
 EVACUATED = 3
+EXIT_SWITCH_MIN_GAIN = 0.10  # a walking agent changes its exit only for one at least 10 % and
+EXIT_SWITCH_MIN_GAIN_S = 2.0  # 2 s quicker than its current one (hysteresis)
 NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from walls
+# default interval of quickest-path re-routing, seconds (scenario crowd.routing.congestion_every_s)
+CONGESTION_EVERY_S = 5.0
 
 
 def exit_labels(table: Any) -> list[str]:
@@ -63,6 +75,9 @@ class CrowdModel(SimModel):
     record_every_s : simulated seconds per Mesa step (one core call); frames are recorded at this interval.
     exit_choice_every_s : simulated seconds between re-evaluations of every walking agent's exit.
     stair_cost_factor : multiplies what a stair costs a route (1: its walking time; > 1: people avoid stairs).
+    congestion_every_s : simulated seconds between re-computations of the navigation fields with the walking
+        crowd's density (quickest instead of shortest routes, :mod:`twin.sim.congestion`); 0: never (the static
+        shortest-path fields). Exit choice uses the same fields as the agents follow.
     """
 
     def __init__(
@@ -78,6 +93,7 @@ class CrowdModel(SimModel):
         params: Mapping[str, float] | None = None,
         record_trajectories: bool = True,
         stair_cost_factor: float = 1.0,
+        congestion_every_s: float = CONGESTION_EVERY_S,
     ) -> None:
         dt = float(dt_s or DEFAULT_DT_S[model])
         steps = max(1, round(record_every_s / dt))
@@ -90,11 +106,20 @@ class CrowdModel(SimModel):
         # one field per exit, the last one towards all exits (assigned-exit groups use their exit's field)
         if not (math.isfinite(stair_cost_factor) and stair_cost_factor > 0):
             raise ValueError(f"stair_cost_factor must be a finite number > 0, got {stair_cost_factor!r}")
-        self.fields = space.distance_fields(
-            clearance_m=NAV_CLEARANCE_M,
-            stair_speed_down=STAIR_SPEED_DOWN_MPS / stair_cost_factor,
-            stair_speed_up=STAIR_SPEED_UP_MPS / stair_cost_factor,
-        )
+        if not (math.isfinite(congestion_every_s) and congestion_every_s >= 0):
+            raise ValueError(f"congestion_every_s must be a finite number >= 0, got {congestion_every_s!r}")
+        self._field_options = {
+            "clearance_m": NAV_CLEARANCE_M,
+            "stair_speed_down": STAIR_SPEED_DOWN_MPS / stair_cost_factor,
+            "stair_speed_up": STAIR_SPEED_UP_MPS / stair_cost_factor,
+        }
+        self.fields = space.distance_fields(**self._field_options)
+        self.congestion_every_s = float(congestion_every_s)
+        self._next_congestion_s = self.congestion_every_s if self.congestion_every_s > 0 else math.inf
+        self._congestion: np.ndarray | None = None  # the cost factor of the current fields (None: plain)
+        self._plain_fields = list(self.fields)
+        self._field_regions = [np.isfinite(f) for f in self.fields]  # the cells each field reaches
+        self._stale_all_exits = False  # the all-exits field lags behind the congestion (nobody followed it)
         self.all_exits_field = n_exits
         self.core = CrowdSim(
             model=model,
@@ -175,23 +200,103 @@ class CrowdModel(SimModel):
         )
         return np.where(chosen >= 0, chosen, current).astype(np.int32)
 
-    def _queues(self) -> np.ndarray:
-        """Agents within 3 walking metres of each exit (the queues exit choice turns into waiting times)."""
-        inside = self.core.state != EVACUATED
-        return self.space.count_near_exits(
-            self.fields[: len(self.exit_ids)], self.core.positions[inside], self.core.levels[inside]
-        )
-
     def _update_exit_choice(self) -> None:
+        """Re-evaluate the exit of every walking agent, one agent after the other, nearest to an exit first.
+
+        An agent expects to pass exit e at ``max(d_e / v, ahead_e / capacity_e)``: its own walking time, or the
+        time the exit needs for the people heading for it who come before the agent in this pass (capacity
+        ``EXIT_FLOW_PPS_PER_M`` × width). Waiting agents and agents on stairs keep their exit and count as people
+        ahead there. A walking agent switches only to an exit at least ``EXIT_SWITCH_MIN_GAIN`` (relative) and
+        ``EXIT_SWITCH_MIN_GAIN_S`` quicker (hysteresis). Every choice adds to the load the later agents see, so a
+        queue at one exit sends only as many people elsewhere as that saves time; judging all agents against the
+        same queue counts sent everybody to the other exit at once, and back (RiMEA test 11).
+        """
         state = self.core.state
-        active = np.flatnonzero(state == 1)
-        if active.size == 0:
+        walking = state == WALKING
+        if not walking.any():
             return
+        n_exits = len(self.exit_ids)
+        inside = np.flatnonzero(state != EVACUATED)
+        pos, lev = self.core.positions[inside], self.core.levels[inside]
+        t_walk = (
+            np.column_stack([self.space.sample_distance(f, pos, lev) for f in self.fields[:n_exits]])
+            / self.speed[inside, None]
+        )
+        if self.allowed is not None:
+            t_walk = np.where(self.allowed[inside], t_walk, np.inf)
+        capacity = EXIT_FLOW_PPS_PER_M * self.space.exits["width_m"].to_numpy(np.float64)
         current = self.core.field.copy()
-        chosen = self._choose(self.core.positions, self.core.levels, current, self._queues())
-        changed = active[chosen[active] != current[active]]
+        chosen = current.copy()
+        load = np.zeros(n_exits)
+        for k in np.argsort(t_walk.min(axis=1), kind="stable"):
+            i = inside[k]
+            c = int(current[i])
+            t = np.maximum(t_walk[k], load / capacity)
+            b = int(np.argmin(t))
+            keep = not walking[i] or not np.isfinite(t[b])
+            if not keep and c < n_exits and np.isfinite(t[c]):
+                keep = not (
+                    t[b] <= (1.0 - EXIT_SWITCH_MIN_GAIN) * t[c] and t[b] <= t[c] - EXIT_SWITCH_MIN_GAIN_S
+                )
+            if keep:
+                b = c
+            if b < n_exits:
+                chosen[i] = b
+                load[b] += 1
+        changed = np.flatnonzero(walking & (chosen != current))
         if changed.size:
             self.core.set_field_of(self.ids[changed], chosen[changed])
+
+    def _update_congestion(self) -> None:
+        """Re-compute the navigation fields as quickest paths through the walking crowd (cost factor of
+        :func:`twin.sim.congestion.crowd_cost_factor`) and hand them to the core.
+
+        A field is re-computed only if the factor changed somewhere it reaches (exactly: elsewhere it cannot
+        change); where the factor is 1 throughout, the plain field is restored. The all-exits field is kept up to
+        date only while someone follows it (it is a fallback for agents with no reachable exit).
+        """
+        walking = self.core.state == WALKING
+        factor = crowd_cost_factor(
+            self.space,
+            self.core.positions[walking],
+            self.core.levels[walking],
+            velocities=self.core.velocities[walking],
+            desired_speeds=self.speed[walking],
+        )
+        previous = self._congestion if self._congestion is not None else np.ones_like(factor)
+        changed = factor != previous
+        n_fields = len(self.exit_ids)
+        if np.any(self.core.field[self.core.state != EVACUATED] == self.all_exits_field):
+            n_fields += 1
+        elif changed.any():
+            self._stale_all_exits = True  # not followed: left as it is, re-computed when needed
+        sets, redo = self.space.default_exit_sets(), []
+        for j in range(n_fields):
+            region = self._field_regions[j]
+            stale = j == self.all_exits_field and self._stale_all_exits
+            if not (stale or changed[region].any()):
+                continue
+            if np.all(factor[region] == 1.0):
+                self.fields[j] = self._plain_fields[j]
+            else:
+                redo.append(j)
+        if redo:
+            t0 = time.perf_counter()
+            fresh = self.space.distance_fields([sets[j] for j in redo], cost=factor, **self._field_options)
+            for j, f in zip(redo, fresh, strict=True):
+                self.fields[j] = f
+            log.debug(
+                "t=%.1f s: %d navigation fields re-computed for congestion (max factor %.2f) in %.3f s",
+                self.time_s,
+                len(redo),
+                float(factor.max()),
+                time.perf_counter() - t0,
+            )
+        if n_fields > len(self.exit_ids):
+            self._stale_all_exits = False
+        if changed.any() or redo:
+            self.core.set_fields(self.fields)
+        self._congestion = factor if np.any(factor != 1.0) else None
 
     def stair_usage(self) -> dict[str, dict[str, int]]:
         """Agents that have entered each stair so far, by stair name (see :func:`exit_labels`):
@@ -209,6 +314,9 @@ class CrowdModel(SimModel):
         """One Mesa step: ``core_steps`` operational steps in one C++ call, then exit choice and recording."""
         self.core.step(self.core_steps)
         self.advance_clock()
+        if self.time_s + 1e-9 >= self._next_congestion_s:
+            self._update_congestion()
+            self._next_congestion_s += self.congestion_every_s
         if self.time_s + 1e-9 >= self._next_choice_s:
             self._update_exit_choice()
             self._next_choice_s += self.exit_choice_every_s

@@ -2,7 +2,10 @@
 
 One :meth:`CrowdSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over agents, results
 bitwise independent of the thread count; agents are kept in a spatially sorted order, re-sorted about once a
-simulated second, while their ids stay fixed). Two operational models:
+simulated second, while their ids stay fixed). Neighbours come from a cell index rebuilt every step; with several
+substeps per step (the social force model) each agent keeps a list of the agents within the cut-off plus the
+distance two agents can close within the step, which the later substeps filter instead of querying the index (at
+most 16 per agent; denser neighbourhoods query the index). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij]
@@ -11,8 +14,8 @@ simulated second, while their ids stay fixed). Two operational models:
     speed towards j (clamped to [0, v0]), so the space a pedestrian keeps grows with its speed (``d = a + b v``:
     Seyfried et al. 2006; the velocity-dependent size of Chraibi et al.'s GCFM 2010). Without it no (A, B, lambda)
     follows Weidmann's fundamental diagram: the exponential force is negligible until people nearly touch, so a
-    crowd keeps free speed up to about 3 P/m^2 and then stops abruptly. ``S``'s component against the desired direction is capped
-    at ``m v0 / tau``: people ahead can stop a pedestrian, not walk it backwards (the angular weight is not
+    crowd keeps free speed up to about 3 P/m^2 and then stops abruptly. ``S``'s component against the desired
+    direction is capped at ``m v0 / tau``: people ahead can stop a pedestrian, not walk it backwards (the angular weight is not
     reciprocal; uncapped, a crowd above about 3.5 P/m^2 walks backwards); contact forces and walls still push.
     Walls: the same terms against the nearest points of the walls within the cut-off (no speed term, no cap).
     Semi-implicit Euler in ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m =
@@ -38,7 +41,7 @@ Defaults (``default_params(model)``, meanings and sources in ``param_docs(model)
 
 Shared: range_cutoff 6 (interactions beyond contact + 6 ranges ignored: exp(-6) = 0.25 % of the contact value),
 stuck_time 3 s, stuck_speed 0.15 m/s, stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density
-2 P/m^2.
+1.5 P/m^2 (a 2 m stair at 0.675 m/s takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
 
 Calibration (body radius 0.2 m; tests/verification/test_fundamental_diagram.py and test_bottleneck_flow.py):
 Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, all at v0 = 1.34 m/s): the
@@ -341,5 +344,5 @@ class CrowdSim:
 
     @staticmethod
     def state_bytes_per_agent() -> float:
-        """Bytes of simulation state per agent (all columns, double buffers, neighbour index)."""
+        """Bytes of simulation state per agent (all columns, double buffers, neighbour index and lists)."""
         return float(_core.CrowdSim.state_bytes_per_agent)

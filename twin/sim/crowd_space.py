@@ -43,6 +43,7 @@ import logging
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ from shapely.ops import nearest_points
 
 from twin.errors import InputError
 from twin.sim.rasterize import aligned_grid, boundary_segments, cell_centres, centre_mask, rasterize
-from twin.spatial import DistanceField, SegmentIndex2D
+from twin.spatial import DistanceField, SegmentIndex2D, get_num_threads
 from twin.typing import FloatArray, Int32Array, IntArray
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ class CrowdSpace:
     source: str = ""
     warnings: list[str] = field(default_factory=list)
     _df_cache: dict[Any, DistanceField] = field(default_factory=dict, init=False, repr=False)
+    _nav_cache: dict[Any, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.cell_size = float(self.cell_size)
@@ -913,6 +915,7 @@ class CrowdSpace:
         stair_speed_up: float = STAIR_SPEED_UP_MPS,
         stencil: int = 32,
         clearance_m: float = 0.0,
+        cost: FloatArray | None = None,
     ) -> list[FloatArray]:
         """Navigation fields: walking distance to the nearest exit of each set, in flat-walking metres.
 
@@ -928,6 +931,10 @@ class CrowdSpace:
         flat_speed, stair_speed_down, stair_speed_up : m/s; a stair costs ``length_m * flat_speed / speed`` with
             the speed of the direction a route takes it (see the module docstring).
         stencil : DistanceField stencil (32: within 1.31 % of the Euclidean distance in open space).
+        cost : (L, ny, nx) float64, optional per-cell cost factor (finite, > 0; e.g. free speed / local speed in a
+            crowd, for quickest instead of shortest routes): a step between two cells costs its length times
+            the mean of their factors (see :meth:`twin.spatial.DistanceField.compute`), stairs keep their cost.
+            The fields are then in free-flow walking metres (time × flat speed). None: plain distances.
         Returns a list of (L, ny, nx) float64 arrays, metres; 0 on exit cells of the set, ``inf`` on
         non-walkable cells and cells from which no exit of the set can be reached.
         """
@@ -935,8 +942,36 @@ class CrowdSpace:
         down, up = self.stair_costs(
             flat_speed=flat_speed, stair_speed_down=stair_speed_down, stair_speed_up=stair_speed_up
         )
-        clear = self._clearance_mask(clearance_m) if clearance_m > 0 else None
-        return [self._field_for(self._exit_rows(s), down, up, stencil, clear) for s in sets]
+        if cost is not None:
+            cost = np.ascontiguousarray(cost, dtype=np.float64)
+            if cost.shape != self.shape:
+                raise ValueError(f"cost must be {self.shape} float64, got {cost.shape}")
+        clear = self._cached_clearance_mask(clearance_m) if clearance_m > 0 else None
+        rows = [self._exit_rows(s) for s in sets]
+        workers = min(get_num_threads(), len(rows))
+        if workers <= 1:
+            return [self._field_for(r, down, up, stencil, clear, cost) for r in rows]
+        # Fields are independent and the engines release the GIL, so they are computed side by side; each result
+        # is the same as computed alone, whatever the thread count. Build the shared engines first.
+        self._field_engine(tuple(np.minimum(down, up).tolist()) if len(down) else (), stencil, clear)
+        self._field_engine(tuple(np.minimum(down, up).tolist()) if len(down) else (), stencil)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda r: self._field_for(r, down, up, stencil, clear, cost), rows))
+
+    def _nav_key(self, *parts: Any) -> tuple[Any, ...]:
+        """A cache key for navigation data of the current raster, walls and stairs (all may be edited in place)."""
+        arrays = (self.walkable, self.exit_cells, self.walls, self.wall_levels, self.stairs, self.origins)
+        return (*parts, self.cell_size, *(zlib.crc32(np.ascontiguousarray(a).tobytes()) for a in arrays))
+
+    def _cached_clearance_mask(self, clearance_m: float) -> np.ndarray:
+        key = self._nav_key("clear", float(clearance_m))
+        mask = self._nav_cache.get(key)
+        if mask is None:
+            mask = self._clearance_mask(clearance_m)
+            if len(self._nav_cache) > 64:
+                self._nav_cache.clear()
+            self._nav_cache[key] = mask
+        return mask
 
     def _clearance_mask(self, clearance_m: float) -> np.ndarray:
         """(L, ny, nx) uint8: walkable cells whose centre is at least ``clearance_m`` from every wall segment and
@@ -981,29 +1016,48 @@ class CrowdSpace:
         up: FloatArray,
         stencil: int,
         clear: np.ndarray | None = None,
+        factor: FloatArray | None = None,
     ) -> FloatArray:
         mask = np.isin(self.exit_cells, np.asarray(rows, dtype=np.int32))
         targets = np.argwhere(mask).astype(np.int64)
-        d, cost = self._settled_field(targets, down, up, stencil, clear)
+        d, cost = self._settled_field(targets, down, up, stencil, clear, factor)
         if clear is None:
             return d
         # Extend into the margin along walls, seeded with the clear cells' distances (not the exit cells': a
         # margin cell must lead back into the clear part, not along the wall straight at the door jamb).
-        plain, _ = self._settled_field(targets, down, up, stencil, None)
         seeds = np.isfinite(d) & ~mask
-        if not seeds.any():
-            return plain
-        engine = self._field_engine(tuple(cost.tolist()) if len(cost) else (), stencil)
-        out = engine.compute(np.argwhere(seeds).astype(np.int64), d[seeds])
-        out[mask] = 0.0
+        out = None
+        reach_key = self._nav_key("reach", tuple(rows), stencil)
+        if seeds.any():
+            engine = self._field_engine(tuple(cost.tolist()) if len(cost) else (), stencil)
+            out = engine.compute(np.argwhere(seeds).astype(np.int64), d[seeds], cost=factor)
+            out[mask] = 0.0
+            reach = self._nav_cache.get(reach_key)
+            if reach is not None and np.isfinite(out[reach]).all():
+                return (
+                    out  # every cell that can reach the exits has a clear route: the plain field adds nothing
+                )
         # regions with no clear route at all (behind passages narrower than twice the clearance) keep the plain
-        # field: reachability never changes
+        # field: reachability never changes (and does not depend on costs, so it is cached)
+        plain, _ = self._settled_field(targets, down, up, stencil, None, factor)
+        if len(self._nav_cache) > 64:
+            self._nav_cache.clear()
+        self._nav_cache[reach_key] = np.isfinite(plain)
+        if out is None:
+            return plain
         return np.where(np.isfinite(out), out, plain)
 
     def _settled_field(
-        self, targets: np.ndarray, down: FloatArray, up: FloatArray, stencil: int, walkable: np.ndarray | None
+        self,
+        targets: np.ndarray,
+        down: FloatArray,
+        up: FloatArray,
+        stencil: int,
+        walkable: np.ndarray | None,
+        factor: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """The field to ``targets`` with each stair costed in the direction routes take it; also the costs."""
+        """The field to ``targets`` with each stair costed in the direction routes take it; also the costs.
+        ``factor``: the optional per-cell cost factor (:meth:`distance_fields`' ``cost``)."""
         s = len(self.stairs)
         cost = np.minimum(down, up)
         t = self.stairs_table
@@ -1018,7 +1072,9 @@ class CrowdSpace:
             t["head_ix"].to_numpy(np.int64),
         )
         for _ in range(2 * s + 2):
-            d = self._field_engine(tuple(cost.tolist()) if s else (), stencil, walkable).compute(targets)
+            d = self._field_engine(tuple(cost.tolist()) if s else (), stencil, walkable).compute(
+                targets, cost=factor
+            )
             if s == 0:
                 return d, cost
             df, dh = d[foot], d[head]

@@ -15,9 +15,17 @@
 // come from a counter-based hash of (seed, agent id, counter), and the serial phases (stairs) run in a fixed
 // order, so results are bitwise identical for any number of threads.
 //
+// Neighbours: a cell index of the agents on floors is rebuilt at every step. When a step has several substeps
+// (the social force model's 0.01 s), each agent lists, at the step's first substep, the agents within the
+// interaction cut-off plus twice the distance an agent can move within the step (Verlet lists; at most 16, as
+// 16-bit slot offsets), and the later substeps filter that list by the cut-off: the same neighbours as a
+// fresh query, in a fixed order. Agents coming off a stair within a step are added to the lists around them;
+// an agent whose list does not fit queries the index every substep.
+//
 // Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -26,7 +34,6 @@
 #include <vector>
 
 #include "twin/distance_field.hpp"
-#include "twin/neighbor_grid.hpp"
 #include "twin/segment_index.hpp"
 
 namespace twin {
@@ -134,7 +141,8 @@ class CrowdSim {
     // Counts of agents per state: waiting, walking, on_stair, evacuated.
     void counts(int64_t out[4]) const;
 
-    // Bytes of per-agent state (all columns, the double buffers and the neighbour index) per agent.
+    // Bytes of per-agent state (all columns, the double buffers, the neighbour index and the neighbour lists)
+    // per agent.
     static double state_bytes_per_agent();
 
     // Writes one per-agent array in id order to `out` (n_agents() rows, dtype as listed in CrowdArray).
@@ -157,35 +165,72 @@ class CrowdSim {
         int32_t seg;
         bool end;  // the closest point is an end point of the segment
     };
-    struct Scratch {
-        std::vector<int64_t> cand;
-        std::vector<double> cand_pts;  // (2 per candidate) level-shifted positions
-        std::vector<double> nb;        // per neighbour: dx, dy, dist, l, j
+    // The first values of a floor agent's update (see prepare_agent).
+    struct Pre {
+        double ex, ey;    // desired direction (unit, or 0 without one)
+        int iy, ix;       // raster cell
+        bool walking;     // a floor agent that moves in this substep
+        bool first_walk;  // its direction was unset
+    };
+    // (Each on its own cache lines: the threads update their vectors' ends all the time.)
+    struct alignas(128) Scratch {
+        std::vector<double> nb;  // per neighbour: dx, dy, dist, l, j
         std::vector<WallHit> hits;
+        std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
+        std::vector<int64_t> stair;      // agents at a stair end, or asking to enter a stair
+        std::vector<Pre> pre;            // (kBlock,) for the block of agents being updated
     };
 
   private:
     template <CrowdModel M>
-    void substep(double t, double h, bool fresh, bool last);
+    void substep(double t, double h, int k, bool last);
     template <CrowdModel M>
-    void update_agent(int64_t i, double t, double h, bool fresh, bool last, Scratch& sc, int64_t& requests);
+    void update_agent(int64_t i, double t, double h, int sub, bool last, const Pre& pre, Scratch& sc);
+    void prepare_agent(int64_t i, double t, int sub, Pre& p);
+    static constexpr int64_t kBlock = 32;  // agents prepared together
     void stair_phase(bool entries);
     bool deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
                     const double* nb, std::size_t nn) const;
-    void build_grid();
+    static constexpr int64_t kAhead = 6;  // agents to look ahead for cache hints
+    void prefetch_agent(int64_t i, bool field) const;
+    void build_floor_index();
+    void sync_evacuated();
+    void join_lists(int64_t i);
     void ensure_wall_bins(double radius);
     void ensure_ready();
     void grow(int64_t n);
     void reorder();
+
+    // Calls visit(first, last) for the runs of floor-index entries (slots) in the index cells overlapping the
+    // square [x - r, x + r] x [y - r, y + r] on `level` (a superset of the floor agents whose position at the
+    // index build was within r of (x, y)).
+    template <typename Visit>
+    void for_each_floor_run(int level, double x, double y, double r, Visit&& visit) const {
+        const double x0 = g_.origins[2 * level], y0 = g_.origins[2 * level + 1];
+        const int cx0 = floor_axis((x - r - x0) * finv_, fnx_), cx1 = floor_axis((x + r - x0) * finv_, fnx_);
+        const int cy0 = floor_axis((y - r - y0) * finv_, fny_), cy1 = floor_axis((y + r - y0) * finv_, fny_);
+        const int32_t* ids = fids_.data();
+        for (int cy = cy0; cy <= cy1; ++cy) {
+            const std::size_t row = (static_cast<std::size_t>(level) * fny_ + cy) * fnx_;
+            visit(ids + fstart_[row + cx0], ids + fstart_[row + cx1 + 1]);
+        }
+    }
+    // Index cell along one axis of a coordinate u in cells (clamped to [0, cells), NaN-safe).
+    static int floor_axis(double u, int cells) {
+        if (!(u > 0)) return 0;
+        return u < cells ? std::min(static_cast<int>(u), cells - 1) : cells - 1;
+    }
 
     // Geometry helpers.
     std::size_t flat(int level, int iy, int ix) const {
         return (static_cast<std::size_t>(level) * g_.ny + iy) * g_.nx + ix;
     }
     // The cell containing (x, y) on a level (DistanceField's convention, borders x0 + i * h as float64).
+    // (u, v are only a first guess, corrected to the float64 borders below: the multiplication by the inverse
+    // cell size gives the same cells as a division.)
     bool locate(double x, double y, int level, int& iy, int& ix) const {
         const double x0 = g_.origins[2 * level], y0 = g_.origins[2 * level + 1], h = g_.cell_size;
-        const double u = (x - x0) / h, v = (y - y0) / h;
+        const double u = (x - x0) * inv_cell_, v = (y - y0) * inv_cell_;
         if (!(u > -2.0 && u < g_.nx + 2.0 && v > -2.0 && v < g_.ny + 2.0)) return false;  // also NaN
         int i = static_cast<int>(std::floor(u)), j = static_cast<int>(std::floor(v));
         if (x0 + (i + 1) * h <= x) {
@@ -218,7 +263,29 @@ class CrowdSim {
     template <typename Emit>
     void for_each_wall(const int32_t* walls, int32_t n_walls, double x, double y, double cutoff, Scratch& sc,
                        Emit&& emit) const;
-    const int32_t* wall_list(int level, double x, double y, int32_t& count) const;
+    // The walls near the raster cell (iy, ix) of a level: those listed for the bin holding it. (The same
+    // walls, in the same order, matter as in wall_list for any point of the cell: bins list, sorted by id,
+    // every wall within a radius of any point of the bin.)
+    const int32_t* wall_list_cell(int level, int iy, int ix, int32_t& count) const {
+        count = 0;
+        if (bin_offsets_.empty()) return nullptr;
+        const std::size_t b =
+            (static_cast<std::size_t>(level) * nby_ + bin_of_row_[iy]) * nbx_ + bin_of_col_[ix];
+        count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
+        return bin_walls_.data() + bin_offsets_[b];
+    }
+    // The walls near (x, y) on a level: those listed for its bin (see ensure_wall_bins).
+    const int32_t* wall_list(int level, double x, double y, int32_t& count) const {
+        count = 0;
+        if (bin_offsets_.empty()) return nullptr;
+        const double bs = bin_cells_ * g_.cell_size;
+        const double u = (x - g_.origins[2 * level]) / bs, v = (y - g_.origins[2 * level + 1]) / bs;
+        const int bx = std::clamp(static_cast<int>(std::floor(u)), 0, nbx_ - 1);
+        const int by = std::clamp(static_cast<int>(std::floor(v)), 0, nby_ - 1);
+        const std::size_t b = (static_cast<std::size_t>(level) * nby_ + by) * nbx_ + bx;
+        count = static_cast<int32_t>(bin_offsets_[b + 1] - bin_offsets_[b]);
+        return bin_walls_.data() + bin_offsets_[b];
+    }
 
     CrowdModel model_;
     double dt_;
@@ -230,13 +297,15 @@ class CrowdSim {
     double cone_cos_ = 0;
     DistanceField nav_;  // the walkable raster; computes per-cell descent directions of the fields
     std::vector<Stair> stairs_;
+    double inv_cell_ = 1;  // 1 / cell_size
     // Per cell (levels, ny, nx): bit 0 walkable, bit 1 in the entry zone of a stair end, bits 2-15 exit index
     // + 1.
     static constexpr uint16_t kWalkBit = 1, kZoneBit = 2;
     std::vector<uint16_t> cell_info_;
     std::vector<std::vector<int32_t>> stair_ends_;    // per level: 2 * stair + end of the ends on it
     std::vector<std::pair<int32_t, int64_t>> order_;  // stair phase: (arrival substep, id)
-    std::vector<int64_t> placed_;                     // stair phase: agents stepped off this substep
+    std::vector<int64_t>
+        stair_req_;  // stair phase: the agents of Scratch::stair (a superset of those it moves)
 
     // Navigation fields: per field, 2 int16 per cell (unit descent direction x 32767), and per stair and end
     // a flag telling whether the field's way from that end goes over the stair.
@@ -247,6 +316,7 @@ class CrowdSim {
     std::unique_ptr<SegmentIndex2D> wall_index_;
     int bin_cells_ = 5, nbx_ = 0, nby_ = 0;
     double wall_radius_ = -1;
+    std::vector<int32_t> bin_of_col_, bin_of_row_;  // (nx,), (ny,): bin of each raster column and row
     std::vector<int64_t> bin_offsets_;
     std::vector<int32_t> bin_walls_;
 
@@ -260,17 +330,33 @@ class CrowdSim {
     std::vector<int16_t> pending_;  // 2 * stair + end of a requested stair entry, or -1
     std::vector<int16_t> dir_;      // (n, 2) desired direction of the current step, x 32767; INT16_MIN: unset
     std::vector<int8_t> state_;
-    std::vector<int8_t>
-        stair_end_;  // end a stair was entered from (0 foot, 1 head); 2: evacuated, sync buffers
+    std::vector<int8_t> stair_end_;  // end a stair was entered from (0 foot, 1 head), else -1
     std::vector<float> v0_, radius_, up_, down_, stair_s_, stair_off_, stuck_, progress_;
     bool reorder_pending_ = false;
     float max_radius_ = 0, max_v0_ = 0;
 
-    // Neighbour index over floor agents (WAITING, WALKING); others are parked far away.
-    NeighborGrid grid_;
-    std::vector<double> grid_pts_;  // (n, 2) level-shifted positions
-    double grid_cut_ = 1, level_stride_ = 0;
+    // Floor index: the agents on floors (WAITING, WALKING) bucketed by square cells of 1 / finv_ metres per
+    // level (a counting sort, slot order within a cell), built from the positions at the start of every step.
+    double cut_ = 1;        // centre distance within which agents interact (both models' reach)
     double grid_move_ = 0;  // largest displacement of a floor agent in one substep
+    double finv_ = 1;
+    int fnx_ = 1, fny_ = 1;
+    std::vector<uint32_t> fstart_;  // (levels * fny_ * fnx_ + 2,) first index of each cell in fids_
+    std::vector<int32_t> fids_;     // (n,) floor agents' slots by cell, then the others (reorder's order)
+    // Neighbour lists (steps of several substeps): per floor agent, up to kListCap slots (as int16 offsets
+    // from its own) of the floor agents within cut_ + skin_ of it at the step start, where skin_ bounds how
+    // much closer two agents can come within the step; every substep filters them by the cut-off (same
+    // neighbours as a fresh query). Agents arriving from a stair are appended (join_lists). An agent whose
+    // neighbours do not fit (dense crowds, far slots) queries the index every substep instead.
+    static constexpr int kListCap = 16;
+    static constexpr uint8_t kListOverflow = 255;
+    double skin_ = 0;
+    bool lists_ = false;              // the lists are in use this step
+    bool left_floor_ = false;         // an agent left the floors since the lists were built: check states
+    std::vector<int16_t> list_;       // (n, kListCap); also the scratch of the index build and of reorder
+    std::vector<uint8_t> list_n_;     // (n,) entries in use, or kListOverflow
+    std::vector<int32_t> joined_;     // slots that came off a stair onto a floor since the index was built
+    std::vector<int64_t> evacuated_;  // left through an exit in the last substep: both buffers made final
     std::vector<Scratch> scratch_;
 
     int64_t step_count_ = 0;

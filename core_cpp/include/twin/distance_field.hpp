@@ -1,7 +1,9 @@
 // Shortest walking distances to targets over walkable rasters of several storeys linked by stairs.
 //
 // Method: Dijkstra on an 8-, 16- or 32-neighbour stencil (axial and diagonal moves, knight moves (2,1), and
-// with 32 also the (3,1) and (3,2) moves). A move costs cell_size * |(dx, dy)| and is allowed only if the
+// with 32 also the (3,1) and (3,2) moves). A move costs cell_size * |(dx, dy)| (times (c_a + c_b) / 2 with an
+// optional per-cell cost factor c, e.g. free speed / local speed for congestion-aware routing; connectors
+// keep their own cost) and is allowed only if the
 // straight segment between the two cell centres touches walkable cells only (its closed path through the
 // squares of the cells it sweeps, so no corner cutting). In open space the stencil distance never
 // underestimates the Euclidean distance between cell centres and overestimates it by at most (asymptotic and
@@ -47,9 +49,16 @@ class DistanceField {
     // target). Throws std::invalid_argument naming the first bad target.
     void check_targets(const int64_t* targets, std::size_t t, const double* initial) const;
 
+    // Checks a per-cell cost factor (size() values): every value finite and > 0. Throws std::invalid_argument
+    // naming the first bad cell.
+    void check_cost(const double* cost) const;
+
     // Multi-source shortest distances into out[size()] (inf where non-walkable or unreachable).
-    // Call check_targets first. No targets: every cell is inf.
-    void compute(const int64_t* targets, std::size_t t, const double* initial, double* out) const;
+    // Call check_targets first (and check_cost). No targets: every cell is inf.
+    // cost: null (every factor 1, the plain metric) or size() factors; a stencil move from cell a to cell b
+    // then costs cell_size * |(dx, dy)| * (cost[a] + cost[b]) / 2, connectors their own cost.
+    void compute(const int64_t* targets, std::size_t t, const double* initial, double* out,
+                 const double* cost = nullptr) const;
 
     // The targets for point sources: the cell containing each point and, as initial cost, the distance from
     // the point to that cell's centre. Throws std::invalid_argument if a point is outside the raster,
