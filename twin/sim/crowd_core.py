@@ -39,7 +39,7 @@ Defaults (``default_params(model)``, meanings and sources in ``param_docs(model)
   wall_strength 5, wall_range 0.02 m (JuPedSim 1.4 defaults); cone_angle 90 degrees (the pure strip of Tordeux et
   al.); max_substep 0.1 s; unstick_shrink 0.1, unstick_shrink_max 0.5.
 
-Shared: range_cutoff 6 (interactions beyond contact + 6 ranges ignored: exp(-6) = 0.25 % of the contact value),
+Shared: range_cutoff 5 (interactions beyond contact + 5 ranges ignored: exp(-5) = 0.7 % of the contact value),
 stuck_time 3 s, stuck_speed 0.15 m/s, stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density
 1.5 P/m^2 (a 2 m stair at 0.675 m/s takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
 
@@ -48,8 +48,8 @@ Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, 
 speed at 0.5-4 P/m^2 is 0.97-1.12 x Weidmann's with the social force model and 0.82-1.16 x with the
 collision-free speed model, falls strictly up to 6 P/m^2, peak specific flow 1.2-1.3 P/(m s) (Weidmann: 1.22).
 Bottleneck (door in a wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults):
-1.7-1.8 P/s (social force) and 1.8-1.95 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s,
-Seyfried et al. 2009), growing linearly with width (1.6-1.9 and 1.8-2.05 P/(m s) over 0.8-2.4 m); 1.45 and 1.7
+1.7-1.8 P/s (social force) and 1.95-2.0 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s,
+Seyfried et al. 2009), growing linearly with width (1.6-1.9 and 1.8-2.0 P/(m s) over 0.8-2.4 m); 1.45 and 1.7-1.75
 P/s through a 1 m wide, 2.5 m long corridor. Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the
 speed term give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap, a backward-walking crowd above
 3.5 P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's
