@@ -739,20 +739,21 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
         double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
         const double reach_a = p_.range_cutoff * p_.agent_range;
-        double sx = 0.0, sy = 0.0;  // social repulsion
+        double sx = 0.0, sy = 0.0;                               // social repulsion
+        const double prog = std::max(0.0, vix * ex + viy * ey);  // speed along the desired direction
         for (std::size_t k = 0; k < nn; ++k) {
             const double* e = nb + 5 * k;
             const double dist = e[2];
-            // The space kept grows with the speed towards j (up to v0): the social term acts on the gap
-            // beyond l_ij + time_gap * speed (Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010).
-            const double lij = e[3];
-            const double lsoc = lij + p_.time_gap * std::clamp((vix * e[0] + viy * e[1]) / dist, 0.0, v0);
+            // The space kept ahead grows with the walking speed: the social term acts on the gap beyond l_ij
+            // + time_gap * u cos(phi)+, u the speed along the desired direction (clamped to [0, v0]) and phi
+            // the angle between that direction and j (Seyfried et al. 2006, d = a + b v; Chraibi et al.
+            // 2010).
+            const double lij = e[3], cosphi = (ex * e[0] + ey * e[1]) / dist;
+            const double lsoc = lij + p_.time_gap * std::min(prog, v0) * std::max(0.0, cosphi);
             if (dist - lsoc > reach_a) continue;
             const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
             // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +
-            // cos phi) / 2, phi between the desired direction and the direction to j (those behind count
-            // less).
-            const double cosphi = (ex * e[0] + ey * e[1]) / dist;
+            // cos phi) / 2 (those behind count less).
             const double soc = p_.agent_strength * std::exp((lsoc - dist) / p_.agent_range) *
                                (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
             sx += soc * nx;

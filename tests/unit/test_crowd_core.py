@@ -158,13 +158,14 @@ def test_social_force_step_matches_numpy_reference():
                     continue
                 d = np.hypot(*(x[i] - x[j]))
                 lij = rad[i] + rad[j]
-                # the space kept grows with the own speed towards j, up to v0
-                lsoc = lij + T * np.clip(v[i] @ (x[j] - x[i]) / d, 0.0, v0[i])
+                # the space kept ahead grows with the speed along the desired direction (up to v0), towards j by
+                # the cosine of j's angle off that direction
+                cosphi = e0 @ (x[j] - x[i]) / d
+                lsoc = lij + T * min(max(v[i] @ e0, 0.0), v0[i]) * max(cosphi, 0.0)
                 grown += lsoc > lij
                 if d - lsoc > p["range_cutoff"] * B:
                     continue
                 n = (x[i] - x[j]) / d
-                cosphi = e0 @ (x[j] - x[i]) / d
                 social += A * np.exp((lsoc - d) / B) * (lam + (1 - lam) * 0.5 * (1 + cosphi)) * n
                 if d < lij:
                     g = lij - d

@@ -8,18 +8,19 @@ distance two agents can close within the step, which the later substeps filter i
 most 16 per agent; denser neighbourhoods query the index). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
-    ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij]
-    + walls`` with the social repulsion ``S = sum_j A exp((r_ij + T v_ij - d_ij) / B) w(phi) n_ij``: the angular
-    weight ``w(phi) = lambda + (1 - lambda)(1 + cos phi) / 2`` of Helbing & Molnár, and ``v_ij`` the agent's own
-    speed towards j (clamped to [0, v0]), so the space a pedestrian keeps grows with its speed (``d = a + b v``:
-    Seyfried et al. 2006; the velocity-dependent size of Chraibi et al.'s GCFM 2010). Without it no (A, B, lambda)
-    follows Weidmann's fundamental diagram: the exponential force is negligible until people nearly touch, so a
-    crowd keeps free speed up to about 3 P/m^2 and then stops abruptly. ``S``'s component against the desired
-    direction is capped at ``m v0 / tau``: people ahead can stop a pedestrian, not walk it backwards (the angular weight is not
-    reciprocal; uncapped, a crowd above about 3.5 P/m^2 walks backwards); contact forces and walls still push.
-    Walls: the same terms against the nearest points of the walls within the cut-off (no speed term, no cap).
-    Semi-implicit Euler in ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m =
-    1500 s^-2`` and the friction need it); speed capped at ``speed_cap * v0``.
+    ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij] +
+    walls`` with the social repulsion ``S = sum_j A exp((r_ij + T u cos+(phi) - d_ij) / B) w(phi) n_ij``: the
+    angular weight ``w(phi) = lambda + (1 - lambda)(1 + cos phi) / 2`` of Helbing & Molnár (phi between the desired
+    direction and j), and ``u`` the agent's speed along its desired direction (clamped to [0, v0]), so the space a
+    pedestrian keeps ahead grows with its walking speed (``d = a + b v``: Seyfried et al. 2006; the
+    velocity-dependent size of Chraibi et al.'s GCFM 2010). Without it no (A, B, lambda) follows Weidmann's
+    fundamental diagram: the exponential force is negligible until people nearly touch, so a crowd keeps free speed
+    up to about 3 P/m^2 and then stops abruptly. ``S``'s component against the desired direction is capped at
+    ``m v0 / tau``: people ahead can stop a pedestrian, not walk it backwards (the angular weight is not reciprocal;
+    uncapped, a crowd above about 3.5 P/m^2 walks backwards); contact forces and walls still push. Walls: the same
+    terms against the nearest points of the walls within the cut-off (no speed term, no cap). Semi-implicit Euler in
+    ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m = 1500 s^-2`` and the friction
+    need it); speed capped at ``speed_cap * v0``.
 
 ``collision_free_speed`` (Tordeux, Chraibi & Seyfried 2016; JuPedSim's CollisionFreeSpeedModel)
     ``e = normalise(e0 + sum_j a exp((l - s_ij) / D) n_ij + walls)``, ``speed = min(v0, max(0, (s - l) / T))`` with
@@ -44,16 +45,18 @@ stuck_time 3 s, stuck_speed 0.15 m/s, stuck_window 2 s, unstick_time 2 s, unstic
 1.5 P/m^2 (a 2 m stair at 0.675 m/s takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
 
 Calibration (body radius 0.2 m; tests/verification/test_fundamental_diagram.py and test_bottleneck_flow.py):
-Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, all at v0 = 1.34 m/s): the
-speed at 0.5-4 P/m^2 is 0.97-1.12 x Weidmann's with the social force model and 0.82-1.16 x with the
-collision-free speed model, falls strictly up to 6 P/m^2, peak specific flow 1.2-1.3 P/(m s) (Weidmann: 1.22).
-Bottleneck (door in a wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults):
-1.7-1.8 P/s (social force) and 1.95-2.0 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s,
-Seyfried et al. 2009), growing linearly with width (1.6-1.9 and 1.8-2.0 P/(m s) over 0.8-2.4 m); 1.45 and 1.7-1.75
-P/s through a 1 m wide, 2.5 m long corridor. Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the
-speed term give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap, a backward-walking crowd above
-3.5 P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's
-speed at 1 P/m^2.
+Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, all at v0 = 1.34 m/s): the speed at
+0.5-4 P/m^2 is 0.98-1.12 x Weidmann's with the social force model and 0.82-1.16 x with the collision-free speed
+model, falls strictly up to 6 P/m^2, peak specific flow 1.2-1.33 P/(m s) (Weidmann: 1.22). Bottleneck (door in a
+wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults): 1.8-1.9 P/s (social force) and
+1.95-2.0 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s, Seyfried et al. 2009), growing
+linearly with width (1.7-2.0 and 1.8-2.0 P/(m s) over 0.8-2.4 m); 1.5 and 1.7-1.75 P/s through a 1 m wide, 2.5 m
+long corridor. Known weakness of the social force model so calibrated: a dense crowd discharges slowly (about 0.95
+P/(m s) from a jam into a 2 m corridor, 0.7 from a 4 P/m^2 block; RiMEA 13 and 15, see
+tests/verification/test_rimea_9_and_11_to_15.py). Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the
+speed term give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap, a backward-walking crowd above 3.5
+P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's speed at
+1 P/m^2.
 
 Shared by both models: navigation down the descent direction of each agent's distance field (bilinear across
 cells, never into a wall), WAITING agents (occupying space) until their start time, exits, stairs (entered in
