@@ -543,6 +543,15 @@ def test_errors_name_the_argument():
         CrowdSim(model="collision_free_speed", dt=0.05, seed=0, params={"mass": 80}, **space)
     with pytest.raises(ValueError, match="parameter 'tau' must be a finite number > 0"):
         CrowdSim(model="social_force", dt=0.05, seed=0, params={"tau": -1}, **space)
+    # time_gap divides in the collision-free speed model; 0 switches the social force's speed term off
+    with pytest.raises(ValueError, match="parameter 'time_gap' must be a finite number > 0"):
+        CrowdSim(model="collision_free_speed", dt=0.05, seed=0, params={"time_gap": 0.0}, **space)
+    assert (
+        CrowdSim(model="social_force", dt=0.05, seed=0, params={"time_gap": 0.0}, **space).params["time_gap"]
+        == 0
+    )
+    with pytest.raises(ValueError, match="parameter 'time_gap' must be a finite number >= 0"):
+        CrowdSim(model="social_force", dt=0.05, seed=0, params={"time_gap": -0.1}, **space)
     with pytest.raises(ValueError, match="dt must be"):
         CrowdSim(model="social_force", dt=0.0, seed=0, **space)
     bad = dict(space, origins=np.zeros((2, 2)))
