@@ -15,7 +15,7 @@ $(PY):
 # Re-install when the packaging or the C++ sources change.
 $(STAMP): $(PY) pyproject.toml setup.py CMakeLists.txt $(wildcard core_cpp/*/*.cpp core_cpp/*/*.hpp core_cpp/include/twin/*.hpp)
 	$(PIP) install --upgrade "setuptools>=68" wheel pybind11 cmake ninja
-	$(PIP) install --no-build-isolation -e ".[dev]"
+	$(PIP) install --no-build-isolation -e ".[dev,sweep,viewer]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,7 +42,7 @@ format: setup
 bench: setup
 	# open3d (the Embree peer) needs libusb at import time
 	@ldconfig -p | grep -q libusb-1.0 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0)
-	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
+	$(PIP) install -q --no-build-isolation -e ".[dev,sweep,viewer,bench]"
 	$(PY) -m bench
 
 clean:

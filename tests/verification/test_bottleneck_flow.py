@@ -22,7 +22,6 @@ all widths; collision-free speed 1.96-2.00 P/s and 1.83-1.98 P/(m·s). Seeds are
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +29,12 @@ import pytest
 
 from twin.scenario.runner import run_scenario
 from twin.scenario.schema import Scenario
-from twin.spatial import get_num_threads, set_num_threads
 
 MODELS = ("social_force", "collision_free_speed")
 ROOM = 10.0  # m
 AGENTS = 200
 WIDTHS = (0.8, 1.2, 1.6, 2.0, 2.4)  # m
 SEED = 1
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = get_num_threads()
-    set_num_threads(1)
-    yield
-    set_num_threads(before)
 
 
 def box(x0: float, y0: float, x1: float, y1: float) -> str:

@@ -26,8 +26,6 @@ thread (its results do not depend on the thread count).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import shapely
@@ -37,7 +35,6 @@ from scipy.spatial import cKDTree
 from twin.sim.crowd import DEFAULT_DT_S
 from twin.sim.crowd_core import WALKING, CrowdSim
 from twin.sim.rasterize import centre_rule_space
-from twin.spatial import get_num_threads, set_num_threads
 
 MODELS = ("social_force", "collision_free_speed")
 DENSITIES = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)  # P/m^2 (RiMEA test 4)
@@ -49,14 +46,6 @@ CELL = 0.2  # m
 WARM_UP_S, MEASURE_S, REROUTE_S = 10.0, 60.0, 0.5
 CUTS = (0.0, np.pi)  # the two navigation fields' cut angles
 SEED = 4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = get_num_threads()
-    set_num_threads(1)
-    yield
-    set_num_threads(before)
 
 
 def weidmann(rho: np.ndarray) -> np.ndarray:

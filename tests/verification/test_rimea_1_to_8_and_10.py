@@ -12,7 +12,7 @@ results do not depend on the thread count, and the machine's other jobs would on
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,10 @@ from twin.scenario.schema import Scenario, build_city
 from twin.sim.crowd import CrowdModel
 from twin.sim.crowd_space import EXIT_SETBACK_M, CrowdSpace
 from twin.sim.population import RIMEA_SPEED_RANGES, build_population
-from twin.spatial import get_num_threads, set_num_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICE_IFC = ROOT / "models" / "office.ifc"
 MODELS = ("social_force", "collision_free_speed")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = get_num_threads()
-    set_num_threads(1)
-    yield
-    set_num_threads(before)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------

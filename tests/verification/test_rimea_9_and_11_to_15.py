@@ -18,7 +18,6 @@ first door of test 12 holds 19–28 such persons, the entry of its second room a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ import pytest
 
 from twin.scenario.runner import run_scenario
 from twin.scenario.schema import Scenario
-from twin.spatial import get_num_threads, set_num_threads
 
 MODELS = ("social_force", "collision_free_speed")
 JAM_QUEUE = 5.0
@@ -36,14 +34,6 @@ JAM_QUEUE = 5.0
 QUEUE_SPEED_MPS = 0.5
 QUEUE_REACH_M = 2.0
 QUEUE_WINDOW_S = 10.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = get_num_threads()
-    set_num_threads(1)
-    yield
-    set_num_threads(before)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
