@@ -257,6 +257,26 @@ void bind_crowd(py::module_& m) {
             },
             py::arg("ids"), py::arg("field"))
         .def(
+            "set_desired_speed",
+            [](CrowdSim& s, const py::object& ids_obj, const py::object& speed_obj) {
+                auto ids = int64_array(ids_obj, "ids");
+                const py::ssize_t k = ids.size() == 0 ? 0 : require_vector(ids, "ids");
+                auto speed = float_array(speed_obj, "speed");
+                if (!(k == 0 && speed.size() == 0)) require_vector(speed, "speed", k);
+                s.set_desired_speed(k, ids.data(), speed.data());
+            },
+            py::arg("ids"), py::arg("speed"))
+        .def(
+            "set_start_time",
+            [](CrowdSim& s, const py::object& ids_obj, const py::object& t_obj) {
+                auto ids = int64_array(ids_obj, "ids");
+                const py::ssize_t k = ids.size() == 0 ? 0 : require_vector(ids, "ids");
+                auto t = float_array(t_obj, "start_time");
+                if (!(k == 0 && t.size() == 0)) require_vector(t, "start_time", k);
+                s.set_start_time(k, ids.data(), t.data());
+            },
+            py::arg("ids"), py::arg("start_time"))
+        .def(
             "step",
             [](CrowdSim& s, int64_t n) {
                 // Safe: the step touches only memory owned by the simulation (Python holds copies of its

@@ -605,6 +605,43 @@ void CrowdSim::set_field_of(int64_t k, const int64_t* ids, const int32_t* field)
     }
 }
 
+namespace {
+void check_ids(int64_t k, const int64_t* ids, int64_t n) {
+    for (int64_t q = 0; q < k; ++q) {
+        if (ids[q] < 0 || ids[q] >= n) {
+            throw std::invalid_argument("ids[" + std::to_string(q) + "] = " + std::to_string(ids[q]) +
+                                        " is not an agent id in [0, " + std::to_string(n) + ")");
+        }
+    }
+}
+}  // namespace
+
+void CrowdSim::set_desired_speed(int64_t k, const int64_t* ids, const double* speed) {
+    check_ids(k, ids, n_);
+    for (int64_t q = 0; q < k; ++q) {
+        if (!(speed[q] >= 0.0 && speed[q] <= 10.0)) {
+            throw std::invalid_argument("speed[" + std::to_string(q) + "] = " + std::to_string(speed[q]) +
+                                        " m/s is not in [0, 10]");
+        }
+    }
+    for (int64_t q = 0; q < k; ++q) {
+        const int64_t s = slot_of_[ids[q]];
+        v0_[s] = static_cast<float>(speed[q]);
+        max_v0_ = std::max(max_v0_, v0_[s]);  // the neighbour lists' displacement bound never shrinks
+    }
+}
+
+void CrowdSim::set_start_time(int64_t k, const int64_t* ids, const double* start_time) {
+    check_ids(k, ids, n_);
+    for (int64_t q = 0; q < k; ++q) {
+        if (!std::isfinite(start_time[q])) {
+            throw std::invalid_argument("start_time[" + std::to_string(q) + "] = " +
+                                        std::to_string(start_time[q]) + " is not a finite number of seconds");
+        }
+    }
+    for (int64_t q = 0; q < k; ++q) start_time_[slot_of_[ids[q]]] = static_cast<float>(start_time[q]);
+}
+
 void CrowdSim::set_fields(const std::vector<const double*>& fields) {
     const int nf = static_cast<int>(fields.size());
     for (int64_t i = 0; i < n_; ++i) {

@@ -235,6 +235,17 @@ class CrowdSim:
         ids = np.asarray(ids)
         self._core.set_field_of(ids, _per_agent(field, ids.size, np.int32))
 
+    def set_desired_speed(self, ids: IntArray, speed: npt.ArrayLike) -> None:
+        """Desired walking speed (m/s, in [0, 10]) of agents ``ids`` (a scalar applies to all), e.g. in smoke."""
+        ids = np.asarray(ids)
+        self._core.set_desired_speed(ids, _per_agent(speed, ids.size, np.float64))
+
+    def set_start_time(self, ids: IntArray, start_time: npt.ArrayLike) -> None:
+        """Time (s) agents ``ids`` start moving (a scalar applies to all): an alarm starts pre-movement clocks.
+        Agents already walking keep walking."""
+        ids = np.asarray(ids)
+        self._core.set_start_time(ids, _per_agent(start_time, ids.size, np.float64))
+
     def step(self, n: int = 1) -> None:
         """Advance ``n`` steps of ``dt`` in C++."""
         self._core.step(int(n))

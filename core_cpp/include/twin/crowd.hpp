@@ -118,6 +118,12 @@ class CrowdSim {
     // Re-routes agents (exit choice): field[k] for agent ids[k]. Throws naming the first bad entry.
     void set_field_of(int64_t k, const int64_t* ids, const int32_t* field);
 
+    // Hazards and alarms: desired walking speed (m/s, in [0, 10]) and the time the agent starts moving (s) of
+    // agent ids[k]. A start time in the past starts a waiting agent at the next step; walking agents keep
+    // walking. Throws naming the first bad entry; nothing is changed then.
+    void set_desired_speed(int64_t k, const int64_t* ids, const double* speed);
+    void set_start_time(int64_t k, const int64_t* ids, const double* start_time);
+
     // Advances n steps of dt. Never call concurrently with anything else on this object.
     void step(int64_t n);
 
