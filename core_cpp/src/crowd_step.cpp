@@ -745,11 +745,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             const double* e = nb + 5 * k;
             const double dist = e[2];
             // The space kept ahead grows with the walking speed: the social term acts on the gap beyond l_ij
-            // + time_gap * u cos(phi)+, u the speed along the desired direction (clamped to [0, v0]) and phi
-            // the angle between that direction and j (Seyfried et al. 2006, d = a + b v; Chraibi et al.
-            // 2010).
-            const double lij = e[3], cosphi = (ex * e[0] + ey * e[1]) / dist;
-            const double lsoc = lij + p_.time_gap * std::min(prog, v0) * std::max(0.0, cosphi);
+            // + time_gap * u * lane, u the speed along the desired direction (clamped to [0, v0]) and lane =
+            // 1 - b / l_ij for j ahead at a lateral offset b from the line of walking (0 beside or behind:
+            // only who is in the way; Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010).
+            const double lij = e[3], fwd = ex * e[0] + ey * e[1], cosphi = fwd / dist;
+            const double lane = fwd > 0 ? std::max(0.0, 1.0 - std::fabs(ex * e[1] - ey * e[0]) / lij) : 0.0;
+            const double lsoc = lij + p_.time_gap * std::min(prog, v0) * lane;
             if (dist - lsoc > reach_a) continue;
             const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
             // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +

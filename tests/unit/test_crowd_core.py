@@ -158,10 +158,12 @@ def test_social_force_step_matches_numpy_reference():
                     continue
                 d = np.hypot(*(x[i] - x[j]))
                 lij = rad[i] + rad[j]
-                # the space kept ahead grows with the speed along the desired direction (up to v0), towards j by
-                # the cosine of j's angle off that direction
-                cosphi = e0 @ (x[j] - x[i]) / d
-                lsoc = lij + T * min(max(v[i] @ e0, 0.0), v0[i]) * max(cosphi, 0.0)
+                # the space kept ahead grows with the speed along the desired direction (up to v0), towards j in
+                # full if j is straight ahead, falling linearly to 0 at a lateral offset of l_ij (j beside the lane)
+                fwd, side = e0 @ (x[j] - x[i]), abs(e0[0] * (x[j] - x[i])[1] - e0[1] * (x[j] - x[i])[0])
+                cosphi = fwd / d
+                lane = max(0.0, 1.0 - side / lij) if fwd > 0 else 0.0
+                lsoc = lij + T * min(max(v[i] @ e0, 0.0), v0[i]) * lane
                 grown += lsoc > lij
                 if d - lsoc > p["range_cutoff"] * B:
                     continue
