@@ -29,9 +29,10 @@ std::string cell_str(int l, int iy, int ix) {
 // Parameters shared by both models, appended to each model's own.
 std::vector<CrowdParam> with_shared(std::vector<CrowdParam> own) {
     const std::vector<CrowdParam> shared = {
-        {"range_cutoff", 8.0,
-         "interactions are ignored beyond contact + range_cutoff * range (exp(-8) = 3e-4 of the contact "
-         "value)"},
+        {"range_cutoff", 5.0,
+         "interactions are ignored beyond contact + range_cutoff * range (exp(-5) = 0.7 % of the contact "
+         "value; "
+         "the calibrated ranges are longer than the sources', and this keeps the neighbour count down)"},
         {"stuck_time", 3.0,
          "s: an agent whose averaged progress speed is below stuck_speed this long (time above it counts "
          "back) "
@@ -62,19 +63,40 @@ std::vector<CrowdParam> with_shared(std::vector<CrowdParam> own) {
 const std::vector<CrowdParam> kSocialForce = with_shared({
     {"mass", 80.0, "kg (Helbing, Farkas & Vicsek 2000)"},
     {"tau", 0.5, "s: relaxation time of the driving term (Helbing et al. 2000)"},
-    {"agent_strength", 2000.0, "N: A of the agent repulsion A exp((r_ij - d_ij) / B) (Helbing et al. 2000)"},
-    {"agent_range", 0.08, "m: B of the agent repulsion (Helbing et al. 2000)"},
+    {"agent_strength", 400.0,
+     "N: A of the social repulsion A exp((l_ij + time_gap u lane - d_ij) / B) w(phi). Calibrated with "
+     "agent_range, anisotropy, time_gap and wall_strength (r = 0.2 m): Weidmann's fundamental diagram within "
+     "0.97-1.22 x at 0.5-4 P/m^2 (peak 1.48 P/(m s)), 1.77 P/s through a 1 m door, 1.7-2.1 P/(m s) through "
+     "0.8-2.4 m, 2.5-2.7 P/s discharged into a 2 m corridor (Helbing et al. 2000's A = 2000 N, B = 0.08 m "
+     "without the speed term keep a crowd near free speed up to 3 P/m^2; A = 200-300 N is 1.4-2.5 x "
+     "Weidmann's speed at 2-4 P/m^2)"},
+    {"agent_range", 0.12, "m: B of the social repulsion (calibrated, see agent_strength)"},
     {"anisotropy", 0.6,
-     "lambda of the angular weight lambda + (1 - lambda) (1 + cos phi) / 2 of the agent repulsion (Helbing & "
-     "Molnar 1995; 1 = isotropic). 0.6: with r = 0.2 m, 1.6-1.8 P/s through a 1 m door for 150 or 1000 "
-     "agents "
-     "(isotropic forces give 3.3-4.0 P/s, above laboratory data)"},
+     "lambda of the angular weight w(phi) = lambda + (1 - lambda) (1 + cos phi) / 2 of the social repulsion "
+     "(Helbing & Molnar 1995; 1 = isotropic; calibrated, see agent_strength). The repulsion's component "
+     "against the desired direction is capped at m v0 / tau: people ahead can stop a pedestrian but not walk "
+     "it backwards (the weight is not reciprocal; uncapped, a crowd above 3.5 P/m^2 walks backwards)"},
+    {"time_gap", 0.5,
+     "s: the space kept ahead grows with the walking speed: the social repulsion acts on the gap beyond l_ij "
+     "+ time_gap * u * lane, u the speed along the desired direction (at most v0), lane = 1 - b / l_ij (>= "
+     "0) "
+     "for j ahead at a lateral offset b from the agent's line of walking, 0 for j beside or behind (Seyfried "
+     "et al. 2006: d = a + b v; Chraibi et al. 2010). Only who is in the way counts: with the cosine of j's "
+     "angle instead, the neighbours diagonally ahead also keep their distance, and a crowd discharging into "
+     "a "
+     "2 m corridor or turning a corner is 25-50 % slower. 0 = Helbing's speed-independent force (calibrated, "
+     "see agent_strength)"},
     {"body_force", 1.2e5, "kg/s^2: k of the body force k g(r_ij - d_ij) (Helbing et al. 2000)"},
     {"friction", 2.4e5,
      "kg/(m s): kappa of the sliding friction (Helbing et al. 2000); per contact limited to 0.25 m / substep "
      "so that one substep cannot reverse a relative tangential velocity"},
-    {"wall_strength", 2000.0, "N: A of the wall repulsion (Helbing et al. 2000)"},
-    {"wall_range", 0.08, "m: B of the wall repulsion (Helbing et al. 2000)"},
+    {"wall_strength", 1000.0,
+     "N: A of the wall repulsion A exp((r - d) / B) (calibrated with wall_range, see agent_strength: "
+     "Helbing et al. 2000's 2000 N and 0.08 m make a 1 m wide corridor single file, 1.3 P/s, and cut the "
+     "flow "
+     "through a 0.8 m door to 1.3 P/(m s); weaker walls let a crowd at 4 P/m^2 walk 1.2-1.3 x Weidmann's "
+     "speed along them)"},
+    {"wall_range", 0.05, "m: B of the wall repulsion (calibrated, see wall_strength)"},
     {"wall_body_force", 1.2e5, "kg/s^2: k against walls (Helbing et al. 2000)"},
     {"wall_friction", 2.4e5, "kg/(m s): kappa against walls (Helbing et al. 2000)"},
     {"speed_cap", 1.5, "the speed never exceeds speed_cap * desired speed"},
@@ -84,12 +106,15 @@ const std::vector<CrowdParam> kSocialForce = with_shared({
 });
 
 const std::vector<CrowdParam> kCollisionFree = with_shared({
-    {"time_gap", 0.5,
-     "s: T of the speed function min(v0, max(0, (s - l) / T)) (Tordeux et al. 2016). 0.5: with r = 0.2 m, "
-     "1.6-1.7 P/s through a 1 m door (T = 1 s, the single-file fit, gives 1.05 P/s, below laboratory data)"},
+    {"time_gap", 0.55,
+     "s: T of the speed function min(v0, max(0, (s - l) / T)) (Tordeux et al. 2016). Calibrated with "
+     "agent_range (r = 0.2 m): Weidmann's fundamental diagram within 0.8-1.2 x at 0.5-4 P/m^2, 1.95-2.0 P/s "
+     "through a 1 m door (T = 1 s, the single-file fit, gives about 1 P/s, below laboratory data)"},
     {"agent_strength", 8.0,
      "a of the neighbour term a exp((l - s) / D) (JuPedSim 1.4 CollisionFreeSpeedModel default)"},
-    {"agent_range", 0.1, "m: D of the neighbour term (JuPedSim 1.4 default)"},
+    {"agent_range", 0.2,
+     "m: D of the neighbour term (JuPedSim 1.4: 0.1 m; calibrated, see time_gap: with 0.1 m agents of equal "
+     "desired speed form lanes and walk 1.25 x Weidmann's speed at 1 P/m^2)"},
     {"cone_angle", 90.0,
      "degrees: an agent counts as ahead if it is within the strip of width l_ij along the direction "
      "(Tordeux et al.) and within this angle of the direction"},
@@ -111,6 +136,7 @@ double* param_slot(CrowdParams& p, CrowdModel m, const std::string& name) {
     if (name == "unstick_angle") return &p.unstick_angle;
     if (name == "stair_density") return &p.stair_density;
     if (name == "max_substep") return &p.max_substep;
+    if (name == "time_gap") return &p.time_gap;  // (both models, see their tables)
     if (m == CrowdModel::SocialForce) {
         if (name == "mass") return &p.mass;
         if (name == "tau") return &p.tau;
@@ -125,7 +151,6 @@ double* param_slot(CrowdParams& p, CrowdModel m, const std::string& name) {
         if (name == "wall_friction") return &p.wall_friction;
         if (name == "speed_cap") return &p.speed_cap;
     } else {
-        if (name == "time_gap") return &p.time_gap;
         if (name == "cone_angle") return &p.cone_angle;
         if (name == "unstick_shrink") return &p.unstick_shrink;
         if (name == "unstick_shrink_max") return &p.unstick_shrink_max;
@@ -196,7 +221,9 @@ CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geo
                                         crowd_model_name(model) + "; known: " + known);
         }
         const double v = kv.second;
-        const bool pos = must_be_positive(kv.first);
+        // (time_gap divides in the collision-free speed model; 0 switches the social force's speed term off)
+        const bool pos =
+            must_be_positive(kv.first) && !(kv.first == "time_gap" && model == CrowdModel::SocialForce);
         if (!std::isfinite(v) || (pos ? !(v > 0) : !(v >= 0))) {
             throw std::invalid_argument("parameter '" + kv.first + "' must be a finite number " +
                                         (pos ? "> 0" : ">= 0") + ", got " + num(v));

@@ -347,7 +347,7 @@ void CrowdSim::ensure_ready() {
     const double h = dt_ / nsub_;
     double cut, wall_reach;
     if (model_ == CrowdModel::SocialForce) {
-        cut = 2.0 * max_radius_ + p_.range_cutoff * p_.agent_range;
+        cut = 2.0 * max_radius_ + p_.time_gap * max_v0_ + p_.range_cutoff * p_.agent_range;
         grid_move_ = p_.speed_cap * max_v0_ * h;
         wall_reach = max_radius_ + p_.range_cutoff * p_.wall_range;
     } else {
@@ -739,20 +739,30 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
         double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
         const double reach_a = p_.range_cutoff * p_.agent_range;
+        double sx = 0.0, sy = 0.0;                               // social repulsion
+        const double prog = std::max(0.0, vix * ex + viy * ey);  // speed along the desired direction
         for (std::size_t k = 0; k < nn; ++k) {
             const double* e = nb + 5 * k;
-            const double dist = e[2], lij = e[3];
-            if (dist - lij > reach_a) continue;
+            const double dist = e[2];
+            // The space kept ahead grows with the walking speed: the social term acts on the gap beyond l_ij
+            // + time_gap * u * lane, u the speed along the desired direction (clamped to [0, v0]) and lane =
+            // 1 - b / l_ij for j ahead at a lateral offset b from the line of walking (0 beside or behind:
+            // only who is in the way; Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010).
+            const double lij = e[3], fwd = ex * e[0] + ey * e[1], cosphi = fwd / dist;
+            const double lane = fwd > 0 ? std::max(0.0, 1.0 - std::fabs(ex * e[1] - ey * e[0]) / lij) : 0.0;
+            const double lsoc = lij + p_.time_gap * std::min(prog, v0) * lane;
+            if (dist - lsoc > reach_a) continue;
             const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
             // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +
-            // cos phi) / 2, phi between the desired direction and the direction to j (those behind count
-            // less).
-            const double cosphi = (ex * e[0] + ey * e[1]) / dist;
-            double rep = p_.agent_strength * std::exp((lij - dist) / p_.agent_range) *
-                         (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
+            // cos phi) / 2 (those behind count less).
+            const double soc = p_.agent_strength * std::exp((lsoc - dist) / p_.agent_range) *
+                               (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
+            sx += soc * nx;
+            sy += soc * ny;
+            double rep = 0.0;
             if (dist < lij) {
                 const double g = lij - dist;
-                rep += p_.body_force * g;
+                rep = p_.body_force * g;
                 const int64_t j = static_cast<int64_t>(e[4]);
                 const double tx = -ny, ty = nx;
                 const double dvt = (vo[2 * j] - vix) * tx + (vo[2 * j + 1] - viy) * ty;
@@ -763,6 +773,16 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             fx += rep * nx;
             fy += rep * ny;
         }
+        // Social repulsion can stop a pedestrian but not walk it backwards: its component against the desired
+        // direction is capped at the driving force at rest, m v0 / tau (the angular weight is not reciprocal,
+        // so in a dense crowd the people ahead would push everyone back). Contact forces and walls still can.
+        const double back = -(sx * ex + sy * ey), back_cap = mass * v0 / p_.tau;
+        if (back > back_cap) {
+            sx += (back - back_cap) * ex;
+            sy += (back - back_cap) * ey;
+        }
+        fx += sx;
+        fy += sy;
         for_each_wall(
             wl, wn, x, y, r + p_.range_cutoff * p_.wall_range, sc, [&](double nx, double ny, double d) {
                 double rep = p_.wall_strength * std::exp((r - d) / p_.wall_range);

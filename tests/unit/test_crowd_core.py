@@ -132,36 +132,60 @@ def test_social_force_step_matches_numpy_reference():
 
     v0, rad = sim.desired_speed.astype(float), sim.radius.astype(float)  # stored as float32 in the core
     p = default_params("social_force")
-    m, tau, A, B, k, kappa, lam = (
-        p[n] for n in ("mass", "tau", "agent_strength", "agent_range", "body_force", "friction", "anisotropy")
+    m, tau, A, B, k, kappa, lam, T = (
+        p[n]
+        for n in (
+            "mass",
+            "tau",
+            "agent_strength",
+            "agent_range",
+            "body_force",
+            "friction",
+            "anisotropy",
+            "time_gap",
+        )
     )
     h = 0.05 / sim.substeps
     e0 = np.array([1.0, 0.0])  # the field falls uniformly along x here
     x, v = pos.copy(), np.zeros_like(pos)
+    capped = grown = 0
     for _ in range(sim.substeps):
         f = m * (v0[:, None] * e0 - v) / tau
         for i in range(len(x)):
+            social = np.zeros(2)
             for j in range(len(x)):
                 if i == j:
                     continue
                 d = np.hypot(*(x[i] - x[j]))
                 lij = rad[i] + rad[j]
-                if d - lij > p["range_cutoff"] * B:
+                # the space kept ahead grows with the speed along the desired direction (up to v0), towards j in
+                # full if j is straight ahead, falling linearly to 0 at a lateral offset of l_ij (j beside the lane)
+                fwd, side = e0 @ (x[j] - x[i]), abs(e0[0] * (x[j] - x[i])[1] - e0[1] * (x[j] - x[i])[0])
+                cosphi = fwd / d
+                lane = max(0.0, 1.0 - side / lij) if fwd > 0 else 0.0
+                lsoc = lij + T * min(max(v[i] @ e0, 0.0), v0[i]) * lane
+                grown += lsoc > lij
+                if d - lsoc > p["range_cutoff"] * B:
                     continue
                 n = (x[i] - x[j]) / d
-                cosphi = e0 @ (x[j] - x[i]) / d
-                rep = A * np.exp((lij - d) / B) * (lam + (1 - lam) * 0.5 * (1 + cosphi))
+                social += A * np.exp((lsoc - d) / B) * (lam + (1 - lam) * 0.5 * (1 + cosphi)) * n
                 if d < lij:
                     g = lij - d
-                    rep += k * g
                     t = np.array([-n[1], n[0]])
                     f[i] += min(kappa * g, 0.25 * m / h) * ((v[j] - v[i]) @ t) * t
-                f[i] += rep * n
+                    f[i] += k * g * n
+            back = -(social @ e0)  # the social force never pushes back harder than m v0 / tau
+            if back > m * v0[i] / tau:
+                social += (back - m * v0[i] / tau) * e0
+                capped += 1
+            f[i] += social
         v = v + h * f / m
         sp = np.hypot(v[:, 0], v[:, 1])
         cap = p["speed_cap"] * v0
         v[sp > cap] *= (cap / sp)[sp > cap, None]
         x = x + h * v
+    assert capped > 0  # the configuration exercises the cap on the backward social force
+    assert grown > 0  # and the speed-dependent space
     np.testing.assert_allclose(sim.positions, x, rtol=0, atol=1e-9)
     np.testing.assert_allclose(sim.velocities, v, rtol=0, atol=1e-7)
 
@@ -521,6 +545,15 @@ def test_errors_name_the_argument():
         CrowdSim(model="collision_free_speed", dt=0.05, seed=0, params={"mass": 80}, **space)
     with pytest.raises(ValueError, match="parameter 'tau' must be a finite number > 0"):
         CrowdSim(model="social_force", dt=0.05, seed=0, params={"tau": -1}, **space)
+    # time_gap divides in the collision-free speed model; 0 switches the social force's speed term off
+    with pytest.raises(ValueError, match="parameter 'time_gap' must be a finite number > 0"):
+        CrowdSim(model="collision_free_speed", dt=0.05, seed=0, params={"time_gap": 0.0}, **space)
+    assert (
+        CrowdSim(model="social_force", dt=0.05, seed=0, params={"time_gap": 0.0}, **space).params["time_gap"]
+        == 0
+    )
+    with pytest.raises(ValueError, match="parameter 'time_gap' must be a finite number >= 0"):
+        CrowdSim(model="social_force", dt=0.05, seed=0, params={"time_gap": -0.1}, **space)
     with pytest.raises(ValueError, match="dt must be"):
         CrowdSim(model="social_force", dt=0.0, seed=0, **space)
     bad = dict(space, origins=np.zeros((2, 2)))

@@ -22,7 +22,7 @@ from shapely import affinity
 from shapely.geometry import LineString, Point, box
 
 from twin.errors import InputError
-from twin.sim.crowd_space import CrowdSpace
+from twin.sim.crowd_space import EXIT_SETBACK_M, CrowdSpace
 from twin.sim.rasterize import aligned_grid, rasterize
 from twin.spatial import DistanceField, get_num_threads, set_num_threads
 
@@ -143,7 +143,11 @@ def test_door_width_in_cells_holds_wherever_the_door_lies(dx, dy, width):
     need = math.floor(width / H + 1e-9)
     for j in cols:
         assert (s.walkable[0][:, j] > 0).sum() >= need
-        assert (s.exit_cells[0][:, j] == 0).sum() >= need - 1
+        beyond = c[0, j, 0] - (4 + dx) - EXIT_SETBACK_M  # exit cells start EXIT_SETBACK_M beyond the room
+        if beyond >= 1e-6:
+            assert (s.exit_cells[0][:, j] == 0).sum() >= need - 1
+        elif beyond <= -1e-6:
+            assert (s.exit_cells[0][:, j] < 0).all()
 
 
 def test_exit_cells_lie_inside_the_exit_polygon(hall):
@@ -154,11 +158,31 @@ def test_exit_cells_lie_inside_the_exit_polygon(hall):
     assert (hall.walkable[0][ex >= 0] > 0).all()
     cx, cy = c[..., 0][ex >= 0], c[..., 1][ex >= 0]
     assert shapely.intersects_xy(door, cx, cy).all()
-    # and every walkable cell whose centre is strictly inside the door region is an exit cell
+    # and every walkable cell whose centre is strictly inside the door region, EXIT_SETBACK_M or more beyond the
+    # hall, is an exit cell; the cells of the door region nearer the hall are walkable but no exit
     strictly = shapely.contains_xy(door, c[..., 0], c[..., 1]) & (hall.walkable[0] > 0)
-    assert (ex[strictly] == 0).all()
-    assert strictly.sum() >= 20
+    beyond = c[..., 0] - 20.0 >= EXIT_SETBACK_M - 1e-9
+    assert (ex[strictly & beyond] == 0).all()
+    assert (ex[strictly & ~beyond] < 0).all()
+    assert (strictly & beyond).sum() >= 10
+    assert (strictly & ~beyond).sum() >= 10
     assert hall.exits["n_cells"].iloc[0] == (ex == 0).sum()
+    assert hall.warnings == []
+
+
+def test_a_shallow_exit_keeps_its_deepest_cells_and_says_so():
+    """An exit region less than EXIT_SETBACK_M deep beyond the walkable area: its farthest cells are the exit."""
+    shallow = "POLYGON ((20 9.5, 20.4 9.5, 20.4 10.5, 20 10.5, 20 9.5))"
+    s = CrowdSpace.from_areas(
+        [{"id": "hall", "walkable": HALL, "exits": [{"id": "door", "polygon": shallow}]}]
+    )
+    c = centres(s)
+    ex = s.exit_cells[0]
+    assert (ex >= 0).sum() >= 4
+    assert np.allclose(c[..., 0][ex >= 0], 20.3)  # the deeper of the two cell columns in the 0.4 m region
+    assert len(s.warnings) == 1
+    assert "reaches only" in s.warnings[0]
+    assert "city.areas[0].exits[0]" in s.warnings[0]
 
 
 def test_walls_are_the_outline_of_walkable_and_exits(hall):
@@ -211,23 +235,24 @@ def test_field_is_zero_at_the_door_and_euclidean_in_the_open_hall(hall):
     assert f.shape == hall.shape
     assert f.dtype == np.float64
     assert (f[hall.exit_cells == 0] == 0).all()
-    assert hall.sample_distance(f, [[20.5, 10.0]], [0])[0] == 0.0
+    assert hall.sample_distance(f, [[20.8, 10.0]], [0])[0] == 0.0
     assert np.isinf(f[hall.walkable == 0]).all()
-    # against the exact distance from each hall cell centre to the door opening (x = 20, 9.5 <= y <= 10.5): the
-    # straight line to it stays in the hall. The field ends at exit-cell centres, up to ~0.15 m beyond the opening.
+    # against the exact distance from each hall cell centre to the door opening (x = 20, 9.5 <= y <= 10.5), whose
+    # straight line stays in the hall, plus the walk of EXIT_SETBACK_M through the door region to where the exit
+    # cells start. The field ends at exit-cell centres, up to ~0.15 m beyond that.
     c = centres(hall)
     w = (hall.walkable[0] > 0) & shapely.contains_xy(shapely.from_wkt(HALL), c[..., 0], c[..., 1])
     pts = c[w]
-    ref = shapely.distance(LineString([(20, 9.5), (20, 10.5)]), shapely.points(pts))
+    ref = shapely.distance(LineString([(20, 9.5), (20, 10.5)]), shapely.points(pts)) + EXIT_SETBACK_M
     got = f[0][w]
-    assert (got >= ref).all()
+    assert (got >= ref - 0.05).all()  # (exit cells of the row centred on the jamb line: 2 cm of raster slack)
     assert (got <= (ref + 0.15) * (1 + DistanceField.MAX_RELATIVE_ERROR[32]) + H).all()
     assert np.mean(got - ref) < 0.25
-    # the far corners against the Euclidean distance to the door polygon itself, within 2 %
+    # the far corners against the Euclidean distance to the door polygon plus the set-back, within 2 %
     door = shapely.from_wkt(DOOR)
     for corner in ([0.1, 0.1], [0.1, 19.9]):
         d = hall.sample_distance(f, [corner], [0])[0]
-        assert d == pytest.approx(shapely.distance(Point(corner), door), rel=0.02)
+        assert d == pytest.approx(shapely.distance(Point(corner), door) + EXIT_SETBACK_M, rel=0.02)
 
 
 def test_l_shaped_corridor_distance_goes_round_the_corner():
@@ -240,7 +265,7 @@ def test_l_shaped_corridor_distance_goes_round_the_corner():
     ex = shapely.from_wkt(exit_)
     for p in ([0.5, 1.0], [3.0, 0.3], [6.0, 1.7]):
         d = s.sample_distance(f, [p], [0])[0]
-        ref = np.hypot(*(inner - p)) + shapely.distance(Point(inner), ex)
+        ref = np.hypot(*(inner - p)) + shapely.distance(Point(inner), ex) + EXIT_SETBACK_M
         assert ref * (1 - 1e-3) <= d <= ref * 1.02 + 2 * H, (p, d, ref)
         straight = shapely.distance(Point(p), ex)
         assert d > straight + 2.0  # walls are not cut

@@ -16,8 +16,8 @@ Asserted, per model:
   1.2-2.2 P/(m·s) at every width (laboratory 1.5-2.0; Weidmann's corridor capacity 1.22), and its largest value
   is at most 1.4 x its smallest.
 
-Measured with the defaults (seeds 1, 2 and 3): social force 1.67-1.76 P/s through 1 m and 1.52-1.82 P/(m·s) over
-all widths; collision-free speed 1.80-1.94 P/s and 1.78-2.04 P/(m·s). Seeds are fixed; the core runs on one thread.
+Measured with the defaults: social force 1.77 P/s (seed 1) through 1 m and 1.73-2.06 P/(m·s) over
+all widths; collision-free speed 1.96-2.00 P/s and 1.83-1.98 P/(m·s). Seeds are fixed; the core runs on one thread.
 """
 
 from __future__ import annotations
@@ -77,27 +77,6 @@ def door_scenario(model: str, width: float) -> Scenario:
             "outputs": {"trajectories_every_s": 1.0, "report": False},
         }
     )
-
-
-# Failures of the current default parameters, measured (issue 3 is open: exits are removed at the door line and
-# the recalibration is not finished). Each is a strict xfail: the test must start passing when the model is fixed.
-KNOWN_FAILURES = {
-    ("test_one_metre_door_passes_laboratory_flow", "collision_free_speed"): "2.51 P/s through a 1 m door",
-    ("test_flow_rises_about_linearly_with_width", "collision_free_speed"): (
-        "flows 1.96, 3.11, 4.08, 4.79, 5.66 P/s at 0.8-2.4 m: specific flows 2.36-2.59 P/(m s), above the band"
-    ),
-    ("test_flow_rises_about_linearly_with_width", "social_force"): (
-        "flows 0.94, 2.45, 3.63, 4.89, 6.14 P/s at 0.8-2.4 m: the 0.8 m door passes too few, wide doors too many"
-    ),
-}
-
-
-@pytest.fixture(autouse=True)
-def _known_failure(request) -> None:
-    model = getattr(request.node, "callspec", None) and request.node.callspec.params.get("flows")
-    reason = KNOWN_FAILURES.get((request.node.originalname, model))
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
 
 
 @pytest.fixture(scope="module", params=MODELS)

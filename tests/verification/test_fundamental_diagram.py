@@ -15,9 +15,9 @@ Measurement (classic method): density = agents / ring area; speed = the agents' 
 Asserted, per model:
 
 * the speed at 0.5-4 P/m² lies within ±25 % of Weidmann's v(ρ) = 1.34 (1 − exp(−1.913 (1/ρ − 1/5.4))) m/s
-  (measured with the defaults, seeds 4 and 7: social force 0.93-1.13 x, collision-free speed 0.82-1.16 x);
+  (measured with the defaults: social force 0.97-1.22 x (seed 4), collision-free speed 0.82-1.16 x);
 * the speed falls strictly with density over 0.5-6 P/m² (RiMEA test 4);
-* the peak specific flow ρ·v lies in 1.0-1.6 P/(m·s) (Weidmann's maximum is about 1.22 P/(m·s); measured 1.15-1.23);
+* the peak specific flow ρ·v lies in 1.0-1.6 P/(m·s) (Weidmann's maximum is about 1.22 P/(m·s); measured: social force 1.48, collision-free speed 1.2-1.33);
 * nobody leaves the corridor and nobody is removed.
 
 The agents start at rest at random, non-overlapping positions (:func:`place`). Seeds are fixed; the core runs on one
@@ -46,35 +46,6 @@ CELL = 0.2  # m
 WARM_UP_S, MEASURE_S, REROUTE_S = 10.0, 60.0, 0.5
 CUTS = (0.0, np.pi)  # the two navigation fields' cut angles
 SEED = 4
-
-
-# Failures of the current default parameters, measured (issue 3 is open: the recalibration of both models is not
-# finished). Each is a strict xfail: the test must start passing when the model is fixed.
-KNOWN_FAILURES = {
-    ("test_speed_within_25_percent_of_weidmann_up_to_4_per_m2", "social_force"): (
-        "the social force model's crowd walks backwards in the ring above 3 P/m2 (speeds 1.333, 1.313, 1.165, "
-        "0.493, -0.507 m/s at 0.5-4 P/m2): the repulsion from those ahead outweighs the driving force"
-    ),
-    (
-        "test_speed_falls_with_density",
-        "social_force",
-    ): "negative mean speeds above 3 P/m2 (down to -1.69 m/s at 6)",
-    (
-        "test_peak_specific_flow_is_laboratory_like",
-        "social_force",
-    ): "peak specific flow 2.33 P/(m s) at 2 P/m2",
-    ("test_speed_within_25_percent_of_weidmann_up_to_4_per_m2", "collision_free_speed"): (
-        "speeds 1.22-1.43 x Weidmann at 1-4 P/m2 (0.783 m/s at 2, 0.223 m/s at 4): time_gap 0.5 s is too short"
-    ),
-}
-
-
-@pytest.fixture(autouse=True)
-def _known_failure(request) -> None:
-    model = getattr(request.node, "callspec", None) and request.node.callspec.params.get("diagram")
-    reason = KNOWN_FAILURES.get((request.node.originalname, model))
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason))
 
 
 def weidmann(rho: np.ndarray) -> np.ndarray:

@@ -208,9 +208,10 @@ ROOMS_12 = "POLYGON ((0 0, 10 0, 10 4.5, 15 4.5, 15 0, 25 0, 25 10, 15 10, 15 5.
             "social_force",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="a queue also forms in room 2, in front of its exit (10-s mean 8.8 persons below 0.5 m/s; "
-                "6.8-9.8 on seeds 1-3): the corridor delivers 1.4-1.8 P/s, but the social force model's 1 m exit "
-                "passes only 0.8-1.3 P/s until a queue pushes (then 1.5-1.7 P/s)",
+                reason="a queue also forms in room 2, in front of its exit (10-s mean 8.1 persons below 0.5 m/s): the "
+                "1 m corridor, pushed by the jam in room 1, delivers 1.6-2.0 P/s, but the social force model's 1 m "
+                "exit passes a free stream at only 1.4 P/s (agents from both sides compete at the door mouth; with "
+                "a dense crowd pushing, 1.77 P/s)",
             ),
         ),
         "collision_free_speed",
@@ -258,7 +259,7 @@ FOOT_13 = (21.8, 5.0)
 CORRIDOR_LINE_13 = 12.0  # the cross-section where the corridor flow is measured, 2 m after the bottleneck
 
 
-@pytest.mark.parametrize("model", ["social_force", "collision_free_speed"])
+@pytest.mark.parametrize("model", MODELS)
 def test_rimea_13_jam_at_the_stair_foot_and_stair_flow_below_corridor_flow(
     tmp_path: Path, model: str
 ) -> None:
@@ -409,7 +410,22 @@ CORRIDORS_15 = {
 }
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(
+            "social_force",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the corner takes longer than the long corridor (short 66 s, long 108 s, corner 134 s): "
+                "calibrated to Weidmann's fundamental diagram, the social force model's crowd squeezes round the "
+                "inner 7-8 m of the corner at about 2 P/m^2 and 0.5 m/s (time_gap 0.3: corner 109 s, long 106 s, "
+                "but already at 0.4 the crowd walks 1.3 x Weidmann's speed at 2-3 P/m^2)",
+            ),
+        ),
+        "collision_free_speed",
+    ],
+)
 def test_rimea_15_corner_evacuation_time_between_short_and_long_corridor(tmp_path: Path, model: str) -> None:
     """RiMEA 15: three corridors, each with 500 persons walking at 1.0 m/s: a long one, a short one and one with a
     corner. The corner case's evacuation time lies between those of the short and the long corridor.

@@ -8,11 +8,19 @@ distance two agents can close within the step, which the later substeps filter i
 most 16 per agent; denser neighbourhoods query the index). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
-    ``m dv/dt = m (v0 e0 - v) / tau + sum_j [A exp((r_ij - d_ij) / B) w(phi) + k g(r_ij - d_ij)] n_ij
-    + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij + walls`` (same terms against the nearest points of the walls within
-    the cut-off), with the angular weight ``w(phi) = lambda + (1 - lambda)(1 + cos phi) / 2`` of Helbing & Molnár.
-    Semi-implicit Euler in ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m =
-    1500 s^-2`` and the friction need it); speed capped at ``speed_cap * v0``.
+    ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij] +
+    walls`` with the social repulsion ``S = sum_j A exp((r_ij + T u cos+(phi) - d_ij) / B) w(phi) n_ij``: the
+    angular weight ``w(phi) = lambda + (1 - lambda)(1 + cos phi) / 2`` of Helbing & Molnár (phi between the desired
+    direction and j), and ``u`` the agent's speed along its desired direction (clamped to [0, v0]), so the space a
+    pedestrian keeps ahead grows with its walking speed (``d = a + b v``: Seyfried et al. 2006; the
+    velocity-dependent size of Chraibi et al.'s GCFM 2010). Without it no (A, B, lambda) follows Weidmann's
+    fundamental diagram: the exponential force is negligible until people nearly touch, so a crowd keeps free speed
+    up to about 3 P/m^2 and then stops abruptly. ``S``'s component against the desired direction is capped at
+    ``m v0 / tau``: people ahead can stop a pedestrian, not walk it backwards (the angular weight is not reciprocal;
+    uncapped, a crowd above about 3.5 P/m^2 walks backwards); contact forces and walls still push. Walls: the same
+    terms against the nearest points of the walls within the cut-off (no speed term, no cap). Semi-implicit Euler in
+    ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m = 1500 s^-2`` and the friction
+    need it); speed capped at ``speed_cap * v0``.
 
 ``collision_free_speed`` (Tordeux, Chraibi & Seyfried 2016; JuPedSim's CollisionFreeSpeedModel)
     ``e = normalise(e0 + sum_j a exp((l - s_ij) / D) n_ij + walls)``, ``speed = min(v0, max(0, (s - l) / T))`` with
@@ -22,29 +30,33 @@ most 16 per agent; denser neighbourhoods query the index). Two operational model
     walls, and walls deflect but never turn an agent back (JuPedSim's plain wall term pushes agents at door jambs
     back into the crowd, and its bottlenecks clog).
 
-Defaults (``default_params(model)``, meanings in ``param_docs(model)``):
+Defaults (``default_params(model)``, meanings and sources in ``param_docs(model)``):
 
-============================  ===================  =====================================================
-social_force                  collision_free_speed
-============================  ===================  =====================================================
-mass 80 kg                    time_gap 0.5 s       Helbing et al. 2000 / Tordeux et al. 2016 (see below)
-tau 0.5 s                     agent_strength 8     JuPedSim 1.4 CollisionFreeSpeedModel defaults for the
-agent_strength 2000 N         agent_range 0.1 m    neighbour and wall terms
-agent_range 0.08 m            wall_strength 5
-anisotropy 0.6                wall_range 0.02 m
-body_force 1.2e5 kg/s^2       cone_angle 90 deg    (pure strip, as Tordeux et al.)
-friction 2.4e5 kg/(m s)       max_substep 0.1 s
-wall_* as agent_*             unstick_shrink 0.1, unstick_shrink_max 0.5
-speed_cap 1.5, max_substep 0.01 s
-============================  ===================  =====================================================
+* ``social_force``: mass 80 kg, tau 0.5 s, body_force 1.2e5 kg/s^2, friction 2.4e5 kg/(m s), wall_body_force /
+  wall_friction as body_force / friction (Helbing et al. 2000); agent_strength 400 N, agent_range 0.12 m,
+  anisotropy 0.6, time_gap 0.3 s, wall_strength 1000 N, wall_range 0.05 m (calibrated, below); speed_cap 1.5,
+  max_substep 0.01 s.
+* ``collision_free_speed``: time_gap 0.55 s, agent_range 0.2 m (calibrated, below); agent_strength 8,
+  wall_strength 5, wall_range 0.02 m (JuPedSim 1.4 defaults); cone_angle 90 degrees (the pure strip of Tordeux et
+  al.); max_substep 0.1 s; unstick_shrink 0.1, unstick_shrink_max 0.5.
 
-Shared: range_cutoff 8 (interactions beyond contact + 8 ranges ignored), stuck_time 3 s, stuck_speed 0.15 m/s,
-stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density 1.5 P/m^2 (a 2 m stair at 0.675 m/s
-takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
+Shared: range_cutoff 5 (interactions beyond contact + 5 ranges ignored: exp(-5) = 0.7 % of the contact value),
+stuck_time 3 s, stuck_speed 0.15 m/s, stuck_window 2 s, unstick_time 2 s, unstick_angle 60 degrees, stair_density
+1.5 P/m^2 (a 2 m stair at 0.675 m/s takes about 2 P/s, near the handbooks' ~1 P/(m s); RiMEA 13).
 
-Calibration: with a body radius of 0.2 m, isotropic social forces (``anisotropy`` 1) give 3.3-4.0 P/s through a
-1 m door and the collision-free speed model's single-file ``T = 1 s`` gives 1.05 P/s, both outside the laboratory
-1.5-2.0 P/s; ``anisotropy = 0.6`` and ``time_gap = 0.5 s`` give 1.6-1.8 P/s for 150 and for 1000 agents.
+Calibration (body radius 0.2 m; tests/verification/test_fundamental_diagram.py and test_bottleneck_flow.py):
+Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, all at v0 = 1.34 m/s): the speed at
+0.5-4 P/m^2 is 0.98-1.12 x Weidmann's with the social force model and 0.82-1.16 x with the collision-free speed
+model, falls strictly up to 6 P/m^2, peak specific flow 1.2-1.33 P/(m s) (Weidmann: 1.22). Bottleneck (door in a
+wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults): 1.8-1.9 P/s (social force) and
+1.95-2.0 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s, Seyfried et al. 2009), growing
+linearly with width (1.7-2.0 and 1.8-2.0 P/(m s) over 0.8-2.4 m); 1.5 and 1.7-1.75 P/s through a 1 m wide, 2.5 m
+long corridor. Known weakness of the social force model so calibrated: a dense crowd discharges slowly (about 0.95
+P/(m s) from a jam into a 2 m corridor, 0.7 from a 4 P/m^2 block; RiMEA 13 and 15, see
+tests/verification/test_rimea_9_and_11_to_15.py). Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the
+speed term give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap, a backward-walking crowd above 3.5
+P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's speed at
+1 P/m^2.
 
 Shared by both models: navigation down the descent direction of each agent's distance field (bilinear across
 cells, never into a wall), WAITING agents (occupying space) until their start time, exits, stairs (entered in
