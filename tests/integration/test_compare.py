@@ -22,7 +22,9 @@ from twin.scenario.compare import (
     compare_results,
     density_grids,
     edge_mean_speed,
+    flood_grids,
     kpi_direction,
+    read_results,
     scenario_diff,
 )
 from twin.scenario.results import DensityMap
@@ -228,6 +230,19 @@ def test_closed_road_slows_traffic(grids, grid_cmp):
     _check_report(result, out)
 
 
+def test_a_moved_road_network_skips_the_map_only(grids, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(grids[0], moved)
+    scenario = yaml.safe_load((moved / "scenario.yaml").read_text())
+    scenario["city"]["roads"]["sumo_net"] = str(tmp_path / "gone.net.xml")
+    (moved / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+    result = compare_results(moved, grids[1], tmp_path / "cmp")
+    assert any("cannot load the road network" in n and "gone.net.xml" in n for n in result["notes"])
+    assert [f["file"] for f in result["figures"]] == ["figures/travel_times.png"]
+    assert result["traffic"]["edges"]["compared"] > 300  # the numbers need no geometry
+    assert "Not compared" in (tmp_path / "cmp" / "report.html").read_text()
+
+
 def test_a_folder_against_itself_has_zero_deltas(rooms, tmp_path):
     result = compare_results(rooms[0], rooms[0], tmp_path / "cmp")
     assert result["scenario_diff"] == []
@@ -286,7 +301,7 @@ def test_flood_depth_difference(tmp_path):
     result = compare_results(a, b, tmp_path / "cmp")
     f = result["flood"]
     d = variant - base
-    assert f["same_grid"] is True
+    assert f["aligned_grids"] is True
     assert f["max_deeper_m"] == pytest.approx(d.max())
     assert f["max_shallower_m"] == pytest.approx(-d.min())
     wet_a, wet_b = base > 0.01, variant > 0.01
@@ -299,12 +314,29 @@ def test_flood_depth_difference(tmp_path):
     assert kpi_direction("flood.max_depth_m") == "lower"
     assert {fg["file"] for fg in result["figures"]} == {"figures/flood_depth_diff.png"}
     _check_report(result, tmp_path / "cmp")
-    # grids that differ are drawn side by side, without a difference
-    c = _synthetic(tmp_path / "c", variant[:, :35], x0=90.0)
+
+    # a variant grid 5 cells further west and narrower: compared on the union, cell by cell by position
+    shifted = variant[:, :30]
+    c = _synthetic(tmp_path / "c", shifted, x0=90.0)
+    xe, ye, ga, gc = flood_grids(read_results(a).flood, read_results(c).flood)
+    assert xe[0] == 90.0
+    assert xe[-1] == 180.0
+    assert ye[0] == 200.0
+    assert ye[-1] == 260.0
+    for i in range(len(ye) - 1):
+        for j in range(len(xe) - 1):
+            x = (xe[j] + xe[j + 1]) / 2
+            ja, jc = math.floor((x - 100.0) / 2.0), math.floor((x - 90.0) / 2.0)
+            assert ga[i, j] == (base[i, ja] if 0 <= ja < 40 else 0.0)
+            assert gc[i, j] == (shifted[i, jc] if 0 <= jc < 30 else 0.0)
     result = compare_results(a, c, tmp_path / "cmp2")
-    assert result["flood"]["same_grid"] is False
+    assert result["flood"]["max_shallower_m"] == pytest.approx(max((ga - gc).max(), 0.0))
+    # grids whose cells do not line up are drawn side by side, without a difference
+    e = _synthetic(tmp_path / "e", variant, x0=101.0)
+    result = compare_results(a, e, tmp_path / "cmp3")
+    assert result["flood"]["aligned_grids"] is False
     assert "max_deeper_m" not in result["flood"]
-    assert (tmp_path / "cmp2" / "figures" / "flood_depth_diff.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp3" / "figures" / "flood_depth_diff.png").stat().st_size > 10_000
 
 
 def test_bad_folders_name_the_folder(rooms, tmp_path):

@@ -54,12 +54,16 @@ __all__ = [
     "FLOOD_FILE",
     "HEADLINE_KPIS",
     "RunResults",
+    "aligned_union",
     "compare_kpis",
     "compare_results",
+    "density_grids",
     "edge_mean_speed",
     "flatten_kpis",
+    "flood_grids",
     "kpi_direction",
     "read_results",
+    "run_metadata",
     "scenario_diff",
 ]
 
@@ -370,7 +374,7 @@ def run_metadata(run: RunResults) -> dict[str, Any]:
         "twin_version": s.get("twin_version"),
         "git_revision": s.get("git_revision"),
         "versions": dict(prov.get("versions") or {}),
-        "sections": [k for k, v in s.items() if k not in _META_KEYS and isinstance(v, Mapping)],
+        "sections": [k for k, v in s.items() if k not in _META_KEYS | {"timing"} and isinstance(v, Mapping)],
     }
 
 
@@ -423,29 +427,45 @@ def _quantiles(trips: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def density_grids(a: DensityMap, ia: int, b: DensityMap, ib: int) -> tuple[np.ndarray, ...] | None:
-    """Level ``ia`` of ``a`` and level ``ib`` of ``b`` (their ``max_density_ppm2``) on one grid, when the maps' cells
-    line up (same cell size, origins a whole number of cells apart, to 1 µm): the union of both grids, cells a map
-    does not cover filled with 0 (nobody was there). Returns ``(x_edges (nx + 1,), y_edges (ny + 1,), base (ny, nx),
-    variant (ny, nx))`` float64 (metres; persons/m²), or None when the cells do not line up."""
-    h = a.cell_m
-    if abs(a.cell_m - b.cell_m) > 1e-9:
+def aligned_union(
+    a: np.ndarray, origin_a: Any, b: np.ndarray, origin_b: Any, cell_m: float, cell_b_m: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Two raster grids on their union, when their cells line up (same cell size, origins a whole number of cells
+    apart, to 1 µm); cells a grid does not cover are 0.
+
+    a, b : (ny, nx) float64 values, row i covering y0 + i·cell … y0 + (i+1)·cell; origin_a, origin_b : (x0, y0) of
+    each grid's lower-left corner, metres; cell_m, cell_b_m : cell sizes, metres (b's defaults to a's).
+    Returns ``(x_edges (NX + 1,), y_edges (NY + 1,), a (NY, NX), b (NY, NX))`` float64 on the union grid, or None
+    when the cells do not line up.
+    """
+    h = float(cell_m)
+    if cell_b_m is not None and abs(float(cell_b_m) - h) > 1e-9:
         return None
-    off = (b.origin - a.origin) / h
+    oa_m, ob_m = np.asarray(origin_a, np.float64), np.asarray(origin_b, np.float64)
+    off = (ob_m - oa_m) / h
     if np.abs(off - np.rint(off)).max() * h > 1e-6:
         return None
     oa = np.zeros(2, np.int64)
     ob = np.rint(off).astype(np.int64)
     lo = np.minimum(oa, ob)
-    hi = np.maximum(oa + [a.nx, a.ny], ob + [b.nx, b.ny])
+    hi = np.maximum(oa + [a.shape[1], a.shape[0]], ob + [b.shape[1], b.shape[0]])
     nx, ny = (hi - lo).tolist()
     out = []
-    for dm, level, o in ((a, ia, oa - lo), (b, ib, ob - lo)):
-        g = np.zeros((ny, nx))
-        g[o[1] : o[1] + dm.ny, o[0] : o[0] + dm.nx] = dm.max_density_ppm2[level]
-        out.append(g)
-    x0 = a.origin + lo * h
+    for g, o in ((a, oa - lo), (b, ob - lo)):
+        u = np.zeros((ny, nx))
+        u[o[1] : o[1] + g.shape[0], o[0] : o[0] + g.shape[1]] = g
+        out.append(u)
+    x0 = oa_m + lo * h
     return x0[0] + h * np.arange(nx + 1), x0[1] + h * np.arange(ny + 1), out[0], out[1]
+
+
+def density_grids(a: DensityMap, ia: int, b: DensityMap, ib: int) -> tuple[np.ndarray, ...] | None:
+    """Level ``ia`` of ``a`` and level ``ib`` of ``b`` (their ``max_density_ppm2``, persons/m²) on the union of
+    their grids (:func:`aligned_union`; 0 where a map has no cell: nobody was there), or None when the cells do not
+    line up."""
+    return aligned_union(
+        a.max_density_ppm2[ia], a.origin, b.max_density_ppm2[ib], b.origin, a.cell_m, b.cell_m
+    )
 
 
 def _density_numbers(base: DensityMap, variant: DensityMap) -> dict[str, Any]:
@@ -474,13 +494,16 @@ def _density_numbers(base: DensityMap, variant: DensityMap) -> dict[str, Any]:
     }
 
 
-def same_flood_grid(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """True when two flood depth grids share their cells (shape, origin and cell size, to 1 µm)."""
-    return (
-        a["depth_m"].shape == b["depth_m"].shape
-        and abs(a["x0"] - b["x0"]) <= 1e-6
-        and abs(a["y0"] - b["y0"]) <= 1e-6
-        and abs(a["cell_m"] - b["cell_m"]) <= 1e-9
+def flood_grids(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[np.ndarray, ...] | None:
+    """The maximum depths (m) of two flood grids on the union of their grids (:func:`aligned_union`; NaN and cells
+    a grid lacks count as dry, 0 m), or None when the cells do not line up."""
+    return aligned_union(
+        np.nan_to_num(a["depth_m"], nan=0.0),
+        (a["x0"], a["y0"]),
+        np.nan_to_num(b["depth_m"], nan=0.0),
+        (b["x0"], b["y0"]),
+        a["cell_m"],
+        b["cell_m"],
     )
 
 
@@ -493,25 +516,21 @@ def _flood_stats(f: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _flood_numbers(base: Mapping[str, Any], variant: Mapping[str, Any]) -> dict[str, Any]:
-    same = same_flood_grid(base, variant)
+    grids = flood_grids(base, variant)
     out: dict[str, Any] = {
-        "same_grid": same,
+        "aligned_grids": grids is not None,
         "wet_threshold_m": FLOOD_WET_M,
         "base": _flood_stats(base),
         "variant": _flood_stats(variant),
     }
-    if same:
-        d = np.nan_to_num(variant["depth_m"], nan=0.0) - np.nan_to_num(base["depth_m"], nan=0.0)
+    if grids is not None:
+        a, b = grids[2], grids[3]
+        d = b - a
+        area = base["cell_m"] ** 2
         out["max_deeper_m"] = float(max(d.max(), 0.0))
         out["max_shallower_m"] = float(max(-d.min(), 0.0))
-        out["newly_flooded_m2"] = float(
-            ((variant["depth_m"] > FLOOD_WET_M) & ~(base["depth_m"] > FLOOD_WET_M)).sum()
-            * base["cell_m"] ** 2
-        )
-        out["no_longer_flooded_m2"] = float(
-            ((base["depth_m"] > FLOOD_WET_M) & ~(variant["depth_m"] > FLOOD_WET_M)).sum()
-            * base["cell_m"] ** 2
-        )
+        out["newly_flooded_m2"] = float(((b > FLOOD_WET_M) & ~(a > FLOOD_WET_M)).sum() * area)
+        out["no_longer_flooded_m2"] = float(((a > FLOOD_WET_M) & ~(b > FLOOD_WET_M)).sum() * area)
     return out
 
 

@@ -8,14 +8,16 @@ Figures (each only when both runs have its data; base in blue, variant in orange
 - ``travel_times.png``: trip travel-time histograms overlaid, and their cumulative distributions;
 - ``edge_speed_diff.png``: the road network coloured by the change of each edge's mean speed over the run
   (variant − base, m/s, diverging colour map centred at 0; black: used in one run only, grey: in neither);
-- ``density_diff_<k>_<level>.png``: per level, the change of the maximum density per cell (variant − base) when
-  both grids match, else the two maps side by side;
-- ``flood_depth_diff.png``: the change of the maximum flood depth (variant − base), or both side by side.
+- ``density_diff_<k>_<level>.png``: per level, the change of the maximum density per cell (variant − base) on
+  the union of both grids when their cells line up (a wider room in the variant is fine), else the two maps side
+  by side;
+- ``flood_depth_diff.png``: the change of the maximum flood depth (variant − base), likewise, or both side by side.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +31,7 @@ from twin.scenario.compare import (
     RunResults,
     density_grids,
     edge_mean_speed,
-    same_flood_grid,
+    flood_grids,
 )
 from twin.scenario.report import _CSS, DPI, _fmt, _img, _save, _series, _slug, _table
 
@@ -285,7 +287,7 @@ def _pair_maps(
     cmap: str,
 ) -> list[Any]:
     vmax = max(max(float(np.nanmax(g[2])) for g in grids), 1e-9)
-    axes = fig.subplots(1, 2)
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)  # one extent: places line up across the two maps
     for ax, (xe, ye, data), title in zip(axes, grids, titles, strict=True):
         im = ax.pcolormesh(
             xe, ye, np.ma.masked_where(~(data > 0), data), cmap=cmap, vmin=0, vmax=vmax, shading="flat"
@@ -346,12 +348,12 @@ def _flood_figure(base: RunResults, variant: RunResults, path: Path) -> str | No
     a, b = base.flood, variant.flood
     if a is None or b is None:
         return None
-    if same_flood_grid(a, b):
+    grids = flood_grids(a, b)
+    if grids is not None:
+        xe, ye, da, db = grids
         fig = _figure("flood_diff")
         ax = fig.add_subplot()
-        xe, ye = _flood_edges(a)
-        d = np.nan_to_num(b["depth_m"], nan=0.0) - np.nan_to_num(a["depth_m"], nan=0.0)
-        _diff_map(ax, fig, xe, ye, d, "change of max depth (m)")
+        _diff_map(ax, fig, xe, ye, db - da, "change of max depth (m)")
         ax.set_title("Maximum flood depth, variant − base")
         caption = "Change of the maximum flood depth per cell (red: deeper in the variant)."
     else:
@@ -363,7 +365,7 @@ def _flood_figure(base: RunResults, variant: RunResults, path: Path) -> str | No
             "max depth (m)",
             "Blues",
         )
-        caption = "Maximum flood depth: the grids differ, so the two maps are side by side."
+        caption = "Maximum flood depth: the grids do not line up, so the two maps are side by side."
     fig.tight_layout()
     _save(fig, path)
     return caption
@@ -425,10 +427,11 @@ def _kpi_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _yaml_value(v: Any) -> str:
+    """A scenario value as compact text: mappings and lists as JSON (``{"at_s": 0.0, "type": "close_road"}``)."""
     if v is None:
         return _fmt(None)
     if isinstance(v, Mapping | list):
-        return f"<code>{html.escape(str(v))}</code>"
+        return f"<code>{html.escape(json.dumps(v, ensure_ascii=False))}</code>"
     return f"<code>{html.escape(str(v))}</code>"
 
 
