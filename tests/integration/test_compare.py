@@ -357,6 +357,19 @@ def test_bad_folders_name_the_folder(rooms, tmp_path):
     (broken / "kpis.parquet").write_bytes(b"not parquet")
     with pytest.raises(InputError, match=re.escape(str(broken / "kpis.parquet"))):
         compare_results(broken, rooms[0], tmp_path / "out")
+    (broken / "kpis.parquet").unlink()
+    write_arrays(
+        {
+            "level_names": np.array(["a"]),
+            "x_edges": np.arange(3.0),
+            "y_edges": np.arange(3.0),
+            "cell_m": np.float64(1.0),
+            "agent_seconds": np.zeros((1, 5, 5)),
+        },
+        broken / "density_maps.npz",
+    )
+    with pytest.raises(InputError, match=re.escape(str(broken / "density_maps.npz"))):
+        compare_results(broken, rooms[0], tmp_path / "out")
     bad_flood = _synthetic(tmp_path / "f", np.ones((3, 3)))
     write_arrays({"depth_m": np.ones(3)}, bad_flood / "flood_max_depth.npz")
     with pytest.raises(InputError, match="flood_max_depth.npz.*missing arrays"):

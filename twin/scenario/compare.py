@@ -225,7 +225,12 @@ def read_results(folder: str | os.PathLike[str]) -> RunResults:
     if (p / KPIS_FILE).is_file():
         run.kpis = _read_table(p / KPIS_FILE, ("t_s", "kpi", "value"))
     if (p / DENSITY_FILE).is_file():
-        run.density = DensityMap.load(p / DENSITY_FILE)
+        try:
+            run.density = DensityMap.load(p / DENSITY_FILE)
+        except (KeyError, ValueError) as e:
+            if isinstance(e, InputError):
+                raise
+            raise InputError(p / DENSITY_FILE, f"not a valid density map file ({e})") from e
     if (p / EDGES_FILE).is_file():
         run.edges = _read_table(p / EDGES_FILE, ("t_s", "edge", "mean_speed_mps"))
     if (p / TRIPS_FILE).is_file():
