@@ -1,4 +1,4 @@
-"""The ``twin`` command: ``info``, ``convert`` and ``demo`` (more subcommands arrive with the simulations)."""
+"""The ``twin`` command: ``info``, ``convert``, ``run``, ``compare``, ``sweep`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -149,6 +149,37 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return sweep_command(args)
 
 
+def _format_kpi(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}".rstrip()
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from twin.scenario.compare import HEADLINE_KPIS, compare_results
+
+    result = compare_results(args.base, args.variant, args.out)
+    print(f"{result['base']['scenario']} → {result['variant']['scenario']}")
+    for d in result["scenario_diff"]:
+        was = "(absent)" if d["only_in"] == "variant" else _format_value(d["base"])
+        now = "(absent)" if d["only_in"] == "base" else _format_value(d["variant"])
+        print(f"  changed {d['path']}: {was} → {now}")
+    for row in result["kpis"]:
+        if row["kpi"] not in HEADLINE_KPIS or row["delta"] is None:
+            continue
+        delta = row["delta"]
+        rel = f", {100 * row['relative_delta']:+.1f} %" if row["relative_delta"] is not None else ""
+        verdict = f", {row['verdict']}" if row["verdict"] else ""
+        print(
+            f"  {row['kpi']}: {_format_kpi(row['base'], row['unit'])} → "
+            f"{_format_kpi(row['variant'], row['unit'])} "
+            f"({'+' if delta > 0 else ''}{_format_kpi(delta, row['unit'])}{rel}{verdict})"
+        )
+    print(f"report in {Path(args.out) / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="twin: a City Information Modelling digital twin"
@@ -184,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default: results/<scenario name>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="what-if comparison of two results folders (report and KPI deltas)")
+    p.add_argument("base", help="results folder of the base run")
+    p.add_argument("variant", help="results folder of the variant run")
+    p.add_argument("--out", required=True, help="folder for report.html and comparison.json")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "sweep",

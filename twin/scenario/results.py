@@ -80,6 +80,31 @@ SCENARIO_FILE = "scenario.yaml"
 
 
 # -- JSON ------------------------------------------------------------------------------------------------------------
+SUMMARY_METADATA = frozenset(
+    {"scenario", "seed", "twin_version", "git_revision", "provenance", "wall_time_s"}
+)
+"""Top-level keys of ``summary.json`` that describe the run rather than its results."""
+
+
+def flatten_kpis(summary: Mapping[str, Any], *, skip: Iterable[str] = SUMMARY_METADATA) -> dict[str, Any]:
+    """The scalar values of a run's summary flattened with dots (``crowd.exits.door.count``), in the summary's
+    order; top-level keys in ``skip`` (default: the run metadata) and lists are left out. The sweep catalogue's
+    KPI columns and ``twin compare``'s KPI rows both use it."""
+    out: dict[str, Any] = {}
+    skipped = frozenset(skip)
+
+    def walk(d: Mapping[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, Mapping):
+                walk(v, key + ".")
+            elif v is None or isinstance(v, bool | int | float | str):
+                out[key] = v
+
+    walk({k: v for k, v in summary.items() if k not in skipped}, "")
+    return out
+
+
 def json_safe(obj: Any) -> Any:
     """A copy of ``obj`` that ``json.dumps(..., allow_nan=False)`` accepts: numpy scalars and arrays become Python
     numbers and lists, NaN and ±inf become ``None`` (JSON ``null``), tuples become lists, paths become strings,

@@ -193,12 +193,16 @@ class WaterPart:
             "first_road_closure_s": min((r["t_s"] for r in self.closure_log if r["flooded"]), default=None),
         }
         a, b, c, d, e, g = f.grid.transform
-        outputs["arrays"]["flood_max_depth"] = {
-            "depth_m": h.astype(np.float64),
-            "transform": np.array([a, b, c, d, e, g], dtype=np.float64),
-            "x0": np.float64(c),
-            "y0": np.float64(g),
-            "cell_m": np.float64(abs(a)),
-        }
+        if b != 0 or d != 0 or a <= 0 or abs(a - abs(e)) > 1e-9 * a:
+            log.warning("flood grid is rotated or has non-square cells; flood_max_depth.npz is not written")
+        else:
+            # row 0 along the southern edge, (x0, y0) the lower-left corner: the layout twin compare reads
+            south_up = h[::-1] if e < 0 else h
+            outputs["arrays"]["flood_max_depth"] = {
+                "depth_m": np.ascontiguousarray(south_up, dtype=np.float64),
+                "x0": np.float64(c),
+                "y0": np.float64(g + e * h.shape[0] if e < 0 else g),
+                "cell_m": np.float64(a),
+            }
         if self.closure_log:
             outputs["tables"]["flood_road_closures"] = pd.DataFrame(self.closure_log)

@@ -36,6 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from twin.city.layer import write_table
+from twin.scenario.results import SUMMARY_METADATA
+from twin.scenario.results import flatten_kpis as flatten_summary
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,7 @@ RUNS_DIR = "runs"
 HEAD_COLUMNS = ("run_id", "run_index", "status", "error", "seed", "sample")
 VOLATILE_COLUMNS = ("wall_time_s", "work_s", "worker", "finished_at")
 """Columns that differ between two runs of the same sweep (timings, where it ran)."""
-_META_KEYS = frozenset(
-    {"scenario", "seed", "twin_version", "git_revision", "provenance", "wall_time_s", "timing"}
-)
+_META_KEYS = SUMMARY_METADATA | {"timing"}
 _HEAD_TYPES = (pa.string(), pa.int64(), pa.string(), pa.string(), pa.int64(), pa.int64())
 _KIND_TYPES = {
     "bool": pa.bool_(),
@@ -106,20 +106,9 @@ def _finite_number(v: Any) -> bool:
 
 
 def flatten_kpis(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The scalar KPIs of a run's summary, flattened with dots (``crowd.exits.door.count``); metadata (scenario,
-    seed, versions, provenance, wall time) and lists are left out."""
-    out: dict[str, Any] = {}
-
-    def walk(d: Mapping[str, Any], prefix: str) -> None:
-        for k, v in d.items():
-            key = f"{prefix}{k}"
-            if isinstance(v, Mapping):
-                walk(v, key + ".")
-            elif v is None or isinstance(v, bool | int | float | str):
-                out[key] = v
-
-    walk({k: v for k, v in summary.items() if k not in _META_KEYS}, "")
-    return out
+    """The KPI columns of a run: :func:`twin.scenario.results.flatten_kpis` without the run's metadata and
+    timings (they differ between identical runs)."""
+    return flatten_summary(summary, skip=_META_KEYS)
 
 
 def _kpi_type(v: Any) -> pa.DataType:
