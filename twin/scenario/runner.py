@@ -169,9 +169,12 @@ def run_scenario(
         raise InputError(
             scenario.source, f"events: {', '.join(unsupported)} events are not simulated in this version yet"
         )
-    if scenario.crowd is None and scenario.traffic is None:
+    hazards = {"fire", "pipe_burst", "gas_leak"}
+    if scenario.crowd is None and scenario.traffic is None and not any(e.type in hazards for e in scenario.events):
         raise InputError(
-            scenario.source, "nothing to simulate: the scenario has neither a crowd nor a traffic section"
+            scenario.source,
+            "nothing to simulate: the scenario has no crowd or traffic section and no fire, pipe_burst or gas_leak "
+            "event",
         )
     check_crowd_events(scenario)
     city = build_city(scenario)
