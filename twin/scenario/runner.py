@@ -170,7 +170,11 @@ def run_scenario(
             scenario.source, f"events: {', '.join(unsupported)} events are not simulated in this version yet"
         )
     hazards = {"fire", "pipe_burst", "gas_leak"}
-    if scenario.crowd is None and scenario.traffic is None and not any(e.type in hazards for e in scenario.events):
+    if (
+        scenario.crowd is None
+        and scenario.traffic is None
+        and not any(e.type in hazards for e in scenario.events)
+    ):
         raise InputError(
             scenario.source,
             "nothing to simulate: the scenario has no crowd or traffic section and no fire, pipe_burst or gas_leak "
