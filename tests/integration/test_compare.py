@@ -40,7 +40,11 @@ def _run(path: Path, out: Path, data_dir: Path | None = None, agents: int | None
     if agents is not None:
         data["crowd"]["groups"][0]["count"] = agents
     if data_dir is not None:  # the shipped files point at ../../../shared/data; honour TWIN_DATA
-        data["city"]["roads"]["sumo_net"] = str(data_dir / "traffic" / "grid10.net.xml")
+        if "roads" in data["city"]:
+            data["city"]["roads"]["sumo_net"] = str(data_dir / "traffic" / "grid10.net.xml")
+        if "terrain" in data["city"]:
+            data["city"]["terrain"]["dem"] = str(data_dir / "terrain" / "bigtujunga.tif")
+            data["city"]["pipes"][0]["epanet"] = str(data_dir / "water" / "Net1.inp")
     run_scenario(Scenario.from_dict(data, source=path, base_dir=path.parent), out, progress=False)
     return out
 
@@ -401,6 +405,7 @@ def test_shipped_pairs_differ_in_the_decision_only():
     for base, variant, paths in (
         ("room_one_exit", "room_two_exits", {"name", "city.areas[0].exits[1]"}),
         ("grid10_open", "grid10_closed_road", {"name", "events"}),
+        ("burst_no_valves", "burst_isolated", {"name", "events[0].isolate_after_s"}),
     ):
         a = yaml.safe_load((WHATIF / f"{base}.yaml").read_text())
         b = yaml.safe_load((WHATIF / f"{variant}.yaml").read_text())
@@ -412,3 +417,15 @@ def test_shipped_pairs_differ_in_the_decision_only():
     assert scenario_diff({"a": [1, 2], "b": 1}, {"a": [1], "b": 1.0}) == [
         {"path": "a[1]", "base": 2, "variant": None, "only_in": "base"}
     ]
+
+
+def test_isolating_valves_cut_the_leak_and_the_flood(data_dir, tmp_path):
+    base = _run(WHATIF / "burst_no_valves.yaml", tmp_path / "base", data_dir)
+    variant = _run(WHATIF / "burst_isolated.yaml", tmp_path / "variant", data_dir)
+    result = compare_results(base, variant, tmp_path / "cmp")
+    rows = {r["kpi"]: r for r in result["kpis"]}
+    leak = rows["water.water.leak_volume_m3"]
+    assert leak["delta"] < -0.5 * leak["base"]  # the valves stop most of the outflow
+    assert leak["verdict"] == "better"
+    assert rows["flood.max_depth_m"]["delta"] < 0
+    assert (tmp_path / "cmp" / "report.html").read_text().count("figures/") >= 1

@@ -228,3 +228,24 @@ def test_bad_network_and_options(tmp_path, net1) -> None:
         BurstSimulation(net1, hydraulic_timestep_s=0)
     with pytest.raises(InputError, match="required_pressure_m"):
         BurstSimulation(net1, required_pressure_m=5.0, minimum_pressure_m=10.0)
+
+
+def test_isolating_valves_stop_the_leak_and_close_the_pipe(net1) -> None:
+    sim = BurstSimulation(net1, duration_s=3600, hydraulic_timestep_s=300)
+    sim.add_burst(link="12", area_m2=0.02, start_s=600, isolate_s=1500)
+    res = sim.run()
+    t = res.times_s
+    leak = res.leak_outflow_m3s
+    assert leak[(t >= 600) & (t < 1500)].min() > 0.05  # flowing while the valves are open
+    assert np.all(leak[t >= 1500] == 0.0)  # nothing after the crew closed them
+    flows = res.raw.link["flowrate"]
+    halves = [c for c in flows.columns if c == "12" or c.startswith("12_B")]
+    assert len(halves) == 2
+    assert np.abs(flows.loc[flows.index >= 1500, halves].to_numpy()).max() < 1e-6
+    assert np.abs(flows.loc[(flows.index >= 600) & (flows.index < 1500), halves].to_numpy()).max() > 1e-3
+
+
+def test_isolating_before_the_burst_is_an_error(net1) -> None:
+    sim = BurstSimulation(net1, duration_s=3600)
+    with pytest.raises(InputError, match="isolate_s = 300 must be after start_s = 600"):
+        sim.add_burst(link="12", area_m2=0.02, start_s=600, isolate_s=300)

@@ -45,3 +45,15 @@ def test_bad_bounds_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="bounds"):
         generate_dem(tmp_path / "x.tif", bounds=(1, 1, 0, 2), crs="EPSG:3067")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_dem_first_in_a_city_with_a_given_crs_fixes_the_origin(tmp_path):
+    # the scenario names the CRS (city.crs) but no origin: the first georeferenced source still fixes it, and the
+    # terrain is in local metres (it was left in world coordinates when the CRS was given)
+    p = generate_dem(tmp_path / "d.tif", bounds=(392_000, 3_797_000, 394_000, 3_799_000), crs="EPSG:32611")
+    city = City("EPSG:32611")
+    city.add_file(p, id="ground")
+    assert city.frame.origin.tolist() == [393_000.0, 3_798_000.0, 0.0]
+    b = city.terrain.bounds()
+    assert b[0, :2].tolist() == pytest.approx([-1000.0, -1000.0])
+    assert b[1, :2].tolist() == pytest.approx([1000.0, 1000.0])

@@ -164,9 +164,17 @@ class Frame:
 
         A projected source CRS is adopted as it is; a geographic one gives the UTM zone of the points' centre.
         """
-        if self.crs is not None or len(xy) == 0:
+        if len(xy) == 0:
             return
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if self.crs is not None:
+            # the CRS was given (the scenario's city.crs): the first source still fixes the origin
+            if not self.origin_fixed:
+                if not src_crs.equals(self.crs):
+                    t = self._transformer(src_crs, self.crs)
+                    xy = np.column_stack(t.transform(xy[:, 0], xy[:, 1]))
+                self._fix_origin(xy)
+            return
         cx, cy = (float(v) for v in np.nanmean(xy, axis=0))
         if src_crs.is_projected:
             self.adopt(src_crs, (cx, cy))

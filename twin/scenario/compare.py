@@ -113,6 +113,14 @@ _LOWER_IS_BETTER = frozenset(
         "untenable_spaces",
         "max_depth_m",
         "flooded_area_m2",
+        "leak_volume_m3",
+        "peak_leak_outflow_m3s",
+        "peak_customers_below_service",
+        "peak_demand_not_served_m3s",
+        "volume_in_m3",
+        "volume_stored_m3",
+        "teleports",
+        "not_alarmed",
     }
 )
 _HIGHER_IS_BETTER = frozenset(

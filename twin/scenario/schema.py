@@ -616,7 +616,9 @@ class FireEvent(_Event):
 
 
 class PipeBurstEvent(_Event):
-    """A pipe (``link``) or junction (``node``) of ``network`` bursts with an orifice of ``area_m2``."""
+    """A pipe (``link``) or junction (``node``) of ``network`` bursts with an orifice of ``area_m2``; with
+    ``isolate_after_s`` the crew closes the isolating valves that long after the burst (the pipe closes, the leak
+    stops, customers behind the valves lose supply)."""
 
     type: Literal["pipe_burst"]
     network: str
@@ -625,6 +627,7 @@ class PipeBurstEvent(_Event):
     area_m2: float = Field(gt=0)
     discharge_coeff: float = Field(default=0.75, gt=0, le=1)
     duration_s: float | None = Field(default=None, gt=0)
+    isolate_after_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one(self) -> PipeBurstEvent:

@@ -72,6 +72,7 @@ def burst_runs(
                     f"events[{i}].node: no node {e.node!r} in network {net_id!r} ({layer.source})",
                 )
             end = None if e.duration_s is None else e.at_s + e.duration_s
+            isolate = None if e.isolate_after_s is None else e.at_s + e.isolate_after_s
             sim.add_burst(
                 link=e.link,
                 node=e.node,
@@ -79,6 +80,7 @@ def burst_runs(
                 discharge_coeff=e.discharge_coeff,
                 start_s=e.at_s,
                 end_s=end,
+                isolate_s=isolate,
             )
             sites.append((i, _site(layer, e)))
         result = sim.run()

@@ -230,6 +230,7 @@ class _Request:
     start_s: float
     end_s: float | None
     position: float
+    isolate_s: float | None = None
 
 
 def _polyline_point(points: list[tuple[float, float]], fraction: float) -> tuple[float, float]:
@@ -358,13 +359,16 @@ class BurstSimulation:
         start_s: float = 0.0,
         end_s: float | None = None,
         position: float = 0.5,
+        isolate_s: float | None = None,
     ) -> None:
         """Add a burst on pipe ``link`` (split at ``position`` of its length, 0 < position < 1) or a leak on
         junction ``node`` (exactly one of them).
 
         ``area_m2`` : orifice area, m² (> 0); for a pipe ``None`` means a full-bore rupture (the pipe's
         cross-section). ``discharge_coeff`` : Cd in (0, 1]. ``start_s`` / ``end_s`` : when the leak opens and
-        closes, s from the start (``end_s=None``: stays open).
+        closes, s from the start (``end_s=None``: stays open). ``isolate_s`` : when the crew closes the isolating
+        valves (s from the start, after ``start_s``): the burst pipe (both halves; for a node leak every pipe at the
+        node) is closed from then on and the leak stops — customers behind the valves lose supply.
         """
         src = self.path
         nodes, links = self._names
@@ -398,7 +402,15 @@ class BurstSimulation:
             )
         if end_s is not None and not (math.isfinite(end_s) and end_s > start_s):
             raise InputError(src, f"end_s = {end_s!r} must be after start_s = {start_s}", element=element)
-        self._requests.append(_Request(link, node, area_m2, float(discharge_coeff), start_s, end_s, position))
+        if isolate_s is not None and not (math.isfinite(isolate_s) and isolate_s > start_s):
+            raise InputError(
+                src, f"isolate_s = {isolate_s!r} must be after start_s = {start_s}", element=element
+            )
+        if isolate_s is not None:
+            end_s = isolate_s if end_s is None else min(end_s, isolate_s)
+        self._requests.append(
+            _Request(link, node, area_m2, float(discharge_coeff), start_s, end_s, position, isolate_s)
+        )
 
     def _snap(self, t: float) -> float:
         return math.ceil(t / self.timestep_s - 1e-9) * self.timestep_s
@@ -428,12 +440,13 @@ class BurstSimulation:
                 x, y = _polyline_point(poly, r.position)
                 area = r.area_m2 if r.area_m2 is not None else math.pi * pipe.diameter**2 / 4.0
                 name = self._fresh(wn, f"{r.link}_burst")
+                half = self._fresh(wn, f"{r.link}_B", links=True)
                 wntr.morph.split_pipe(
-                    wn, r.link, self._fresh(wn, f"{r.link}_B", links=True), name,
-                    split_at_point=r.position, return_copy=False,
+                    wn, r.link, half, name, split_at_point=r.position, return_copy=False,
                 )  # fmt: skip
                 leak_node = wn.get_node(name)
                 leak_node.coordinates = (x, y)
+                isolated = [r.link, half]
             else:
                 leak_node = wn.get_node(r.node)
                 if leak_node.node_type != "Junction":
@@ -445,6 +458,17 @@ class BurstSimulation:
                 name = r.node
                 x, y = (float(c) for c in leak_node.coordinates)
                 area = float(r.area_m2)  # type: ignore[arg-type]
+                isolated = [ln for ln in wn.get_links_for_node(r.node) if wn.get_link(ln).link_type == "Pipe"]
+            if r.isolate_s is not None:
+                when = self._snap(r.isolate_s)
+                for ln in isolated:
+                    act = wntr.network.controls.ControlAction(
+                        wn.get_link(ln), "status", wntr.network.LinkStatus.Closed
+                    )
+                    cond = wntr.network.controls.SimTimeCondition(wn, "=", when)
+                    wn.add_control(
+                        self._fresh_control(wn, f"isolate_{ln}"), wntr.network.controls.Control(cond, act)
+                    )
             leak_node.add_leak(
                 wn, area=area, discharge_coeff=r.discharge_coeff, start_time=start, end_time=end
             )
@@ -453,6 +477,15 @@ class BurstSimulation:
                 "%s: burst %s at (%.1f, %.1f), area %.4g m², from %g s", self.path, name, x, y, area, start
             )
         return bursts
+
+    @staticmethod
+    def _fresh_control(wn, base: str) -> str:
+        taken = set(wn.control_name_list)
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}{k}"
+        return name
 
     @staticmethod
     def _fresh(wn, base: str, *, links: bool = False) -> str:
