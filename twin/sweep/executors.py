@@ -71,6 +71,17 @@ class Backend:
         self.close()
 
 
+WORKER_PRELOAD = (
+    "twin.sweep.worker",
+    "twin.scenario.schema",
+    "twin.scenario.runner",
+    "twin.scenario.coupled_run",
+    "twin.scenario.results",
+)
+"""Modules a local pool's forkserver imports before forking workers (the runs' own imports, paid once). Not the
+C++ core: OpenMP must not be initialised in a process that forks."""
+
+
 class LocalBackend(Backend):
     """``workers`` processes of a ``ProcessPoolExecutor`` (forkserver start method where available, else spawn:
     no fork of a process that has threads)."""
@@ -83,7 +94,8 @@ class LocalBackend(Backend):
         methods = multiprocessing.get_all_start_methods()
         self._mp = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            self._mp.set_forkserver_preload(["twin.sweep.worker"])
+            # the forkserver imports what every run needs once; each worker forks from it with those loaded
+            self._mp.set_forkserver_preload(list(WORKER_PRELOAD))
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
