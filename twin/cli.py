@@ -105,11 +105,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     result = run_demo(Path(args.out))
     print(format_summary(result["summary"]))
-    crowd = result["results"]["crowd"]
-    print(
-        f"\nheadline: {result['results']['scenario']}: {crowd['evacuated']}/{crowd['agents']} evacuated, "
-        f"evacuation time {crowd['evacuation_time_s']} s, t90 {crowd['t90_s']} s\n"
-    )
+    r = result["results"]
+    crowd = r["crowd"]
+    lines = [
+        f"\nheadline: {r['scenario']} ({r['simulated_s']:.0f} s simulated in {r['wall_time_s']:.0f} s)",
+        f"  crowd: {crowd['evacuated']}/{crowd['agents']} evacuated, evacuation time {crowd['evacuation_time_s']} s, "
+        f"t90 {crowd['t90_s']} s",
+    ]
+    if "fire" in r:
+        lines.append(
+            f"  fire: {r['fire']['untenable_spaces']} spaces untenable, first at {r['fire']['first_untenable_s']} s"
+        )
+    if "response" in r:
+        resp = r["response"]
+        lines.append(
+            f"  response: {resp['arrived']}/{resp['dispatches']} units on scene, mean response "
+            f"{resp['mean_response_time_s']:.0f} s"
+            if resp["mean_response_time_s"] is not None
+            else f"  response: {resp['dispatches']} units dispatched, none on scene yet"
+        )
+    if "flood" in r:
+        fl = r["flood"]
+        lines.append(
+            f"  flood: {fl['volume_in_m3']:.0f} m³ leaked, max depth {fl['max_depth_m']:.2f} m, "
+            f"{len(fl['roads_closed_vehicles'])} road edges closed to cars"
+        )
+    if "traffic" in r:
+        tr = r["traffic"]
+        lines.append(f"  traffic: {tr['arrived']}/{tr['vehicles']} vehicles arrived")
+    print("\n".join(lines) + "\n")
     for name, path in result["outputs"].items():
         print(f"{name:<10} {path}")
     return 0

@@ -241,20 +241,19 @@ def coupled_demo_scenario(work_dir: Path, city: City) -> Any:
     return Scenario.from_dict(data, source="twin demo", base_dir=work_dir)
 
 
-def run_demo(out: Path) -> dict[str, Any]:
-    """Run the headline scenario into ``out`` (results folder with report.html) and write the demo city's
-    bundle, summary and plan picture into ``out/city-*``; return what was written."""
+def run_demo(out: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run the headline coupled scenario into ``out`` (results folder with report.html) and write the demo city's
+    bundle, summary and pictures into ``out/city*``; return what was written."""
+    from twin.city.plan import plot_plan
     from twin.scenario.runner import run_scenario
 
     out.mkdir(parents=True, exist_ok=True)
-    results = run_scenario(office_evacuation_scenario(out), out)
     t0 = time.perf_counter()
     city = build_demo_city(out)
     load_s = time.perf_counter() - t0
+    results = run_scenario(coupled_demo_scenario(out, city), out, progress=progress)
     bundle = city.save(out / "city")
     summary = city.summary()
-    from twin.city.plan import plot_plan
-
     picture = plot_plan(city, out / "city.png", title="twin demo city: central Helsinki")
     write_json({"load_s": round(load_s, 3), **summary}, out / "city-summary.json")
     return {

@@ -5,17 +5,30 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from twin.city import City
 from twin.demo import OFFICE_PLACE, run_demo
 
 
 def test_demo_runs_the_headline_and_writes_city_bundle_and_picture(tmp_path):
-    result = run_demo(tmp_path)
-    crowd = json.loads((tmp_path / "summary.json").read_text())["crowd"]
+    result = run_demo(tmp_path, progress=False)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    crowd = s["crowd"]
     assert crowd["agents"] == 210
-    assert crowd["evacuated"] == 210  # the headline office evacuation empties all three storeys
-    assert (tmp_path / "report.html").exists()
+    assert crowd["evacuated"] == 210  # the office empties all three storeys while its top storey burns
+    # the coupled headline: fire and smoke, units through traffic, a burst flooding streets that close
+    assert s["fire"]["fires"][0]["space"] == "Room 3.05"
+    assert s["fire"]["untenable_spaces"] >= 3
+    assert s["response"]["dispatches"] >= 3
+    assert s["response"]["arrived"] >= 3
+    assert s["flood"]["volume_in_m3"] == pytest.approx(s["water"]["water"]["leak_volume_m3"], rel=1e-9)
+    assert s["flood"]["roads_closed_vehicles"]
+    assert set(s["timing"]["model_wall_s"]) == {"crowd", "traffic", "response", "smoke", "flood"}
+    report = (tmp_path / "report.html").read_text()
+    for fig in ("evacuation", "smoke", "flood", "water", "response", "coverage", "timeline", "delay_map"):
+        assert f"figures/{fig}.png" in report
+        assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000
     summary = json.loads((tmp_path / "city-summary.json").read_text())
     kinds = sorted(layer["kind"] for layer in summary["layers"])
     assert kinds == ["building", "citymodel", "pipes", "roads"]

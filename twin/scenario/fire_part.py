@@ -36,33 +36,32 @@ STATE_EVERY_S = 10.0
 def fire_sites(scenario: Scenario, city: Any) -> dict[int, tuple[str, str]]:
     """``{event index: (building id, space GUID)}`` of the scenario's fires; a fire in a building or space that
     does not exist is an error naming the event field."""
+    return {i: fire_site(scenario, city, i) for i, e in enumerate(scenario.events) if e.type == "fire"}
+
+
+def fire_site(scenario: Scenario, city: Any, i: int) -> tuple[str, str]:
+    """(building id, space GUID) of the fire ``scenario.events[i]``; a fire in a building or space that does not
+    exist is an error naming the event field."""
     from twin.sim.smoke import locate_space
 
-    out = {}
-    for i, e in enumerate(scenario.events):
-        if e.type != "fire":
-            continue
-        if e.building is None:
-            raise InputError(
-                scenario.source, f"events[{i}]: fires are modelled in buildings; give building (and space)"
-            )
-        building = (city.buildings or {}).get(e.building)
-        if building is None:
-            raise InputError(
-                scenario.source,
-                f"events[{i}].building: no building {e.building!r} in city.buildings "
-                f"({sorted(city.buildings or {})})",
-            )
-        pos = None if e.position is None else [e.position.x, e.position.y, e.position.z]
-        try:
-            guid = locate_space(
-                building, space=e.space, storey=e.storey, position=pos, source=scenario.source
-            )
-        except InputError as exc:
-            field = "space" if e.space is not None else ("position" if pos is not None else "storey")
-            raise InputError(scenario.source, f"events[{i}].{field}: {exc.message}") from None
-        out[i] = (e.building, guid)
-    return out
+    e = scenario.events[i]
+    if e.building is None:
+        raise InputError(
+            scenario.source, f"events[{i}]: fires are modelled in buildings; give building (and space)"
+        )
+    building = (city.buildings or {}).get(e.building)
+    if building is None:
+        raise InputError(
+            scenario.source,
+            f"events[{i}].building: no building {e.building!r} in city.buildings ({sorted(city.buildings or {})})",
+        )
+    pos = None if e.position is None else [float(v) for v in e.position]
+    try:
+        guid = locate_space(building, space=e.space, storey=e.storey, position=pos, source=scenario.source)
+    except InputError as exc:
+        field = "space" if e.space is not None else ("position" if pos is not None else "storey")
+        raise InputError(scenario.source, f"events[{i}].{field}: {exc.message}") from None
+    return (e.building, guid)
 
 
 class FirePart:
@@ -71,24 +70,17 @@ class FirePart:
     name = "smoke"
 
     def __init__(self, scenario: Scenario, city: Any, bus: EventBus) -> None:
-        from twin.sim.smoke import SmokeModel
-
         self.scenario = scenario
+        self.city = city
         self.bus = bus
-        self.sites = fire_sites(scenario, city)
         self.models: dict[str, Any] = {}
         self.labels: dict[str, dict[str, str]] = {}
-        for bid in sorted({b for b, _ in self.sites.values()}):
-            building = city.buildings[bid]
-            self.models[bid] = SmokeModel.from_building(building)
-            sp = building.spaces
-            self.labels[bid] = {
-                str(g): str(n) if n is not None else str(g)
-                for g, n in zip(sp["guid"], sp["name"], strict=True)
-            }
+        self.sites = fire_sites(scenario, city)
         self.time_s = 0.0
+        for bid in sorted({b for b, _ in self.sites.values()}):
+            self._model(bid)
         self.step_s = SMOKE_STEP_S
-        self.running = bool(self.models)
+        self.running = True
         self.duration_s = scenario.duration_s
         self._band: dict[tuple[str, str], float] = {}
         self._rows: list[pd.DataFrame] = []
@@ -97,13 +89,37 @@ class FirePart:
         bus.subscribe("fire", self._fire)
         bus.subscribe("close_door", self._close_door)
 
+    def _model(self, bid: str) -> Any:
+        """The smoke model of building ``bid`` (built at its first fire)."""
+        from twin.sim.smoke import SmokeModel
+
+        if bid not in self.models:
+            building = self.city.buildings[bid]
+            model = SmokeModel.from_building(building)
+            if self.time_s > 0:
+                model.advance(self.time_s)  # clear air so far: only its clock moves
+            self.models[bid] = model
+            sp = building.spaces
+            self.labels[bid] = {
+                str(g): str(n) if n is not None else str(g)
+                for g, n in zip(sp["guid"], sp["name"], strict=True)
+            }
+        return self.models[bid]
+
+    def site(self, i: int) -> tuple[str, str]:
+        """(building, space GUID) of fire event ``i`` (located at the first ask; errors name the event field)."""
+        if i not in self.sites:
+            self.sites[i] = fire_site(self.scenario, self.city, i)
+        return self.sites[i]
+
     def _fire(self, event: Event) -> None:
         from twin.sim.fire import TSquaredFire
 
         i = event.details.get("index")
-        if i is None or int(i) not in self.sites:
+        if i is None:
             return
-        bid, guid = self.sites[int(i)]
+        bid, guid = self.site(int(i))
+        self._model(bid)
         spec = self.scenario.events[int(i)]
         fire = TSquaredFire.from_event(spec)
         self.models[bid].add_fire(guid, fire)
@@ -120,9 +136,16 @@ class FirePart:
         )
 
     def _close_door(self, event: Event) -> None:
+        """A building door closes (by GUID or name): it passes no smoke from now on. Doors the smoke model has no
+        opening for (to the outside, without a space behind) change nothing in it."""
         bid, door = event.details.get("building"), event.details.get("door")
-        if bid in self.models and door is not None:
-            self.models[bid].close_door(str(door))
+        if bid not in self.models or door is None:
+            return
+        doors = self.city.buildings[bid].doors
+        guids = doors.loc[(doors["guid"] == door) | (doors["name"] == door), "guid"].astype(str).tolist()
+        for guid in guids or [str(door)]:
+            if self.models[bid].has_opening(guid):
+                self.models[bid].close_door(guid)
 
     def step(self) -> None:
         from twin.sim.smoke import smoke_speed_factor
@@ -167,6 +190,8 @@ class FirePart:
             self._rows.append(df)
 
     def finish(self, summary: dict[str, Any], outputs: dict[str, Any]) -> None:
+        if not self.fires:
+            return  # a live run's standby part: no fire started
         spaces: dict[str, Any] = {}
         for bid, model in self.models.items():
             since = model.untenable_since_s

@@ -103,6 +103,8 @@ class GasPart:
         log.info("t=%.0f s: gas zone of %.0f m² over %s", event.t_s, zone.area, inside or "no building")
 
     def finish(self, summary: dict[str, Any], outputs: dict[str, Any]) -> None:
+        if not self.zones:
+            return  # a live run's standby part: no leak happened
         summary["gas"] = {
             "leaks": len(self.zones),
             "zones": [{k: v for k, v in z.items() if k != "zone_wkt"} for z in self.zones],

@@ -447,11 +447,28 @@ def write_report(
             _density_figure(dm, k, out / rel)
             body.append(_img(rel, f"Maximum density, {level}"))
 
+    from twin.scenario.report_hazards import FIGURE_SIZES as HAZARD_SIZES
+    from twin.scenario.report_hazards import hazard_figures, timeline_figure
+
+    def hazard_figure(kind: str):
+        from matplotlib.figure import Figure
+
+        w, h = HAZARD_SIZES[kind]
+        return Figure(figsize=(w / DPI, h / DPI), dpi=DPI)
+
+    if any(k in summary for k in ("fire", "water", "flood", "gas", "response", "drill")):
+        timeline = timeline_figure(out, hazard_figure, _save)
+        if timeline is not None:
+            body.append("<h2>Timeline</h2>")
+            body.append(_img(*timeline))
+
     for key, section in summary.items():
         if key in ("crowd", "provenance") or not isinstance(section, Mapping):
             continue
         body.append(f"<h2>{html.escape(str(key)).capitalize()}</h2>")
         body.append(_section_html(str(key), section))
+        for rel, caption in hazard_figures(str(key), section, out, traffic, hazard_figure, _save):
+            body.append(_img(rel, caption))
         if key == "traffic" and traffic is not None:
             from twin.scenario.report_traffic import FIGURE_SIZES as TRAFFIC_SIZES
             from twin.scenario.report_traffic import traffic_figures

@@ -111,16 +111,9 @@ class ResponsePart:
         # incident sites, checked now: a site off the road network is an error before the run
         self.sites: dict[int, tuple[int, tuple[float, float]]] = {}
         for i, e in enumerate(scenario.events):
-            if e.type in INCIDENT_TYPES and spec.dispatch == "auto" or e.type == "dispatch":
-                p = incident_point(scenario, city, i)
-                edge, d = self.locator.nearest(np.array([p]))
-                if not d[0] <= STATION_SNAP_M:
-                    raise InputError(
-                        scenario.source,
-                        f"events[{i}]: the incident at ({p[0]:.1f}, {p[1]:.1f}) is {d[0]:.0f} m from the nearest road "
-                        f"(at most {STATION_SNAP_M:.0f} m); units could not reach it",
-                    )
-                self.sites[i] = (int(edge[0]), p)
+            if self._dispatches(e):
+                self.site(i)
+
         self.time_s = 0.0
         self.step_s = traffic.step_s
         self.running = True
@@ -129,10 +122,28 @@ class ResponsePart:
             bus.subscribe(t, self._incident)
 
     # -- dispatch ----------------------------------------------------------------------------------------------
+    def _dispatches(self, e: Any) -> bool:
+        return (e.type in INCIDENT_TYPES and self.spec.dispatch == "auto") or e.type == "dispatch"
+
+    def site(self, i: int) -> tuple[int, tuple[float, float]]:
+        """(edge row, (x, y)) where units of event ``i`` drive to; off the road network is an error naming it."""
+        if i not in self.sites:
+            p = incident_point(self.scenario, self.city, i)
+            edge, d = self.locator.nearest(np.array([p]))
+            if not d[0] <= STATION_SNAP_M:
+                raise InputError(
+                    self.scenario.source,
+                    f"events[{i}]: the incident at ({p[0]:.1f}, {p[1]:.1f}) is {d[0]:.0f} m from the nearest road "
+                    f"(at most {STATION_SNAP_M:.0f} m); units could not reach it",
+                )
+            self.sites[i] = (int(edge[0]), p)
+        return self.sites[i]
+
     def _incident(self, event: Event) -> None:
         i = int(event.details.get("index", -1))
-        if i not in self.sites:
+        if i < 0 or event.source != "scenario" or not self._dispatches(self.scenario.events[i]):
             return
+        self.site(i)
         e = self.scenario.events[i]
         if e.type == "dispatch":
             wanted = {e.unit_type: e.units}

@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from twin.city.layer import write_arrays
 from twin.errors import InputError
-from twin.scenario.results import events_table, write_results
-from twin.scenario.schema import Scenario, build_city, load_scenario
+from twin.scenario.results import events_table
+from twin.scenario.schema import Scenario
 
 log = logging.getLogger(__name__)
-
-SUPPORTED_EVENTS = {
-    "alarm",
-    "close_road",
-    "open_road",
-    "fire",
-    "close_door",
-    "dispatch",
-    "pipe_burst",
-    "gas_leak",
-}
 
 
 def _crowd_space(scenario: Scenario, city: Any) -> tuple[Any, dict[str, tuple[Any, int]]]:
@@ -148,89 +135,15 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Run ``scenario`` (a file or a loaded :class:`Scenario`) and write its results folder; returns the summary.
 
-    Every section the scenario has becomes a part on one timeline (:class:`twin.sim.timeline.CoupledModel`):
+    Every section the scenario has becomes a part on one timeline (:class:`twin.scenario.coupled_run.CoupledRun`):
     the crowd, traffic, hazards and the emergency response, each stepping at its own rate and coupled only
     through the event bus (:mod:`twin.sim.bus`), which also carries the scenario's events.
     """
-    from twin.scenario.crowd_part import CrowdPart, check_crowd_events
-    from twin.scenario.fire_part import FirePart
-    from twin.scenario.gas_part import GasPart
-    from twin.scenario.response_part import ResponsePart
-    from twin.scenario.traffic_part import TrafficPart
-    from twin.scenario.water_part import WaterPart
-    from twin.sim.bus import EventBus
-    from twin.sim.timeline import CoupledModel
+    from twin.scenario.coupled_run import CoupledRun
 
-    t_wall = time.perf_counter()
-    if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
-    unsupported = sorted({e.type for e in scenario.events} - SUPPORTED_EVENTS)
-    if unsupported:
-        raise InputError(
-            scenario.source, f"events: {', '.join(unsupported)} events are not simulated in this version yet"
-        )
-    hazards = {"fire", "pipe_burst", "gas_leak"}
-    if (
-        scenario.crowd is None
-        and scenario.traffic is None
-        and not any(e.type in hazards for e in scenario.events)
-    ):
-        raise InputError(
-            scenario.source,
-            "nothing to simulate: the scenario has no crowd or traffic section and no fire, pipe_burst or gas_leak "
-            "event",
-        )
-    check_crowd_events(scenario)
-    city = build_city(scenario)
-    bus = EventBus()
-    for i, e in enumerate(scenario.events):
-        details = e.model_dump(mode="json", exclude_none=True, exclude={"at_s", "type"})
-        bus.publish(e.at_s, e.type, "scenario", {"index": i, **details})
-    parts: list[Any] = []
-    t_build = time.perf_counter()
-    if scenario.crowd is not None:
-        parts.append(CrowdPart(scenario, city, bus))
-    if scenario.traffic is not None:
-        parts.append(TrafficPart(scenario, city, bus))
-        if scenario.response is not None:
-            parts.append(ResponsePart(scenario, city, bus, parts[-1]))
-    listeners: list[Any] = []  # parts that act on events only (no steps of their own)
-    if any(e.type == "fire" for e in scenario.events):
-        parts.append(FirePart(scenario, city, bus))
-    if any(e.type == "pipe_burst" for e in scenario.events):
-        parts.append(WaterPart(scenario, city, bus))
-    if any(e.type == "gas_leak" for e in scenario.events):
-        listeners.append(GasPart(scenario, city, bus))
-    build_s = time.perf_counter() - t_build
-    model = CoupledModel(parts, bus, duration_s=scenario.duration_s, seed=scenario.seed)
-    model.run(progress=progress)
-    summary: dict[str, Any] = {}
-    outputs: dict[str, Any] = {"tables": {}, "kpis": [], "events": [bus.log], "arrays": {}}
-    for part in (*parts, *listeners):
-        part.finish(summary, outputs)
-    summary["timing"] = {
-        "build_s": round(build_s, 3),
-        "model_wall_s": {k: round(v, 3) for k, v in model.wall_s.items()},
-        "model_steps": dict(model.steps_of),
-    }
-    kpis = [k.to_frame() if hasattr(k, "to_frame") else k for k in outputs["kpis"]]
-    out = Path(out_dir)
-    for stem, arrays in outputs["arrays"].items():
-        write_arrays(arrays, out / f"{stem}.npz")
-    return write_results(
-        out_dir,
-        scenario_resolved=scenario.model_dump_resolved(),
-        summary=summary,
-        wall_time_s=time.perf_counter() - t_wall,
-        simulated_s=model.simulated_s,
-        trajectories=outputs.get("trajectories"),
-        kpis=pd.concat(kpis, ignore_index=True) if kpis else None,
-        events=_merged_events(outputs["events"]),
-        density=outputs.get("density"),
-        tables=outputs["tables"],
-        report=scenario.outputs.report,
-        traffic_report=outputs.get("traffic_report"),
-    )
+    run = CoupledRun(scenario)
+    run.run(progress=progress)
+    return run.finish(out_dir)
 
 
 def _merged_events(logs: list[Any]) -> pd.DataFrame:

@@ -82,9 +82,14 @@ class TrafficPart:
         if changed:
             self.model.close_edges(changed, closed=closed)
 
+    def rows(self, i: int) -> list[int]:
+        """Edge rows of road event ``i`` (errors name the event field)."""
+        if i not in self.scenario_rows:
+            self.scenario_rows[i] = edge_rows(self.scenario, self.network, i)
+        return self.scenario_rows[i]
+
     def _road_event(self, event: Event) -> None:
-        rows = self.scenario_rows.get(int(event.details["index"]), [])
-        self._set(rows, "scenario", closed=event.type == "close_road")
+        self._set(self.rows(int(event.details["index"])), "scenario", closed=event.type == "close_road")
 
     def _flood_event(self, event: Event) -> None:
         if event.details.get("for") != "vehicles":
@@ -121,16 +126,21 @@ class TrafficPart:
 def scenario_edge_rows(scenario: Scenario, network: Any) -> dict[int, list[int]]:
     """Edge rows of each ``close_road`` / ``open_road`` event by event index; unknown edges are errors naming the
     event field."""
-    out: dict[int, list[int]] = {}
-    for i, e in enumerate(scenario.events):
-        if e.type not in ("close_road", "open_road"):
-            continue
-        rows = []
-        for j, eid in enumerate(e.edge_ids):
-            row = network.edge_row.get(str(eid))
-            if row is None:
-                field = f"events[{i}].edges[{j}]" if e.edges else f"events[{i}].edge"
-                raise InputError(scenario.source, f"{field}: no edge {eid!r} in the road network")
-            rows.append(int(row))
-        out[i] = rows
-    return out
+    return {
+        i: edge_rows(scenario, network, i)
+        for i, e in enumerate(scenario.events)
+        if e.type in ("close_road", "open_road")
+    }
+
+
+def edge_rows(scenario: Scenario, network: Any, i: int) -> list[int]:
+    """Edge rows of road event ``scenario.events[i]``; an unknown edge is an error naming the event field."""
+    e = scenario.events[i]
+    rows = []
+    for j, eid in enumerate(e.edge_ids):
+        row = network.edge_row.get(str(eid))
+        if row is None:
+            field = f"events[{i}].edges[{j}]" if e.edges else f"events[{i}].edge"
+            raise InputError(scenario.source, f"{field}: no edge {eid!r} in the road network")
+        rows.append(int(row))
+    return rows

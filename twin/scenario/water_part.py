@@ -24,7 +24,7 @@ import pandas as pd
 
 from twin.errors import InputError
 from twin.scenario.schema import Scenario
-from twin.sim.bus import EventBus
+from twin.sim.bus import Event, EventBus
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,16 @@ CLOSURE_CHECK_S = 30.0
 
 
 def burst_runs(
-    scenario: Scenario, city: Any
+    scenario: Scenario, city: Any, indices: list[int] | None = None
 ) -> dict[str, tuple[Any, list[tuple[int, str, tuple[float, float]]]]]:
-    """WNTR runs of the scenario's bursts, by network: ``{network: (BurstResult, [(event index, burst name, (x, y)
-    local metres)])}``. A burst on a pipe or node that does not exist is an error naming the event field."""
+    """WNTR runs of the scenario's bursts (or of the bursts ``indices``), by network: ``{network: (BurstResult,
+    [(event index, burst name, (x, y) local metres)])}``. A burst on a pipe or node that does not exist is an error
+    naming the event field."""
     from twin.sim.hydraulics import BurstSimulation
 
     by_net: dict[str, list[int]] = {}
     for i, e in enumerate(scenario.events):
-        if e.type == "pipe_burst":
+        if e.type == "pipe_burst" and (indices is None or i in indices):
             by_net.setdefault(e.network, []).append(i)
     out = {}
     for net_id, idx in by_net.items():
@@ -125,9 +126,40 @@ class WaterPart:
                 "%s: no city.terrain, the bursts' outflow does not flood the surface", scenario.source
             )
         self.running = self.flood is not None
+        self.city = city
+        self.done = {i for _, sites in self.runs.values() for i, _, _ in sites}
+        self.extra_runs: list[tuple[str, Any, list[Any]]] = []
+        bus.subscribe("pipe_burst", self._burst)
         self.closed: dict[str, set[str]] = {"vehicles": set(), "people": set()}
         self.closure_log: list[dict[str, Any]] = []
         self._next_check_s = CLOSURE_CHECK_S
+
+    def check(self, i: int) -> None:
+        """Errors for burst event ``i`` (unknown network, pipe or node), before it is injected into a live run."""
+        e = self.scenario.events[i]
+        layer = (self.city.pipes or {}).get(e.network)
+        if layer is None or layer.kind_of_network != "water":
+            raise InputError(self.scenario.source, f"events[{i}].network: no water network {e.network!r}")
+        is_link = e.link is not None
+        name, names = (e.link, layer.links["name"]) if is_link else (e.node, layer.nodes["name"])
+        if str(name) not in set(names.astype(str)):
+            raise InputError(
+                self.scenario.source,
+                f"events[{i}].{'link' if is_link else 'node'}: no {'pipe' if is_link else 'node'} {name!r} in "
+                f"network {e.network!r}",
+            )
+
+    def _burst(self, event: Event) -> None:
+        """A burst the run did not know at its start (a drill): its own WNTR run from now, a new flood source."""
+        i = int(event.details.get("index", -1))
+        if i < 0 or i in self.done:
+            return
+        self.done.add(i)
+        for net_id, (result, sites) in burst_runs(self.scenario, self.city, [i]).items():
+            self.extra_runs.append((net_id, result, sites))
+            if self.flood is not None:
+                for _, name, (x, y) in sites:
+                    self.flood.add_source(x, y, result.outflow_fn(name))
 
     def step(self) -> None:
         self.flood.advance(self.step_s)
@@ -157,7 +189,11 @@ class WaterPart:
 
     def finish(self, summary: dict[str, Any], outputs: dict[str, Any]) -> None:
         water = {}
-        for net_id, (result, sites) in self.runs.items():
+        runs = [(n, r, sites) for n, (r, sites) in self.runs.items()]
+        runs += [(f"{n}#{k + 1}", r, sites) for k, (n, r, sites) in enumerate(self.extra_runs)]
+        if not runs:
+            return  # a live run's standby part: no burst happened
+        for net_id, result, sites in runs:
             s = result.summary()
             s["events"] = [f"events[{i}]" for i, _, _ in sites]
             water[net_id] = s

@@ -478,6 +478,10 @@ class SmokeModel:
         self._open[i] = value
         self.openings.loc[i, "open"] = value
 
+    def has_opening(self, opening: str) -> bool:
+        """Whether ``opening`` is an opening id of the model (door and stair GUIDs, ``open:…`` boundaries)."""
+        return opening in self._oid
+
     def close_door(self, door_id: str) -> None:
         """Close an opening (a door by GUID or name, or any opening id): it passes no smoke until opened."""
         self._set_open(door_id, False)

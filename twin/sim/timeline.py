@@ -54,7 +54,8 @@ class CoupledModel(SimModel):
         self.wall_s: dict[str, float] = {c.name: 0.0 for c in components}
         self.steps_of: dict[str, int] = {c.name: 0 for c in components}
 
-    def _next(self) -> Any | None:
+    def laggard(self) -> Any | None:
+        """The component that steps next (furthest behind, still running, before the end), or None."""
         best, best_t = None, math.inf
         for c in self.components:
             if c.running and c.time_s + 1e-9 < self.duration_s and c.time_s < best_t - 1e-12:
@@ -63,7 +64,7 @@ class CoupledModel(SimModel):
 
     def step(self) -> None:
         """Deliver the events due by the laggard's time, then step it once."""
-        c = self._next()
+        c = self.laggard()
         if c is None:
             self.bus.dispatch(self.duration_s)
             self.running = False
