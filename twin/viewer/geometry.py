@@ -57,7 +57,9 @@ def ribbons(
         seg /= np.hypot(seg[:, 0], seg[:, 1])[:, None]
         tangent = np.vstack([seg[:1], seg[:-1] + seg[1:], seg[-1:]])
         norm = np.hypot(tangent[:, 0], tangent[:, 1])
-        tangent = np.where(norm[:, None] > 1e-9, tangent / np.maximum(norm, 1e-9)[:, None], np.vstack([seg, seg[-1:]]))
+        tangent = np.where(
+            norm[:, None] > 1e-9, tangent / np.maximum(norm, 1e-9)[:, None], np.vstack([seg, seg[-1:]])
+        )
         left = np.column_stack([-tangent[:, 1], tangent[:, 0]]) * (0.5 * float(widths[i]))
         n = len(p)
         ring = np.vstack([p + left, p - left])  # 0..n-1 left side, n..2n-1 right side

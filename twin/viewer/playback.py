@@ -57,7 +57,7 @@ class Playback:
     zones while they last.
     """
 
-    def __init__(self, scene: CityScene, data: ResultsData, *, point_size: float = 6.0):
+    def __init__(self, scene: CityScene, data: ResultsData, *, point_size: float = 4.0):
         self.scene = scene
         self.data = data
         self.time_s = -1.0
@@ -92,7 +92,10 @@ class Playback:
         self.set_time(0.0)
 
     def _pressure(self) -> None:
-        """Colour water networks by the lowest pressure the run saw at their nodes, when it was recorded."""
+        """With ``pipe_attribute="pressure"``: colour water networks by the lowest pressure the run saw at their
+        nodes (``water_nodes_<id>.parquet``), where it was recorded."""
+        if self.scene.pipe_attribute != "pressure":
+            return
         for net_id, net in self.scene.city.pipes.items():
             path = self.data.directory / f"water_nodes_{net_id}.parquet"
             if not path.exists():
@@ -106,7 +109,9 @@ class Playback:
             p = np.array([by_name.get(str(n), np.nan) for n in net.nodes["name"]])
             a = net.links["start_index"].to_numpy(dtype=np.int64)
             b = net.links["end_index"].to_numpy(dtype=np.int64)
-            self.scene.set_pipe_values(net_id, np.nanmean(np.stack([p[a], p[b]]), axis=0), attribute="pressure")
+            self.scene.set_pipe_values(
+                net_id, np.nanmean(np.stack([p[a], p[b]]), axis=0), attribute="pressure"
+            )
 
     @property
     def start_s(self) -> float:
@@ -212,8 +217,9 @@ def open_results(
     *,
     window_size: tuple[int, int] = (1280, 720),
     off_screen: bool = True,
-    terrain_opacity: float = 0.75,
-    point_size: float = 6.0,
+    terrain_opacity: float = 0.6,
+    point_size: float = 4.0,
+    pipe_attribute: str = "diameter",
 ) -> Playback:
     """Build the city of a results folder (its resolved scenario) and a :class:`Playback` of its tables."""
     from twin.scenario.schema import build_city, load_scenario
@@ -226,7 +232,13 @@ def open_results(
     city = build_city(scenario)
     data = load_results(d, terrain=city.terrain, scenario=scenario)
     t1 = time.perf_counter()
-    scene = CityScene(city, window_size=window_size, off_screen=off_screen, terrain_opacity=terrain_opacity)
+    scene = CityScene(
+        city,
+        window_size=window_size,
+        off_screen=off_screen,
+        terrain_opacity=terrain_opacity,
+        pipe_attribute=pipe_attribute,
+    )
     playback = Playback(scene, data, point_size=point_size)
     log.info("results loaded in %.1f s, scene built in %.1f s", t1 - t0, time.perf_counter() - t1)
     return playback

@@ -103,13 +103,17 @@ def render_movie(
         hi = pb.end_s if end_s is None else float(end_s)
         times = times[(times >= lo - 1e-9) & (times <= hi + 1e-9)]
         if not len(times):
-            raise InputError(None, f"no frames between {lo} s and {hi} s (the run spans {pb.start_s}…{pb.end_s} s)")
+            raise InputError(
+                None, f"no frames between {lo} s and {hi} s (the run spans {pb.start_s}…{pb.end_s} s)"
+            )
         try:
             writer = imageio.get_writer(
                 tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=7, macro_block_size=2
             )
         except Exception as exc:  # imageio raises plain errors when ffmpeg is missing
-            raise TwinError(f"cannot write MP4 (imageio-ffmpeg is needed: pip install twin[viewer]): {exc}") from exc
+            raise TwinError(
+                f"cannot write MP4 (imageio-ffmpeg is needed: pip install twin[viewer]): {exc}"
+            ) from exc
         bar = None
         if progress:
             from tqdm import tqdm

@@ -108,7 +108,9 @@ class PointCloud:
         """Show ``xyz`` (k, 3) metres with colour ``values`` (k,); k <= capacity (extra points are dropped)."""
         k = min(len(xyz), self.capacity)
         if len(xyz) > self.capacity:
-            log.warning("%s: %d points exceed the capacity %d; the rest are not drawn", self.name, len(xyz), k)
+            log.warning(
+                "%s: %d points exceed the capacity %d; the rest are not drawn", self.name, len(xyz), k
+            )
         pts = self.poly.points
         pts[:k] = xyz[:k]
         vals = self.poly.point_data["value"]
@@ -146,7 +148,7 @@ class CityScene:
         plotter: Any = None,
         window_size: tuple[int, int] = (1280, 720),
         off_screen: bool = True,
-        terrain_opacity: float = 0.75,
+        terrain_opacity: float = 0.6,
         pipe_attribute: str = "diameter",
         max_terrain_triangles: int = 150_000,
         north_arrow: bool = True,
@@ -262,6 +264,7 @@ class CityScene:
             tube = poly.tube(radius=max(0.3, span / 600.0), n_sides=8, capping=False)
             link_of_cell = tube.cell_data["link"].astype(np.int64)
             tube.cell_data["value"] = np.nan_to_num(diameter[link_of_cell]).astype(np.float32)
+            title = f"{net_id}: {PIPE_ATTRIBUTES[self.pipe_attribute]}"
             finite = diameter[np.isfinite(diameter)]
             clim = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
             if clim[0] == clim[1]:
@@ -273,10 +276,10 @@ class CityScene:
                 clim=clim,
                 show_scalar_bar=True,
                 scalar_bar_args={
-                    "title": f"{net_id}: {PIPE_ATTRIBUTES['diameter']}",
+                    "title": title,
                     "vertical": True,
                     "position_x": 0.9,
-                    "position_y": 0.3,
+                    "position_y": 0.05,
                     "height": 0.4,
                     "width": 0.05,
                 },
@@ -305,7 +308,7 @@ class CityScene:
                 )
                 per_storey.setdefault(storey, []).append(actor)
                 self._layer("buildings").actors.append(actor)
-                if group == "walls":
+                if group in ("walls", "slabs"):
                     self._wall_actors.append(actor)
             self.storey_actors[bid] = per_storey
             verts, faces, space_row = geometry.space_floors(building)
@@ -317,9 +320,9 @@ class CityScene:
                 actor = self.plotter.add_mesh(
                     mesh,
                     scalars="visibility_m",
-                    cmap="inferno",
+                    cmap="gray",
                     clim=(0.0, 30.0),
-                    opacity=0.85,
+                    opacity=0.7,
                     show_scalar_bar=False,
                     name=f"smoke:{bid}",
                     reset_camera=False,
@@ -351,7 +354,7 @@ class CityScene:
                 "title": "flood depth (m)",
                 "vertical": True,
                 "position_x": 0.9,
-                "position_y": 0.75,
+                "position_y": 0.5,
                 "height": 0.2,
                 "width": 0.05,
             },
@@ -376,9 +379,7 @@ class CityScene:
         xy = tri.reshape(-1, 2)
         z = geometry.ground_z(self.city.terrain, xy[:, 0], xy[:, 1]) + height_m
         mesh = _mesh(np.column_stack([xy, z]), np.arange(len(xy)).reshape(-1, 3))
-        actor = self.plotter.add_mesh(
-            mesh, color=COLORS["gas"], opacity=0.45, name="gas", reset_camera=False
-        )
+        actor = self.plotter.add_mesh(mesh, color=COLORS["gas"], opacity=0.45, name="gas", reset_camera=False)
         layer.actors.append(actor)
         self._legend.append(("gas zone", COLORS["gas"]))
 
@@ -479,12 +480,16 @@ class CityScene:
         for actor in self.layers.get("terrain", Layer("terrain")).actors:
             actor.prop.opacity = self._terrain_opacity
 
-    def set_clip_plane(self, origin: Sequence[float] | None, normal: Sequence[float] = (0.0, 0.0, -1.0)) -> None:
+    def set_clip_plane(
+        self, origin: Sequence[float] | None, normal: Sequence[float] = (0.0, 0.0, -1.0)
+    ) -> None:
         """Clip the terrain and buildings with a plane (keeps the side ``normal`` points to); ``None`` removes it.
 
         The default normal (down) with an origin at height z cuts away everything above z.
         """
-        targets = [a for n in ("terrain", "buildings", "citymodel") for a in self.layers.get(n, Layer(n)).actors]
+        targets = [
+            a for n in ("terrain", "buildings", "citymodel") for a in self.layers.get(n, Layer(n)).actors
+        ]
         if self._clip_plane is not None:
             for a in targets:
                 a.mapper.RemoveClippingPlane(self._clip_plane)
@@ -517,7 +522,7 @@ class CityScene:
                     a.SetVisibility(shown and (top is None or storey <= top))
 
     def set_xray(self, on: bool, *, opacity: float = 0.15) -> None:
-        """X-ray: make the walls translucent (``opacity``) so rooms, people and smoke inside show."""
+        """X-ray: make walls and slabs translucent (``opacity``) so rooms, people and smoke inside show."""
         for actor in self._wall_actors:
             actor.prop.opacity = opacity if on else 1.0
 
@@ -537,7 +542,7 @@ class CityScene:
             self.plotter.add_legend(
                 labels=[[label, color] for label, color in entries],
                 bcolor="white",
-                size=(0.16, 0.04 * len(entries)),
+                size=(0.16, 0.035 * len(entries)),
                 loc="upper right",
                 face="circle",
                 background_opacity=0.8,
