@@ -92,7 +92,11 @@ class PointCloud:
             point_size=point_size,
             render_points_as_spheres=spheres,
             show_scalar_bar=scalar_bar is not None,
-            scalar_bar_args={"title": scalar_bar} if scalar_bar else None,
+            scalar_bar_args=(
+                {"title": scalar_bar, "position_x": 0.3, "position_y": 0.02, "width": 0.45, "height": 0.06}
+                if scalar_bar
+                else None
+            ),
             name=name,
             reset_camera=False,
         )
@@ -279,8 +283,8 @@ class CityScene:
                     "title": title,
                     "vertical": True,
                     "position_x": 0.9,
-                    "position_y": 0.05,
-                    "height": 0.4,
+                    "position_y": 0.15,
+                    "height": 0.3,
                     "width": 0.05,
                 },
                 name=f"pipes:{net_id}",
