@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench.bench_hazards",
     "bench.bench_hazards_flood",
     "bench.bench_sweep",
+    "bench.bench_viewer",
 ]
 
 
