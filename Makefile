@@ -24,6 +24,8 @@ build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 
 test: setup
+	# the web viewer test drives a headless Chromium (playwright's own browser download is not used)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m pytest -q -n 2 tests
 
 demo: setup

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.bench_hazards_flood",
     "bench.bench_sweep",
     "bench.bench_coupled",
+    "bench.bench_viewer",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The ``twin`` command: ``info``, ``convert``, ``run``, ``compare``, ``sweep`` and ``demo``."""
+"""The ``twin`` command: ``info``, ``convert``, ``run``, ``compare``, ``sweep``, ``view``, ``drill`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -204,6 +204,71 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from twin.viewer.gl import has_display
+
+    if args.web:
+        from twin.viewer.web import serve_results
+
+        serve_results(args.dir, port=args.port, open_browser=False)
+        return 0
+    if args.screenshot or args.movie:
+        from twin.viewer.playback import open_results
+        from twin.viewer.render import render_movie, render_still
+
+        t0 = time.perf_counter()
+        pb = open_results(args.dir, window_size=tuple(args.size))
+        try:
+            if args.screenshot:
+                out = render_still(args.dir, args.screenshot, t_s=args.time, preset=args.preset, playback=pb)
+                print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+            if args.movie:
+                t1 = time.perf_counter()
+                out = render_movie(
+                    args.dir,
+                    args.movie,
+                    fps=args.fps,
+                    speed=args.speed,
+                    preset=args.preset,
+                    playback=pb,
+                    progress=True,
+                )
+                print(f"wrote {out} in {time.perf_counter() - t1:.1f} s")
+        finally:
+            pb.scene.close()
+        return 0
+    if not has_display():
+        raise TwinError("no display: use --screenshot PNG, --movie MP4 or --web to view without one")
+    from twin.viewer.playback import open_results
+
+    pb = open_results(args.dir, window_size=tuple(args.size), off_screen=False)
+    pb.scene.set_camera(args.preset)
+    if args.time is not None:
+        pb.set_time(args.time)
+    pb.show()
+    return 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from twin.viewer.gl import has_display
+
+    if args.web:
+        from twin.viewer.web import serve_drill
+
+        serve_drill(args.scenario, port=args.port, out_dir=args.out, open_browser=False)
+        return 0
+    if not has_display():
+        raise TwinError("no display: use twin drill --web to run a drill without one")
+    from twin.viewer.drill import Drill
+
+    drill = Drill(args.scenario, off_screen=False)
+    drill.show()
+    out = Path(args.out) if args.out else Path("results") / f"drill-{drill.run.scenario.name}"
+    drill.finish(out)
+    print(f"drill results in {out}; replay with: twin run {out / 'drill_scenario.yaml'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin", description="twin: a City Information Modelling digital twin"
@@ -260,6 +325,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kpi", action="append", help="with report: a KPI column to show (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("view", help="play back a results folder in 3-D (or render a still/movie off-screen)")
+    p.add_argument("dir", help="results folder written by twin run")
+    p.add_argument("--screenshot", metavar="PNG", help="render one picture off-screen and exit")
+    p.add_argument("--movie", metavar="MP4", help="render a movie off-screen and exit")
+    p.add_argument("--time", type=float, help="simulated time to show, s (default: the middle of the run)")
+    p.add_argument("--preset", default="overview", choices=["overview", "building", "street"], help="camera")
+    p.add_argument("--fps", type=float, default=10.0, help="movie frames per second (default 10)")
+    p.add_argument(
+        "--speed", type=float, default=10.0, help="movie: simulated seconds per second (default 10)"
+    )
+    p.add_argument("--size", type=int, nargs=2, default=[1280, 720], metavar=("W", "H"), help="pixels")
+    p.add_argument("--web", action="store_true", help="serve the viewer on localhost (trame)")
+    p.add_argument("--port", type=int, default=8080, help="port of --web (default 8080)")
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("drill", help="run a scenario live and inject events by picking (drill mode)")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", help="results folder of the drill (default: results/drill-<name>)")
+    p.add_argument("--web", action="store_true", help="serve the drill on localhost (trame)")
+    p.add_argument("--port", type=int, default=8080, help="port of --web (default 8080)")
+    p.set_defaults(func=cmd_drill)
 
     p = sub.add_parser(
         "demo",
