@@ -42,7 +42,9 @@ def main() -> int:
         summary = run_scenario(coupled_demo_scenario(out, city), out, progress=False)
         wall = time.perf_counter() - t0
         per_model = summary["timing"]["model_wall_s"]
-        print(f"coupled headline: {wall:.1f} s wall for {summary['simulated_s']:.0f} s simulated (required < 300 s)")
+        print(
+            f"coupled headline: {wall:.1f} s wall for {summary['simulated_s']:.0f} s simulated (required < 300 s)"
+        )
         print("  per model: " + ", ".join(f"{k} {v:.2f} s" for k, v in per_model.items()))
         ok &= wall < 300
 
