@@ -92,7 +92,7 @@ def test_pick_handler_closes_the_nearest_door_and_the_drill_replays(drill, tmp_p
     a = pd.read_parquet(tmp_path / "drill" / "crowd_trajectories.parquet")
     b2 = pd.read_parquet(tmp_path / "replay" / "crowd_trajectories.parquet")
     pd.testing.assert_frame_equal(a, b2)
-    for name in ("kpis.parquet",):  # smoke_state.parquet: see the report (records differ)
+    for name in ("kpis.parquet", "smoke_state.parquet"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp_path / "drill" / name), pd.read_parquet(tmp_path / "replay" / name)
         )

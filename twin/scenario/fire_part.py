@@ -75,10 +75,8 @@ class FirePart:
         self.bus = bus
         self.models: dict[str, Any] = {}
         self.labels: dict[str, dict[str, str]] = {}
-        self.sites = fire_sites(scenario, city)
+        self.sites = fire_sites(scenario, city)  # checked now; each building's model is built at its first fire
         self.time_s = 0.0
-        for bid in sorted({b for b, _ in self.sites.values()}):
-            self._model(bid)
         self.step_s = SMOKE_STEP_S
         self.running = True
         self.duration_s = scenario.duration_s
