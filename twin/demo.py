@@ -256,6 +256,7 @@ def run_demo(out: Path, *, progress: bool = True) -> dict[str, Any]:
     summary = city.summary()
     picture = plot_plan(city, out / "city.png", title="twin demo city: central Helsinki")
     write_json({"load_s": round(load_s, 3), **summary}, out / "city-summary.json")
+    still = render_demo_still(out)
     return {
         "summary": summary,
         "results": results,
@@ -265,5 +266,26 @@ def run_demo(out: Path, *, progress: bool = True) -> dict[str, Any]:
             "bundle": bundle,
             "city": out / "city-summary.json",
             "picture": picture,
+            **({"still": still} if still is not None else {}),
         },
     }
+
+
+STILL_T_S = 240.0
+"""When the demo's 3-D still is taken: the top storey burning, people leaving, engines arriving, the street flooding."""
+
+
+def render_demo_still(out: Path) -> Path | None:
+    """The 3-D still of the demo city at :data:`STILL_T_S` with the viewer (``out/city-3d.png``); None with a
+    warning when this machine has no OpenGL backend the viewer can render with (the plan picture remains)."""
+    from twin.errors import TwinError
+
+    try:
+        from twin.viewer.gl import check_gl
+        from twin.viewer.render import render_still
+
+        check_gl()
+    except (ImportError, TwinError) as exc:
+        log.warning("no 3-D still of the demo: %s", exc)
+        return None
+    return render_still(out, out / "city-3d.png", t_s=STILL_T_S, preset="overview")
