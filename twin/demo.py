@@ -62,54 +62,8 @@ def build_demo_city(work_dir: Path) -> City:
     city = City(DEMO_CRS)
     city.add_file(helsinki_pbf(), id="helsinki")
     city.add_file(office_ifc(work_dir), id="office", placement=OFFICE_PLACE)
-    # Centre the (unreferenced) water network on the road network.
-    roads_box = city.roads.bounds()
-    centre = city.frame.to_world(roads_box.mean(axis=0, keepdims=True))[0]
-    net3_centre = np.array([26.4, 15.5])  # middle of Net3's drawing extent (8…44.9, 0…31.1)
-    place = Placement(
-        x=float(centre[0] - NET3_SCALE * net3_centre[0]),
-        y=float(centre[1] - NET3_SCALE * net3_centre[1]),
-        scale=NET3_SCALE,
-    )
-    city.add_file(net3_inp(), id="water", placement=place)
+    city.add_file(net3_inp(), id="water", placement=net3_placement(city))
     return city
-
-
-def office_evacuation_scenario(work_dir: Path) -> Any:
-    """The headline scenario: the office, placed in the demo city, evacuating from all three storeys."""
-    from twin.scenario.schema import Scenario
-
-    place = {
-        "x": OFFICE_PLACE.x,
-        "y": OFFICE_PLACE.y,
-        "z": OFFICE_PLACE.z,
-        "rotation_deg": OFFICE_PLACE.rotation_deg,
-    }
-    speed = {"dist": "normal", "mean": 1.34, "sd": 0.26, "min": 0.46, "max": 1.61}
-    groups = [
-        {
-            "id": f"storey-{k}",
-            "count": 70,
-            "in": {"building": "office", "storeys": [f"Storey {k}"]},
-            "speed_mps": speed,
-        }
-        for k in (1, 2, 3)
-    ]
-    for g in groups:
-        g.update(premovement_s={"dist": "uniform", "min": 0, "max": 60}, radius_m=0.2)
-    data = {
-        "name": "demo-office-evacuation",
-        "seed": 42,
-        "duration_s": 900,
-        "city": {
-            "crs": DEMO_CRS,
-            "buildings": [{"id": "office", "ifc": str(office_ifc(work_dir)), "place": place}],
-        },
-        "crowd": {"model": "social_force", "groups": groups},
-        "events": [{"at_s": 0, "type": "alarm"}],
-        "outputs": {"trajectories_every_s": 0.5, "report": True},
-    }
-    return Scenario.from_dict(data, source="twin demo", base_dir=work_dir)
 
 
 BURST_PIPE = "329"  # a 30-inch Net3 main that runs under a street south-east of the office once placed

@@ -25,6 +25,7 @@ from twin.errors import InputError
 from twin.scenario.results import crowd_summary
 from twin.scenario.schema import Scenario, check_against_city
 from twin.sim.bus import Event, EventBus
+from twin.sim.timeline import ModelComponent
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ SMOKE_UPDATE_S = 2.0
 """Walking-time multiplier of cells in untenable spaces (finite: people inside must still find the way out)."""
 
 
-class CrowdPart:
+class CrowdPart(ModelComponent):
     """The crowd section of a scenario on the bus (see the module docstring)."""
 
     name = "crowd"
@@ -93,22 +94,9 @@ class CrowdPart:
         bus.subscribe("area_flooded", self._flooded)
         bus.subscribe("close_door", self._close_door)
 
-    # -- the timeline's view (twin.sim.timeline.Component) -----------------------------------------------------
-    @property
-    def time_s(self) -> float:
-        return self.model.time_s
-
-    @property
-    def step_s(self) -> float:
-        return self.model.step_s
-
-    @property
-    def running(self) -> bool:
-        return bool(self.model.running)
-
     def step(self) -> None:
         """One crowd step; every :data:`SMOKE_UPDATE_S` the walking speeds follow people into and out of smoke."""
-        self.model.step()
+        super().step()
         if self.speed_factor_of_space and self.model.time_s + 1e-9 >= self._next_speed_s:
             self._apply_speeds()
             self._next_speed_s = self.model.time_s + SMOKE_UPDATE_S

@@ -75,7 +75,9 @@ class FirePart:
         self.bus = bus
         self.models: dict[str, Any] = {}
         self.labels: dict[str, dict[str, str]] = {}
-        self.sites = fire_sites(scenario, city)  # checked now; each building's model is built at its first fire
+        self.sites = fire_sites(
+            scenario, city
+        )  # checked now; each building's model is built at its first fire
         self.time_s = 0.0
         self.step_s = SMOKE_STEP_S
         self.running = True

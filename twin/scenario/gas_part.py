@@ -67,17 +67,7 @@ class GasPart:
         i = int(event.details["index"])
         e = self.scenario.events[i]
         x, y = self._origin(i)
-        plume = GaussianPlume(
-            x,
-            y,
-            rate_kg_s=e.rate_kg_s,
-            wind_speed_mps=e.wind_speed_mps,
-            wind_from_deg=e.wind_from_deg,
-            stability=e.stability,
-            height_m=e.height_m,
-            terrain=e.terrain,
-            source=self.scenario.source,
-        )
+        plume = GaussianPlume.from_event(e, x, y, source=self.scenario.source)
         zone = plume.hazard_zone(ppm=e.threshold_ppm, molar_mass_g_mol=e.molar_mass_g_mol)
         ids = list(self.outlines)
         inside = [ids[k] for k in buildings_inside(zone, [self.outlines[b] for b in ids])] if ids else []

@@ -16,11 +16,12 @@ from typing import Any
 from twin.errors import InputError
 from twin.scenario.schema import Scenario
 from twin.sim.bus import Event, EventBus
+from twin.sim.timeline import ModelComponent
 
 log = logging.getLogger(__name__)
 
 
-class TrafficPart:
+class TrafficPart(ModelComponent):
     """The traffic section of a scenario on the bus (see the module docstring)."""
 
     name = "traffic"
@@ -52,22 +53,6 @@ class TrafficPart:
         bus.subscribe("open_road", self._road_event)
         bus.subscribe("road_flooded", self._flood_event)
         bus.subscribe("road_dry", self._flood_event)
-
-    # -- the timeline's view (twin.sim.timeline.Component) -----------------------------------------------------
-    @property
-    def time_s(self) -> float:
-        return self.model.time_s
-
-    @property
-    def step_s(self) -> float:
-        return self.model.step_s
-
-    @property
-    def running(self) -> bool:
-        return bool(self.model.running)
-
-    def step(self) -> None:
-        self.model.step()
 
     def _set(self, rows: list[int], cause: str, *, closed: bool) -> None:
         changed = []

@@ -192,6 +192,21 @@ class GaussianPlume:
         c = self.rate_kg_s / (2.0 * math.pi * self.wind_at_release_mps * sy * sz) * vert
         return np.where(down, c, 0.0)
 
+    @classmethod
+    def from_event(cls, event: Any, x: float, y: float, *, source: str | None = None) -> GaussianPlume:
+        """The plume of a scenario ``gas_leak`` event released at (x, y) (local metres)."""
+        return cls(
+            x,
+            y,
+            rate_kg_s=event.rate_kg_s,
+            wind_speed_mps=event.wind_speed_mps,
+            wind_from_deg=event.wind_from_deg,
+            stability=event.stability,
+            height_m=event.height_m,
+            terrain=event.terrain,
+            source=source,
+        )
+
     def concentration(self, x: FloatArray, y: FloatArray, z: float | FloatArray = 0.0) -> FloatArray:
         """Concentration at local points, kg/m³. ``x``, ``y`` (local metres) and ``z`` (m above ground) are
         broadcast together; the result has their broadcast shape. 0 upwind of the source."""

@@ -29,6 +29,28 @@ class Component(Protocol):
     def step(self) -> None: ...
 
 
+class ModelComponent:
+    """A timeline component that wraps one model (``self.model``, a :class:`SimModel`): its clock, step and
+    running flag are the model's."""
+
+    model: SimModel
+
+    @property
+    def time_s(self) -> float:
+        return self.model.time_s
+
+    @property
+    def step_s(self) -> float:
+        return self.model.step_s
+
+    @property
+    def running(self) -> bool:
+        return bool(self.model.running)
+
+    def step(self) -> None:
+        self.model.step()
+
+
 class CoupledModel(SimModel):
     """The coupled run as one :class:`mesa.Model`: one Mesa step advances the model furthest behind.
 

@@ -32,17 +32,7 @@ def gas_zones(data: ResultsData, city: Any) -> list[tuple[float, float | None, A
     out = []
     for i, e in leaks:
         x, y = incident_point(data.scenario, city, i)
-        plume = GaussianPlume(
-            x,
-            y,
-            rate_kg_s=e.rate_kg_s,
-            wind_speed_mps=e.wind_speed_mps,
-            wind_from_deg=e.wind_from_deg,
-            stability=e.stability,
-            height_m=e.height_m,
-            terrain=e.terrain,
-            source=data.scenario.source,
-        )
+        plume = GaussianPlume.from_event(e, x, y, source=data.scenario.source)
         zone = plume.hazard_zone(ppm=e.threshold_ppm, molar_mass_g_mol=e.molar_mass_g_mol)
         end = None if e.duration_s is None else e.at_s + e.duration_s
         out.append((float(e.at_s), end, zone))
