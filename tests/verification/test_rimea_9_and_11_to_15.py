@@ -434,7 +434,7 @@ def test_rimea_15_corner_evacuation_time_between_short_and_long_corridor(tmp_pat
     evacuation time is its exit's ``last_s``. Walking lengths from the middle of the start areas: short 47 m, long
     87 m, corner 67 m along the centre line (48 m hugging the inner corner).
 
-    This needs quickest-path routing (``crowd.routing.congestion_every_s``, default 5 s): on the static shortest
+    This needs quickest-path routing (``crowd.routing.congestion_every_s``, default 2 s): on the static shortest
     paths everyone squeezes round the inner ~6 m of the corner and the corner takes longer than the long corridor
     (social_force 134 s vs 102 s, collision_free_speed 137 s vs 101 s)."""
     crowd, _ = run(
