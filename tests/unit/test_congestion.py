@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+import shapely
 from scipy import ndimage
 
 from twin.sim.congestion import (
@@ -21,7 +22,7 @@ from twin.sim.congestion import (
     density_raster,
     weidmann_speed,
 )
-from twin.sim.crowd import CrowdModel
+from twin.sim.crowd import WALL_COST_EXTRA, WALL_COST_RANGE_M, CrowdModel
 from twin.sim.crowd_space import CrowdSpace
 from twin.spatial import get_num_threads, set_num_threads
 
@@ -217,7 +218,8 @@ def run_model(space: CrowdSpace, every_s: float, steps: int, **kw) -> CrowdModel
 
 def test_congestion_routing_changes_the_fields_deterministically_and_off_keeps_them(two_doors):
     static = run_model(two_doors, 0.0, 8)
-    plain = two_doors.distance_fields(clearance_m=0.25)
+    wall = two_doors.wall_cost(extra=WALL_COST_EXTRA, range_m=WALL_COST_RANGE_M)
+    plain = two_doors.distance_fields(clearance_m=0.25, cost=wall)
     for a, b in zip(static.fields, plain, strict=True):
         assert a.tobytes() == b.tobytes()  # 0 s: the static shortest-path fields throughout
     busy = run_model(two_doors, 1.0, 8)
@@ -252,3 +254,64 @@ def test_congestion_every_s_must_be_finite_and_not_negative(two_doors):
     for bad in (-1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="congestion_every_s must be a finite number >= 0"):
             CrowdModel(two_doors, two_door_population(two_doors), congestion_every_s=bad)
+
+
+def test_routing_runs_at_its_own_interval_whatever_the_recording_interval(two_doors, monkeypatch):
+    """Quickest-path re-routing every 1 s and exit choice every 2 s also happen when a Mesa step (the recording
+    interval) is 5 s: at the core times 1, 2, ... s and 2, 4, ... s."""
+    seen: dict[str, list[float]] = {"congestion": [], "choice": []}
+    m = CrowdModel(
+        two_doors,
+        two_door_population(two_doors),
+        model="collision_free_speed",
+        seed=5,
+        record_every_s=5.0,
+        record_trajectories=False,
+        congestion_every_s=1.0,
+        exit_choice_every_s=2.0,
+    )
+    congestion, choice = m._update_congestion, m._update_exit_choice
+    monkeypatch.setattr(
+        m, "_update_congestion", lambda: (seen["congestion"].append(m.core.time), congestion())
+    )
+    monkeypatch.setattr(m, "_update_exit_choice", lambda: (seen["choice"].append(m.core.time), choice()))
+    m.step()
+    m.step()
+    assert m.core.time == pytest.approx(10.0)
+    assert m.time_s == pytest.approx(10.0)
+    assert np.allclose(seen["congestion"], np.arange(1.0, 10.5, 1.0))
+    assert np.allclose(seen["choice"], np.arange(2.0, 10.5, 2.0))
+
+
+def test_exit_choice_every_s_must_be_finite_and_positive(two_doors):
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="exit_choice_every_s must be a finite number > 0"):
+            CrowdModel(two_doors, two_door_population(two_doors), exit_choice_every_s=bad)
+
+
+def test_wall_cost_against_the_distance_of_each_cell_centre_to_the_walls():
+    """CrowdSpace.wall_cost against shapely: 1 + extra (1 - d / range) for walkable cells (not exits) whose centre is
+    d < range from the walkable area's boundary minus the exit opening, 1 elsewhere."""
+    space = room()
+    cost = space.wall_cost(extra=1.5, range_m=0.8)
+    walls = shapely.MultiLineString([list(map(tuple, w.reshape(2, 2))) for w in space.walls])
+    opening = shapely.box(10.0 - 1e-9, 2.0, 10.0 + 1e-9, 4.0)
+    assert (
+        walls.intersection(opening).length < 1e-6
+    )  # no wall across the door (only the ends of those beside)
+    iy, ix = np.nonzero(np.ones(space.shape[1:], dtype=bool))
+    centres = space.cell_centres(0, iy, ix)
+    d = shapely.distance(walls, shapely.points(centres))
+    walk = (space.walkable[0, iy, ix] > 0) & (space.exit_cells[0, iy, ix] < 0)
+    want = np.where(walk & (d < 0.8), 1.0 + 1.5 * (1.0 - d / 0.8), 1.0)
+    np.testing.assert_allclose(cost[0, iy, ix], want, rtol=0, atol=1e-9)
+    assert cost.max() > 2.0
+    assert np.count_nonzero(cost == 1.0) > 0
+    assert np.all(space.wall_cost(extra=0.0, range_m=0.8) == 1.0)
+    for bad in (
+        {"extra": -1.0, "range_m": 0.8},
+        {"extra": 1.0, "range_m": 0.0},
+        {"extra": math.nan, "range_m": 1},
+    ):
+        with pytest.raises(ValueError, match="must be a finite"):
+            space.wall_cost(**bad)

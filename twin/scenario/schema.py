@@ -516,7 +516,7 @@ class RoutingSpec(_Model):
 
     stair_cost_factor: float = Field(default=1.0, gt=0, le=100)
     exit_choice_every_s: float = Field(default=2.0, gt=0)
-    congestion_every_s: float = Field(default=5.0, ge=0)
+    congestion_every_s: float = Field(default=2.0, ge=0)
 
 
 class CrowdSpec(_Model):

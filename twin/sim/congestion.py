@@ -35,8 +35,9 @@ FREE_DENSITY_PPM2 = 0.5
 """Below this density (P/m²) people walk at their free speed: factor 1."""
 MAX_FACTOR = 10.0
 """Cap of the cost factor (Weidmann's speed tends to 0 at 5.4 P/m²; 10 is reached at about 4.2 P/m²)."""
-SMOOTHING_M = 0.5
-"""Standard deviation of the Gaussian that smooths the counts (metres; about 1 m across at half height)."""
+SMOOTHING_M = 1.0
+"""Standard deviation of the Gaussian that smooths the counts (metres; about 2.4 m across at half height: a route
+sees a jam a few body lengths before it walks into it, and a crowd turning a corner spreads over the free width)."""
 
 
 def weidmann_speed(density: FloatArray) -> FloatArray:
