@@ -519,6 +519,9 @@ void TrafficSim::grow(int64_t n) {
         speed_[b].resize(m, 0.0);
         go_[b].resize(m, 0);
     }
+    pre_link_.resize(m, -1);
+    pre_go_.resize(m, 0);
+    pre_careful_.resize(m, 0);
     route_idx_.resize(m, 0);
     lane_changes_.resize(m, 0);
     depart_time_.resize(m, kNaN);

@@ -297,7 +297,8 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
         const int32_t b = seg_begin(lf);
         for (int32_t q = seg_end(lf) - 1; q >= b && q >= seg_end(lf) - 4; --q) {
             const int64_t j = ord[q];
-            if (next_link_[c][j] != f || !go_[c][j]) continue;
+            // During the movement: the foes' decisions of this step (decide_phase), else the last step's.
+            if (fresh_ ? (pre_link_[j] != f || !pre_go_[j]) : (next_link_[c][j] != f || !go_[c][j])) continue;
             const double vj = std::max(speed_[c][j], 0.1);
             const double tj = (seg_len_[lf] - pos_[c][j]) / vj;
             const double clear_j = (seg_len_[sf] + vp_[j].length) / std::max(vj, 1.0);
@@ -716,6 +717,41 @@ void TrafficSim::lane_change_phase() {
     sort_membership();
 }
 
+void TrafficSim::decide_phase() {
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+#pragma omp parallel for schedule(static) if (nrun_ >= par_min_)
+    for (int64_t q = 0; q < nrun_; ++q) {
+        const int64_t i = ord[q];
+        const int32_t s = seg_[c][i];
+        const double x = pos_[c][i], v = speed_[c][i];
+        const int32_t ri = route_idx_[i];
+        pre_link_[i] = -1;
+        pre_go_[i] = 0;
+        pre_careful_[i] = 0;
+        bool careful = false;
+        if (s < nl_) {
+            // Its lane's next link (yield rules only for the front vehicle of the lane), as move_phase asks.
+            int32_t k = -1, w = -1;
+            int sc = 0;
+            plan(i, s, ri, k, sc, w);
+            pre_link_[i] = k;
+            if (k < 0) continue;
+            const bool front = rank_[i] + 1 >= seg_end(s);
+            pre_go_[i] = may_enter(i, k, seg_len_[s] - x, v, front, &careful) ? 1 : 0;
+        } else {
+            // The front vehicle of a junction path whose exit lane is empty: the link at that lane's end.
+            const int32_t to = net_.link_to_lane[s - nl_];
+            if (rank_[i] + 1 < seg_end(s) || seg_end(to) > seg_begin(to)) continue;
+            const int32_t k = choose_link(to, i, ri + 1);
+            pre_link_[i] = k;
+            if (k < 0) continue;
+            pre_go_[i] = may_enter(i, k, seg_len_[s] - x + seg_len_[to], v, true, &careful) ? 1 : 0;
+        }
+        pre_careful_[i] = careful ? 1 : 0;
+    }
+}
+
 void TrafficSim::move_phase() {
     const int c = cur_, nx = 1 - c;
     const double t = time();
@@ -766,8 +802,8 @@ void TrafficSim::move_phase() {
                 int sc_ = 0;
                 int32_t w_ = -1;
                 plan(i, s, ri, first_link, sc_, w_);
-                first_go =
-                    first_link >= 0 && may_enter(i, first_link, seg_len_[s] - x, v, false, &first_careful);
+                first_go = first_link >= 0 && pre_go_[i];  // decide_phase: may_enter(..., first = false)
+                first_careful = pre_careful_[i] != 0;
                 if (first_careful) slow_at(seg_len_[s] - x);
             } else {
                 first_link = s - nl_;
@@ -801,7 +837,23 @@ void TrafficSim::move_phase() {
                     }
                     if (k == kArrive) break;
                     bool carefully = false;
-                    const bool go = k >= 0 && may_enter(i, k, dist, v, junctions == 0, &carefully);
+                    bool go;
+                    if (junctions == 0 && k == pre_link_[i]) {
+                        // The decision of decide_phase (same arguments), checked again against the foes that
+                        // go this step: a yielding link waits for them (unless it can no longer stop).
+                        go = k >= 0 && pre_go_[i];
+                        carefully = pre_careful_[i] != 0;
+                        if (go && !priority_[i]) {
+                            const uint8_t st = link_state_[k];
+                            const bool yields = st == 's' || ((st == 'g' || st == 'm') && wait_pos_[k] < 0);
+                            if (yields && yield_blocked(i, k, dist, v) &&
+                                !(next_link_[c][i] == k && go_[c][i] && dist < v * v / (2 * p.decel))) {
+                                go = false;
+                            }
+                        }
+                    } else {
+                        go = k >= 0 && may_enter(i, k, dist, v, junctions == 0, &carefully);
+                    }
                     if (junctions == 0) {
                         first_link = k;
                         first_go = go;
@@ -852,7 +904,7 @@ void TrafficSim::move_phase() {
                         for (int32_t q2 = seg_end(lf) - 1;
                              more && q2 >= seg_begin(lf) && q2 >= seg_end(lf) - 2; --q2) {
                             const int64_t j = ord[q2];
-                            if (j == i || next_link_[c][j] != k2 || !go_[c][j]) break;
+                            if (j == i || pre_link_[j] != k2 || !pre_go_[j]) break;
                             const double rem2 = seg_len_[lf] - pos[j] + seg_len_[s2];
                             if (!(rem2 < rem || (rem2 == rem && j < i))) break;
                             cand = j;
@@ -1107,7 +1159,10 @@ void TrafficSim::step(int64_t n) {
         if (!emerg_ids_.empty()) emergency_lanes();
         lane_change_phase();
         if (!emerg_ids_.empty()) emergency_claims();
+        decide_phase();
+        fresh_ = true;
         move_phase();
+        fresh_ = false;
         cur_ = 1 - cur_;
         ++step_count_;
         sort_membership();

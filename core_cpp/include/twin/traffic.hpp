@@ -243,6 +243,12 @@ class TrafficSim {
     void insert_pending(double t);
     bool try_insert(int64_t id, double t);
     void lane_change_phase();
+    // Before the movement, every vehicle's decision at the first junction ahead (the link it takes and
+    // whether it may enter it by the old state: signals, yield, keep clear), so that the movement can see who
+    // else goes this step: merging vehicles follow one another in a fixed order, and a minor link yields to
+    // foes that start at the same time (a light turning green). The movement only ever turns a go into a
+    // stop.
+    void decide_phase();
     void move_phase();
     void post_step();
     void grow(int64_t n);
@@ -301,6 +307,12 @@ class TrafficSim {
     std::vector<int32_t> seg_[2], next_link_[2];
     std::vector<double> pos_[2], speed_[2];
     std::vector<uint8_t> go_[2];
+    // decide_phase: the link at the first junction ahead (-1: none, or not reached before a vehicle ahead),
+    // whether the vehicle may enter it, and whether only carefully (an emergency vehicle against a red
+    // light).
+    std::vector<int32_t> pre_link_;
+    std::vector<uint8_t> pre_go_, pre_careful_;
+    bool fresh_ = false;  // during move_phase: yield_blocked sees the foes' decisions of this step
     int cur_ = 0;
     std::vector<int32_t> route_idx_, lane_changes_;
     std::vector<double> depart_time_, arrival_time_, time_loss_, waiting_time_, distance_, last_lc_, wait_,
