@@ -420,14 +420,17 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
     if (!first) return go;
     if (go && p_.keep_clear > 0) {
         // Keep clear: do not enter while the exit lane has no room (its last vehicle stands within our
-        // length).
+        // length, after the vehicles inside the junction on any path into that lane).
         const int32_t b = seg_begin(to), e = seg_end(to);
         if (e > b) {
             const int64_t j = order_[b];
             double need = p.length + p.min_gap;
-            for (int32_t q = seg_begin(nl_ + k); q < seg_end(nl_ + k); ++q) {
-                const int64_t o = order_[q];
-                if (o != i) need += vp_[o].length + vp_[o].min_gap;
+            for (int64_t a = lane_in_offsets_[to]; a < lane_in_offsets_[to + 1]; ++a) {
+                const int32_t s2 = nl_ + lane_in_links_[a];
+                for (int32_t q = seg_begin(s2); q < seg_end(s2); ++q) {
+                    const int64_t o = order_[q];
+                    if (o != i) need += vp_[o].length + vp_[o].min_gap;
+                }
             }
             if (pos_[c][j] - vp_[j].length < need && speed_[c][j] < 1.0) go = false;
         }
@@ -710,6 +713,7 @@ void TrafficSim::lane_change_phase() {
         seg_[c][i] += lc_target_[i];
         ++lane_changes_[i];
         last_lc_[i] = t;
+        last_link_[i] = -1;  // its rear is on this lane now, not in the link it came through
         int reach_ = 0;
         int32_t want_ = -1;
         plan(i, seg_[c][i], route_idx_[i], next_link_[c][i], reach_, want_);
@@ -972,6 +976,7 @@ void TrafficSim::move_phase() {
         double xn = x + vnew * dt;
         int32_t sn = s, rn = ri;
         bool arrived = false, entered = false, moved_on = false;
+        int32_t via = -1;  // the last link it left for a lane this step
         while (true) {
             const double L = seg_len_[sn];
             if (sn < nl_) {
@@ -990,6 +995,7 @@ void TrafficSim::move_phase() {
             } else {
                 if (xn <= L) break;
                 xn -= L;
+                via = sn - nl_;
                 sn = net_.link_to_lane[sn - nl_];
                 ++rn;
                 entered = true;
@@ -997,6 +1003,14 @@ void TrafficSim::move_phase() {
             moved_on = true;
         }
         const double vmax_here = v0_on(i, sn);
+        if (moved_on) {  // what resolve_overlaps restores if this move must be taken back
+            undo_ri_[i] = ri;
+            undo_link_[i] = last_link_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 0] = time_loss_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 1] = distance_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 2] = waiting_time_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 3] = wait_[i];
+        }
         time_loss_[i] += dt * (vmax_here - vnew) / vmax_here;
         distance_[i] += vnew * dt - (arrived ? xn - seg_len_[sn] : 0.0);  // not beyond the end of the route
         if (vnew < p_.stop_speed) {
@@ -1017,7 +1031,10 @@ void TrafficSim::move_phase() {
         pos_[nx][i] = xn;
         speed_[nx][i] = vnew;
         route_idx_[i] = rn;
-        if (entered) entered_[i] = 1;
+        if (entered) {
+            entered_[i] = 1;
+            last_link_[i] = via;
+        }
         if (sn < nl_) {
             careful_[i] = 0;
         } else if (sn != s) {
@@ -1030,6 +1047,74 @@ void TrafficSim::move_phase() {
             next_link_[nx][i] = first_link;
             go_[nx][i] = first_go ? 1 : 0;
         }
+    }
+}
+
+void TrafficSim::resolve_overlaps() {
+    // Vehicles that entered a junction path or lane this step from different directions without seeing one
+    // another (each decided on the last state): where one now overlaps another, the one that moved onto the
+    // other segment this step goes back to where it stood (at speed 0), like a last-moment stop at the stop
+    // line. Nobody behind it is affected: every vehicle kept behind the rears it saw (the old positions).
+    const int c = cur_, o = 1 - cur_;
+    for (int round = 0; round < 4; ++round) {
+        const int64_t* ord = order_.data();  // sort_membership below swaps the buffers
+        std::vector<int64_t> back;
+        auto moved = [&](int64_t j) { return seg_[o][j] != seg_[c][j]; };
+        auto pick = [&](int64_t behind, int64_t ahead) {
+            if (moved(behind)) {
+                back.push_back(behind);
+            } else if (moved(ahead)) {
+                back.push_back(ahead);
+            }
+        };
+        const std::vector<double>& pos = pos_[c];
+        for (int32_t s = 0; s < nseg_; ++s) {
+            const int32_t b = seg_begin(s), e = seg_end(s);
+            for (int32_t q = b; q < e; ++q) {
+                const int64_t i = ord[q];
+                if (q + 1 < e) {
+                    const int64_t j = ord[q + 1];
+                    if (pos[i] > pos[j] - vp_[j].length + kOverlapEps) pick(i, j);
+                    continue;
+                }
+                auto check = [&](int32_t s2) {
+                    if (seg_end(s2) == seg_begin(s2)) return;
+                    const int64_t j = ord[seg_begin(s2)];
+                    const double rear = pos[j] - vp_[j].length;
+                    if (j != i && rear < 0 && pos[i] > seg_len_[s] + rear + kOverlapEps) pick(i, j);
+                };
+                if (s < nl_) {
+                    for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
+                        check(nl_ + net_.lane_links[a]);
+                    }
+                } else if (seg_end(net_.link_to_lane[s - nl_]) > seg_begin(net_.link_to_lane[s - nl_]) &&
+                           last_link_[ord[seg_begin(net_.link_to_lane[s - nl_])]] == s - nl_) {
+                    // The rear of a vehicle on the exit lane lies in the junction path it came through only.
+                    check(net_.link_to_lane[s - nl_]);
+                }
+            }
+        }
+        if (back.empty()) return;
+        std::sort(back.begin(), back.end());
+        back.erase(std::unique(back.begin(), back.end()), back.end());
+        for (int64_t i : back) {
+            const std::size_t u = static_cast<std::size_t>(i) * 4;
+            seg_[c][i] = seg_[o][i];
+            pos_[c][i] = pos_[o][i];
+            speed_[c][i] = 0.0;
+            route_idx_[i] = undo_ri_[i];
+            last_link_[i] = undo_link_[i];
+            time_loss_[i] = undo_acc_[u + 0] + dt_;
+            distance_[i] = undo_acc_[u + 1];
+            waiting_time_[i] = undo_acc_[u + 2] + dt_;
+            wait_[i] = undo_acc_[u + 3] + dt_;
+            entered_[i] = 0;
+            next_link_[c][i] = seg_[c][i] < nl_ ? pre_link_[i] : seg_[c][i] - nl_;
+            go_[c][i] = 0;
+            plan_lane_[i] = -1;
+            ++taken_back_;
+        }
+        sort_membership();
     }
 }
 
@@ -1059,7 +1144,9 @@ void TrafficSim::post_step() {
                     for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
                         check(nl_ + net_.lane_links[a]);
                     }
-                } else {
+                } else if (seg_end(net_.link_to_lane[s - nl_]) > seg_begin(net_.link_to_lane[s - nl_]) &&
+                           last_link_[ord[seg_begin(net_.link_to_lane[s - nl_])]] == s - nl_) {
+                    // The rear of a vehicle on the exit lane lies in the junction path it came through only.
                     check(net_.link_to_lane[s - nl_]);
                 }
             }
@@ -1166,6 +1253,7 @@ void TrafficSim::step(int64_t n) {
         cur_ = 1 - cur_;
         ++step_count_;
         sort_membership();
+        resolve_overlaps();
         insert_pending(time());
         last_insert_step_ = step_count_;
         insert_dirty_ = false;

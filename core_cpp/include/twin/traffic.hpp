@@ -128,6 +128,8 @@ class TrafficSim {
     int64_t n_types() const { return static_cast<int64_t>(types_.size()); }
     int64_t collisions() const { return collisions_; }
     int64_t teleports() const { return static_cast<int64_t>(tele_id_.size()); }
+    // Moves taken back because two vehicles entered the same place from different directions in one step.
+    int64_t taken_back() const { return taken_back_; }
     // Teleports so far (SUMO's jam teleport): time (s), vehicle id, segment it left (lanes 0..nl-1, then
     // links nl + k), edge it was put on (-1: it left the network at the end of its route).
     const std::vector<double>& teleport_time() const { return tele_time_; }
@@ -250,6 +252,9 @@ class TrafficSim {
     // stop.
     void decide_phase();
     void move_phase();
+    // After the movement (membership sorted): moves onto a new segment that overlap another vehicle are taken
+    // back (the vehicle stays where it stood, speed 0); counted in taken_back().
+    void resolve_overlaps();
     void post_step();
     void grow(int64_t n);
 
@@ -313,6 +318,12 @@ class TrafficSim {
     std::vector<int32_t> pre_link_;
     std::vector<uint8_t> pre_go_, pre_careful_;
     bool fresh_ = false;  // during move_phase: yield_blocked sees the foes' decisions of this step
+    std::vector<int32_t>
+        last_link_;  // the link a vehicle came through onto its lane (-1: inserted, changed lane)
+    std::vector<int32_t> undo_ri_;    // route index before this step's move (vehicles that changed segment)
+    std::vector<int32_t> undo_link_;  // last_link_ before this step's move
+    std::vector<double> undo_acc_;    // (n * 4) time loss, distance, waiting time, wait before the move
+    int64_t taken_back_ = 0;
     int cur_ = 0;
     std::vector<int32_t> route_idx_, lane_changes_;
     std::vector<double> depart_time_, arrival_time_, time_loss_, waiting_time_, distance_, last_lc_, wait_,
