@@ -277,7 +277,8 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
     return best;
 }
 
-bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
+bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v, double rem) const {
+    if (rem < 0) rem = d + seg_len_[nl_ + k];  // d is to the stop line: our front's distance to the exit lane
     const int c = cur_;
     const int64_t* ord = order_.data();
     // Gap acceptance by time: a foe blocks if it occupies the junction, or if it will be in the junction
@@ -291,8 +292,17 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
         const int32_t f = net_.link_foes[a];
         const int32_t sf = nl_ + f;
-        // A foe inside the junction (not one still before its waiting point there).
-        if (seg_end(sf) > seg_begin(sf) && pos_[c][ord[seg_end(sf) - 1]] >= wait_pos_[f] - 0.5) return true;
+        // A foe inside the junction (not one still before its waiting point there, nor one standing at it:
+        // it waits itself; nor one standing farther back on a path into our exit lane: it waits for us).
+        if (seg_end(sf) > seg_begin(sf)) {
+            const int64_t j = ord[seg_end(sf) - 1];
+            const double pj = pos_[c][j];
+            const bool waiting =
+                wait_pos_[f] >= 0 && pj <= wait_pos_[f] + 0.5 && speed_[c][j] < p_.stop_speed;
+            const bool behind = net_.link_to_lane[f] == net_.link_to_lane[k] && seg_len_[sf] - pj > rem &&
+                                speed_[c][j] < p_.stop_speed;
+            if (pj >= wait_pos_[f] - 0.5 && !waiting && !behind) return true;
+        }
         const int32_t lf = net_.link_from_lane[f];
         const int32_t b = seg_begin(lf);
         for (int32_t q = seg_end(lf) - 1; q >= b && q >= seg_end(lf) - 4; --q) {
@@ -324,7 +334,7 @@ bool TrafficSim::inside_yield(int64_t i, int32_t k, double d, double v) const {
     if (wait_pos_[k] < 0 || d < 0) return false;
     const uint8_t st = link_state_[k];
     if (st == 'G' || st == 'M' || priority_[i]) return false;
-    return yield_blocked(i, k, d, v);
+    return yield_blocked(i, k, d, v, d + seg_len_[nl_ + k] - wait_pos_[k]);
 }
 
 bool TrafficSim::red_for(int64_t i, int32_t k, double d, double v) const {
@@ -419,8 +429,8 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
     }
     if (!first) return go;
     if (go && p_.keep_clear > 0) {
-        // Keep clear: do not enter while the exit lane has no room (its last vehicle stands within our
-        // length, after the vehicles inside the junction on any path into that lane).
+        // Keep clear: do not enter while the exit lane has no room (its last vehicle's rear is within our
+        // length and gap, after the vehicles inside the junction on any path into that lane).
         const int32_t b = seg_begin(to), e = seg_end(to);
         if (e > b) {
             const int64_t j = order_[b];
@@ -432,7 +442,8 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
                     if (o != i) need += vp_[o].length + vp_[o].min_gap;
                 }
             }
-            if (pos_[c][j] - vp_[j].length < need && speed_[c][j] < 1.0) go = false;
+            // (a moving last vehicle makes room: what it drives in 2 s counts)
+            if (pos_[c][j] - vp_[j].length + 2.0 * speed_[c][j] < need) go = false;
         }
     }
     if (!go && next_link_[c][i] == k && go_[c][i] && d < v * v / (2 * p.decel)) {

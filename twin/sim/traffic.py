@@ -14,10 +14,14 @@ route around it from its current edge (by current travel times); a vehicle with 
 stops before the closure. A vehicle whose destination edge closes (SUMO-like) is sent instead to the reachable open
 edge nearest to it (:meth:`nearest_reachable`) and arrives at that edge's end: counted in ``destination_closed``
 and logged as a ``destination_closed`` event (an emergency unit stops there and counts as arrived: its crew walks
-the rest). A vehicle already on its destination edge when it closes, or in the junction before it, drives on. With ``reroute_every_s`` > 0, vehicles also reroute around congestion: every period the
-travel time of each edge is estimated from the speeds measured on it (mean over the last period, free-flow time
-where nobody drove), and each running vehicle takes the fastest remaining route when it saves more than
-``reroute_threshold`` of the current one (SUMO's device.rerouting, with the same kind of smoothed edge weights).
+the rest). A vehicle already on its destination edge when it closes, or in the junction before it, drives on.
+
+With ``reroute_every_s`` > 0, vehicles also reroute around congestion: every period the travel time of each edge is
+estimated from the speeds measured on it (mean over the last period, free-flow time where nobody drove), and each
+running vehicle, and each one departing before the next period, takes the fastest remaining route when it saves
+more than ``reroute_threshold`` of the current one (SUMO's device.rerouting, with the same kind of smoothed edge
+weights). Routes whose remaining part is within the threshold of its free-flow time are not searched again (no route
+can save more than that when the route was the fastest at free flow).
 """
 
 from __future__ import annotations
@@ -171,6 +175,7 @@ class TrafficModel(SimModel):
         self.n_vehicles = len(demand)
         self.route_offsets = np.asarray(demand.route_offsets, dtype=np.int64)
         self.route_edges = np.asarray(demand.route_edges, dtype=np.int32)
+        self._depart_s = np.asarray(demand.depart_s, dtype=np.float64)
         self._routes: dict[int, np.ndarray] = {}  # rerouted vehicles' full routes
         self.closed: set[int] = set()
         self.reroute_every_s = float(reroute_every_s)
@@ -284,7 +289,10 @@ class TrafficModel(SimModel):
         """Give running and pending vehicles whose remaining route ``affected(rest)`` a faster route (with ``force``:
         any route that avoids the closed edges). Returns how many changed."""
         state = self.core.state
-        cand = np.flatnonzero((state == RUNNING) | (state == 0))
+        pending = state == 0
+        if not force:  # congestion: of those not yet in, only the ones departing before the next rerouting
+            pending &= self._depart_s <= self.time_s + self.reroute_every_s
+        cand = np.flatnonzero((state == RUNNING) | pending)
         if cand.size == 0:
             return 0
         router = self._router()
@@ -297,6 +305,12 @@ class TrafficModel(SimModel):
             rest = self.route_of(i)[pos[i] :]
             if len(rest) < 2 or not affected(rest):
                 continue
+            if (
+                not force
+                and self._edge_time[rest].sum()
+                <= (1.0 + self.reroute_threshold) * self._free_time[rest].sum()
+            ):
+                continue  # barely slower than free flow: no other route saves the threshold (routes are fastest)
             lost = force and int(rest[-1]) in self.closed  # its destination closed
             if in_junction[i] and state[i] == RUNNING:
                 if len(rest) < 3:
@@ -395,6 +409,7 @@ class TrafficModel(SimModel):
         self.n_vehicles = len(self.demand)
         self.route_offsets = np.asarray(self.demand.route_offsets, dtype=np.int64)
         self.route_edges = np.asarray(self.demand.route_edges, dtype=np.int32)
+        self._depart_s = np.asarray(self.demand.depart_s, dtype=np.float64)
         if self.fcd is not None:
             self.fcd.add_vehicle_ids(more.ids)
         self.running = True

@@ -221,7 +221,8 @@ class TrafficSim {
     // junction on its way, where yield rules apply). careful (optional): set for an emergency vehicle that
     // may pass a red light only at emergency_red_speed.
     bool may_enter(int64_t i, int32_t k, double d, double v, bool first, bool* careful = nullptr) const;
-    bool yield_blocked(int64_t i, int32_t k, double d, double v) const;
+    // rem: our front's distance to link k's exit lane (< 0: d + the link's length, d being to its stop line).
+    bool yield_blocked(int64_t i, int32_t k, double d, double v, double rem = -1) const;
     // Whether vehicle i, d metres before the waiting point inside link k (a yielding left turn), must stop
     // there for oncoming traffic.
     bool inside_yield(int64_t i, int32_t k, double d, double v) const;
