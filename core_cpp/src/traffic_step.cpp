@@ -442,8 +442,8 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
                     if (o != i) need += vp_[o].length + vp_[o].min_gap;
                 }
             }
-            // (a moving last vehicle makes room: what it drives in 2 s counts)
-            if (pos_[c][j] - vp_[j].length + 2.0 * speed_[c][j] < need) go = false;
+            // (a moving last vehicle makes room: what it drives in 4 s counts)
+            if (pos_[c][j] - vp_[j].length + 4.0 * speed_[c][j] < need) go = false;
         }
     }
     if (!go && next_link_[c][i] == k && go_[c][i] && d < v * v / (2 * p.decel)) {
