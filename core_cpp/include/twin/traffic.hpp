@@ -16,6 +16,13 @@
 // Emergency vehicles (priority 1): pass red lights slowly and only with the conflicting paths clear; others
 // do not enter across their path when they are about to arrive, and clear a rescue lane ahead of them.
 //
+// Junction decisions are taken in two passes: every vehicle first decides on the old state whether it enters
+// the next junction (decide_phase), then moves knowing who else goes this step: vehicles merging into one
+// lane follow the one nearer to it (ties: the lower id), and a yielding link waits for foes that start at the
+// same moment (a light turning green). A move onto a new segment that would still overlap a vehicle entering
+// it from elsewhere is taken back (counted; a safety net, rare). A vehicle's rear lies in the junction path
+// it came through only.
+//
 // Determinism: each step first sorts the running vehicles by (segment, position, id) with a stable counting
 // sort (segments: lanes 0..nl-1, then links), then every parallel phase reads the old state and writes the
 // new one (double buffer); lane changes to the left happen on even steps, to the right on odd steps, so two
