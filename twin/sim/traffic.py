@@ -139,7 +139,9 @@ class TrafficModel(SimModel):
     record_every_s : simulated seconds per Mesa step (one core call); FCD frames are recorded at this interval.
     edge_interval_s : aggregation interval of the per-edge speeds and flows, seconds.
     reroute_every_s : period of congestion rerouting (0: off); closures always reroute.
-    reroute_threshold : a new route is taken when it saves more than this share of the current one's time.
+    reroute_threshold : a new route is taken when it saves more than this share of the current one's time (0, the
+        default: any faster route, as SUMO's rerouting device; on the Bad Hersfeld day, 0.1 left 3.8 times as many
+        jam teleports in the peaks).
     params : core parameters by name (see :func:`twin.sim.traffic_core.default_params`).
     record_fcd : keep floating car data (large for big runs).
     closures : ``(at_s, edge rows, closed)``: road closures (``closed`` True) and reopenings applied at the first
@@ -156,7 +158,7 @@ class TrafficModel(SimModel):
         record_every_s: float = 1.0,
         edge_interval_s: float = 60.0,
         reroute_every_s: float = 0.0,
-        reroute_threshold: float = 0.1,
+        reroute_threshold: float = 0.0,
         params: Mapping[str, float] | None = None,
         record_fcd: bool = True,
         closures: Iterable[tuple[float, Iterable[int], bool]] = (),
