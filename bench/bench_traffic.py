@@ -19,14 +19,19 @@ Run from the repository root: ``python -m bench.bench_traffic`` (``--quick``: on
    BadHersfeld_osm_edited.net.xml.gz``, SUMO net from OSM): origins and destinations drawn uniformly over the edges
    passenger cars may use, at least 500 m apart (straight line), routed by free-flow time
    (``twin.sim.demand.random_trips``), departures following DAY_PROFILE (hourly shares of a weekday's traffic with a
-   morning and an evening peak). twin on 2 threads at 1 s steps until everyone arrived or the day + 2 h are over,
-   or gridlock: GRIDLOCK_VEHICLES vehicles standing still for over GRIDLOCK_S, or more than TELEPORT_SHARE of the
-   vehicles teleported (both twin and SUMO teleport a vehicle that has stood at the head of its lane for 300 s).
-   Printed: set-up time, wall time of the run, vehicle-steps per second, peak resident memory (``ru_maxrss``; the
-   town part runs in its own process so the figure is its own), arrivals, teleports, collisions; on gridlock the
-   places where vehicles have stood the longest. ``--town-sumo`` also runs SUMO on the same routes (same depart
-   times, lanes and speed factors), limited to ``--sumo-limit`` seconds of wall time, and prints the ratio of the
-   vehicle-steps per second and the trip means of both.
+   morning and an evening peak). Static free-flow routes overload the arterials in the peaks (twin and SUMO both
+   jam from about 7 h on and never recover), so, as in practice, vehicles reroute by the measured travel times every
+   TOWN_REROUTE_S (``TrafficModel(reroute_every_s=...)``; those about to depart too; SUMO: its rerouting device at
+   the same period). twin on 2 threads at 1 s steps until everyone arrived or the day + 2 h are over, or gridlock
+   (GRIDLOCK_VEHICLES vehicles standing still for over GRIDLOCK_S). Required: every trip arrives, no gridlock, no
+   collision, at most TELEPORT_SHARE of the vehicles teleported (both twin and SUMO teleport a vehicle that has
+   stood at the head of its lane for 300 s).
+   Printed: set-up time, wall time of the run (all of it: the core, rerouting in Python, recording; the core's share
+   separately), vehicle-steps per second, peak resident memory (``ru_maxrss``; the town part runs in its own process
+   so the figure is its own), arrivals, teleports, collisions; on gridlock the places where vehicles have stood the
+   longest. ``--town-sumo`` also runs SUMO on the same routes (same depart times, lanes and speed factors, rerouting
+   at the same period), limited to ``--sumo-limit`` seconds of wall time, and prints the ratios of the vehicle-steps
+   per second and of the teleports.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from bench.common import ROOT, data_dir  # noqa: E402
 from twin.city.frame import Frame  # noqa: E402
 from twin.city.sumo import load_sumo_net  # noqa: E402
 from twin.sim.demand import Demand, random_trips, read_sumo_routes  # noqa: E402
+from twin.sim.traffic import TrafficModel  # noqa: E402
 from twin.sim.traffic_core import ARRIVED, RUNNING, TrafficSim  # noqa: E402
 from twin.sim.traffic_net import TrafficNetwork, compile_network  # noqa: E402
 from twin.spatial import get_num_threads, set_num_threads  # noqa: E402
@@ -73,7 +79,8 @@ weekday curve of German traffic counts (peak hours 7-9 % of the daily volume, ni
 TOWN_TRIPS, TOWN_TRIPS_QUICK = 100_000, 20_000
 GRIDLOCK_S = 1800.0
 GRIDLOCK_VEHICLES = 1000
-TELEPORT_SHARE = 0.005
+TELEPORT_SHARE = 0.02
+TOWN_REROUTE_S = 300.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -95,15 +102,20 @@ def sumo_version(exe: Path) -> str:
     return out.splitlines()[0].strip() if out else "SUMO"
 
 
-def run_sumo(exe: Path, net: Path, routes: Path, dt: float, *, timeout_s: float | None = None) -> dict:
+def run_sumo(
+    exe: Path, net: Path, routes: Path, dt: float, *, timeout_s: float | None = None, reroute_s: float = 0.0
+) -> dict:
     """Run SUMO until every vehicle has left (or for ``timeout_s`` of wall time at most) and read its statistic
-    output: wall time of the loop, vehicle-steps, trip means, teleports, collisions."""
+    output: wall time of the loop, vehicle-steps, trip means, teleports, collisions. ``reroute_s`` > 0: every vehicle
+    reroutes by the current travel times at that period (SUMO's rerouting device)."""
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.xml"
         summary = Path(tmp) / "summary.xml"
         cmd = [str(exe), "-n", str(net), "-r", str(routes), "--step-length", f"{dt:g}", "--seed", str(SEED),
                "--no-step-log", "--no-warnings", "--duration-log.statistics",
                "--statistic-output", str(stats), "--summary-output", str(summary)]  # fmt: skip
+        if reroute_s > 0:
+            cmd += ["--device.rerouting.probability", "1", "--device.rerouting.period", f"{reroute_s:g}"]
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -314,19 +326,42 @@ def town_part(trips: int, threads: int, with_sumo: bool, sumo_limit: float) -> b
     peak_hour = max(DAY_PROFILE) / sum(DAY_PROFILE) * trips
     print(f"town: Bad Hersfeld, {network.n_edges:,} edges, {network.n_lanes:,} lanes, {network.n_links:,} links, "
           f"{network.n_tls} signals (loaded in {t_net:.1f} s); {trips:,} random trips over a day, >= 500 m apart, "
-          f"mean route {length.mean() / 1000:.1f} km, peak hour {peak_hour:,.0f} departures (routed in {t_dem:.1f} s)")  # fmt: skip
-    sim = new_sim(network, demand, 1.0)
+          f"mean route {length.mean() / 1000:.1f} km, peak hour {peak_hour:,.0f} departures (routed in {t_dem:.1f} s); "
+          f"rerouting by measured travel times every {TOWN_REROUTE_S:g} s")  # fmt: skip
+    model = TrafficModel(
+        network,
+        demand,
+        seed=SEED,
+        record_every_s=60.0,
+        edge_interval_s=TOWN_REROUTE_S,
+        reroute_every_s=TOWN_REROUTE_S,
+        record_fcd=False,
+    )
+    sim = model.core
+    core_wall = 0.0
+    core_step = sim.step
+
+    def timed_step(n: int = 1) -> None:
+        nonlocal core_wall
+        t = time.perf_counter()
+        core_step(n)
+        core_wall += time.perf_counter() - t
+
+    sim.step = timed_step  # type: ignore[method-assign]
     rss_loaded = rss_mb()
     limit = 86400.0 + 7200.0
     n = len(demand)
     last_lane, last_link, last_pos = sim.lane.copy(), sim.link.copy(), sim.pos.copy()
     still_since = np.full(n, np.nan)
     wall, gridlock, report_every, next_report = 0.0, False, 7200.0, 7200.0
-    check_every = 300.0
-    while sim.counts()["arrived"] < n and sim.time < limit:
+    check_every, next_check = 300.0, 300.0
+    while model.running and sim.time < limit:
         t0 = time.perf_counter()
-        sim.step(int(check_every))
+        model.step()
         wall += time.perf_counter() - t0
+        if sim.time + 1e-9 < next_check:
+            continue
+        next_check += check_every
         moved = (sim.lane != last_lane) | (sim.link != last_link) | (np.abs(sim.pos - last_pos) > 0.1)
         moved |= sim.state != RUNNING
         still_since[moved] = np.nan
@@ -338,29 +373,31 @@ def town_part(trips: int, threads: int, with_sumo: bool, sumo_limit: float) -> b
         if sim.time >= next_report:
             next_report += report_every
             print(f"  {sim.time / 3600:5.1f} h: {c['running']:6,} running, {c['arrived']:7,} arrived, "
-                  f"{c['pending']:7,} not yet in, {stuck:6,} standing > {GRIDLOCK_S:.0f} s   [{wall:6.1f} s wall]",
-                  flush=True)  # fmt: skip
-        if stuck >= GRIDLOCK_VEHICLES or sim.teleports > TELEPORT_SHARE * n:
+                  f"{c['pending']:7,} not yet in, {stuck:6,} standing > {GRIDLOCK_S:.0f} s, {sim.teleports:6,} "
+                  f"teleports   [{wall:6.1f} s wall]", flush=True)  # fmt: skip
+        if stuck >= GRIDLOCK_VEHICLES:
             gridlock = True
             break
     c = sim.counts()
     steps = vehicle_steps(sim)
-    print(f"twin ({threads} threads, dt 1 s): {sim.time / 3600:.1f} h simulated in {wall:.1f} s wall, "
-          f"{steps:,.0f} vehicle-steps = {steps / wall:.3e} vehicle-steps/s; arrived {c['arrived']:,} of {n:,} "
-          f"({c['running']:,} running, {c['pending']:,} not yet in), {sim.teleports:,} teleports, {sim.collisions} "
-          f"collisions; resident memory "
-          f"{rss_loaded:.0f} MB after loading, peak {peak_rss_mb():.0f} MB")  # fmt: skip
+    print(f"twin ({threads} threads, dt 1 s): {sim.time / 3600:.1f} h simulated in {wall:.1f} s wall ({core_wall:.1f} s "
+          f"in the core, the rest rerouting and recording), {steps:,.0f} vehicle-steps = {steps / wall:.3e} "
+          f"vehicle-steps/s ({steps / max(core_wall, 1e-9):.3e} in the core); arrived {c['arrived']:,} of {n:,} "
+          f"({c['running']:,} running, {c['pending']:,} not yet in), {sim.teleports:,} teleports, {model.reroutes:,} "
+          f"reroutes, {sim.collisions} collisions; resident memory {rss_loaded:.0f} MB after loading, peak "
+          f"{peak_rss_mb():.0f} MB")  # fmt: skip
     done = sim.state == ARRIVED
     if done.any():
         print(f"  arrived trips: mean travel time {np.mean(sim.arrival_time[done] - sim.depart_time[done]):.0f} s, "
               f"mean time loss {np.mean(sim.time_loss[done]):.0f} s")  # fmt: skip
     if gridlock:
-        order = np.argsort(np.where(np.isnan(still_since), np.inf, still_since), kind="stable")
-        print(f"  GRIDLOCK: {GRIDLOCK_VEHICLES:,}+ vehicles standing still for over {GRIDLOCK_S:.0f} s or over "
-              f"{TELEPORT_SHARE:.1%} teleported at {sim.time / 3600:.1f} h; standing the longest:")  # fmt: skip
+        standing = np.flatnonzero(np.isfinite(still_since))
+        order = standing[np.argsort(still_since[standing], kind="stable")]
+        print(f"  GRIDLOCK: {GRIDLOCK_VEHICLES:,}+ vehicles standing still for over {GRIDLOCK_S:.0f} s at "
+              f"{sim.time / 3600:.1f} h; standing the longest:")  # fmt: skip
         for i in order[:5]:
             print(f"    since {still_since[i] / 3600:.2f} h: {describe(sim, network, demand, int(i))}")
-    ok = not gridlock and c["arrived"] == n and sim.collisions == 0
+    ok = not gridlock and c["arrived"] == n and sim.collisions == 0 and sim.teleports <= TELEPORT_SHARE * n
     print(f"required: town run: all {n:,} trips arrive ({c['arrived']:,}), no gridlock, teleports <= "
           f"{TELEPORT_SHARE:.1%} ({sim.teleports:,}), no collision ({sim.collisions}): {'ok' if ok else 'FAIL'}")  # fmt: skip
     if with_sumo:
@@ -371,17 +408,20 @@ def town_part(trips: int, threads: int, with_sumo: bool, sumo_limit: float) -> b
             with tempfile.TemporaryDirectory() as tmp:
                 rou = Path(tmp) / "town.rou.xml"
                 write_sumo_routes(demand, network, rou)
-                s = run_sumo(exe, net_path, rou, 1.0, timeout_s=sumo_limit)
+                s = run_sumo(exe, net_path, rou, 1.0, timeout_s=sumo_limit, reroute_s=TOWN_REROUTE_S)
             if s["timeout"]:
-                print(f"SUMO: stopped after {sumo_limit:.0f} s wall at t = {s.get('time', math.nan) / 3600:.1f} h: "
-                      f"{s.get('arrived', math.nan):,.0f} arrived, {s.get('running', math.nan):,.0f} running "
-                      f"({s.get('halting', math.nan):,.0f} halting), {s.get('teleports', math.nan):,.0f} teleports")  # fmt: skip
+                print(f"SUMO (rerouting every {TOWN_REROUTE_S:g} s): stopped after {sumo_limit:.0f} s wall at t = "
+                      f"{s.get('time', math.nan) / 3600:.1f} h: {s.get('arrived', math.nan):,.0f} arrived, "
+                      f"{s.get('running', math.nan):,.0f} running ({s.get('halting', math.nan):,.0f} halting), "
+                      f"{s.get('teleports', math.nan):,.0f} teleports")  # fmt: skip
             else:
-                print(f"SUMO: {s['end'] / 3600:.1f} h simulated in {s['wall']:.1f} s wall, {s['rate']:.3e} "
-                      f"vehicle-steps/s; arrived {s['arrived']:,} of {n:,}, {s['teleports']:,} teleports; mean "
-                      f"travel time {s['travel_time']:.0f} s, time loss {s['time_loss']:.0f} s")  # fmt: skip
+                print(f"SUMO (rerouting every {TOWN_REROUTE_S:g} s): {s['end'] / 3600:.1f} h simulated in "
+                      f"{s['wall']:.1f} s wall, {s['rate']:.3e} vehicle-steps/s; arrived {s['arrived']:,} of {n:,}, "
+                      f"{s['teleports']:,} teleports; mean travel time {s['travel_time']:.0f} s, time loss "
+                      f"{s['time_loss']:.0f} s")  # fmt: skip
                 if wall > 0 and not gridlock:
-                    print(f"twin / SUMO: vehicle-steps per second x{steps / wall / s['rate']:.1f}")
+                    print(f"twin / SUMO: vehicle-steps per second x{steps / wall / s['rate']:.1f}, teleports "
+                          f"x{sim.teleports / max(s['teleports'], 1):.1f}")  # fmt: skip
     return ok
 
 

@@ -333,6 +333,7 @@ void bind_traffic(py::module_& m) {
         .def_property_readonly("n_types", &TrafficSim::n_types)
         .def_property_readonly("collisions", &TrafficSim::collisions)
         .def_property_readonly("teleports", &TrafficSim::teleports)
+        .def_property_readonly("taken_back", &TrafficSim::taken_back)
         .def("teleport_log",
              [](const TrafficSim& s) {
                  py::dict d;

@@ -519,6 +519,13 @@ void TrafficSim::grow(int64_t n) {
         speed_[b].resize(m, 0.0);
         go_[b].resize(m, 0);
     }
+    pre_link_.resize(m, -1);
+    pre_go_.resize(m, 0);
+    pre_careful_.resize(m, 0);
+    undo_ri_.resize(m, 0);
+    undo_link_.resize(m, -1);
+    last_link_.resize(m, -1);
+    undo_acc_.resize(m * 4, 0.0);
     route_idx_.resize(m, 0);
     lane_changes_.resize(m, 0);
     depart_time_.resize(m, kNaN);
@@ -962,6 +969,7 @@ bool TrafficSim::try_place(int64_t id, double t, int32_t r, bool teleport) {
     go_[c][id] = 1;
     entered_[id] = 1;
     wait_[id] = 0;
+    last_link_[id] = -1;
     inserted_.push_back(id);
     return true;
 }

@@ -277,7 +277,8 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
     return best;
 }
 
-bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
+bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v, double rem) const {
+    if (rem < 0) rem = d + seg_len_[nl_ + k];  // d is to the stop line: our front's distance to the exit lane
     const int c = cur_;
     const int64_t* ord = order_.data();
     // Gap acceptance by time: a foe blocks if it occupies the junction, or if it will be in the junction
@@ -291,13 +292,23 @@ bool TrafficSim::yield_blocked(int64_t i, int32_t k, double d, double v) const {
     for (int64_t a = net_.link_foe_offsets[k]; a < net_.link_foe_offsets[k + 1]; ++a) {
         const int32_t f = net_.link_foes[a];
         const int32_t sf = nl_ + f;
-        // A foe inside the junction (not one still before its waiting point there).
-        if (seg_end(sf) > seg_begin(sf) && pos_[c][ord[seg_end(sf) - 1]] >= wait_pos_[f] - 0.5) return true;
+        // A foe inside the junction (not one still before its waiting point there, nor one standing at it:
+        // it waits itself; nor one standing farther back on a path into our exit lane: it waits for us).
+        if (seg_end(sf) > seg_begin(sf)) {
+            const int64_t j = ord[seg_end(sf) - 1];
+            const double pj = pos_[c][j];
+            const bool waiting =
+                wait_pos_[f] >= 0 && pj <= wait_pos_[f] + 0.5 && speed_[c][j] < p_.stop_speed;
+            const bool behind = net_.link_to_lane[f] == net_.link_to_lane[k] && seg_len_[sf] - pj > rem &&
+                                speed_[c][j] < p_.stop_speed;
+            if (pj >= wait_pos_[f] - 0.5 && !waiting && !behind) return true;
+        }
         const int32_t lf = net_.link_from_lane[f];
         const int32_t b = seg_begin(lf);
         for (int32_t q = seg_end(lf) - 1; q >= b && q >= seg_end(lf) - 4; --q) {
             const int64_t j = ord[q];
-            if (next_link_[c][j] != f || !go_[c][j]) continue;
+            // During the movement: the foes' decisions of this step (decide_phase), else the last step's.
+            if (fresh_ ? (pre_link_[j] != f || !pre_go_[j]) : (next_link_[c][j] != f || !go_[c][j])) continue;
             const double vj = std::max(speed_[c][j], 0.1);
             const double tj = (seg_len_[lf] - pos_[c][j]) / vj;
             const double clear_j = (seg_len_[sf] + vp_[j].length) / std::max(vj, 1.0);
@@ -323,7 +334,7 @@ bool TrafficSim::inside_yield(int64_t i, int32_t k, double d, double v) const {
     if (wait_pos_[k] < 0 || d < 0) return false;
     const uint8_t st = link_state_[k];
     if (st == 'G' || st == 'M' || priority_[i]) return false;
-    return yield_blocked(i, k, d, v);
+    return yield_blocked(i, k, d, v, d + seg_len_[nl_ + k] - wait_pos_[k]);
 }
 
 bool TrafficSim::red_for(int64_t i, int32_t k, double d, double v) const {
@@ -418,17 +429,21 @@ bool TrafficSim::may_enter(int64_t i, int32_t k, double d, double v, bool first,
     }
     if (!first) return go;
     if (go && p_.keep_clear > 0) {
-        // Keep clear: do not enter while the exit lane has no room (its last vehicle stands within our
-        // length).
+        // Keep clear: do not enter while the exit lane has no room (its last vehicle's rear is within our
+        // length and gap, after the vehicles inside the junction on any path into that lane).
         const int32_t b = seg_begin(to), e = seg_end(to);
         if (e > b) {
             const int64_t j = order_[b];
             double need = p.length + p.min_gap;
-            for (int32_t q = seg_begin(nl_ + k); q < seg_end(nl_ + k); ++q) {
-                const int64_t o = order_[q];
-                if (o != i) need += vp_[o].length + vp_[o].min_gap;
+            for (int64_t a = lane_in_offsets_[to]; a < lane_in_offsets_[to + 1]; ++a) {
+                const int32_t s2 = nl_ + lane_in_links_[a];
+                for (int32_t q = seg_begin(s2); q < seg_end(s2); ++q) {
+                    const int64_t o = order_[q];
+                    if (o != i) need += vp_[o].length + vp_[o].min_gap;
+                }
             }
-            if (pos_[c][j] - vp_[j].length < need && speed_[c][j] < 1.0) go = false;
+            // (a moving last vehicle makes room: what it drives in 4 s counts)
+            if (pos_[c][j] - vp_[j].length + 4.0 * speed_[c][j] < need) go = false;
         }
     }
     if (!go && next_link_[c][i] == k && go_[c][i] && d < v * v / (2 * p.decel)) {
@@ -709,11 +724,47 @@ void TrafficSim::lane_change_phase() {
         seg_[c][i] += lc_target_[i];
         ++lane_changes_[i];
         last_lc_[i] = t;
+        last_link_[i] = -1;  // its rear is on this lane now, not in the link it came through
         int reach_ = 0;
         int32_t want_ = -1;
         plan(i, seg_[c][i], route_idx_[i], next_link_[c][i], reach_, want_);
     }
     sort_membership();
+}
+
+void TrafficSim::decide_phase() {
+    const int c = cur_;
+    const int64_t* ord = order_.data();
+#pragma omp parallel for schedule(static) if (nrun_ >= par_min_)
+    for (int64_t q = 0; q < nrun_; ++q) {
+        const int64_t i = ord[q];
+        const int32_t s = seg_[c][i];
+        const double x = pos_[c][i], v = speed_[c][i];
+        const int32_t ri = route_idx_[i];
+        pre_link_[i] = -1;
+        pre_go_[i] = 0;
+        pre_careful_[i] = 0;
+        bool careful = false;
+        if (s < nl_) {
+            // Its lane's next link (yield rules only for the front vehicle of the lane), as move_phase asks.
+            int32_t k = -1, w = -1;
+            int sc = 0;
+            plan(i, s, ri, k, sc, w);
+            pre_link_[i] = k;
+            if (k < 0) continue;
+            const bool front = rank_[i] + 1 >= seg_end(s);
+            pre_go_[i] = may_enter(i, k, seg_len_[s] - x, v, front, &careful) ? 1 : 0;
+        } else {
+            // The front vehicle of a junction path whose exit lane is empty: the link at that lane's end.
+            const int32_t to = net_.link_to_lane[s - nl_];
+            if (rank_[i] + 1 < seg_end(s) || seg_end(to) > seg_begin(to)) continue;
+            const int32_t k = choose_link(to, i, ri + 1);
+            pre_link_[i] = k;
+            if (k < 0) continue;
+            pre_go_[i] = may_enter(i, k, seg_len_[s] - x + seg_len_[to], v, true, &careful) ? 1 : 0;
+        }
+        pre_careful_[i] = careful ? 1 : 0;
+    }
 }
 
 void TrafficSim::move_phase() {
@@ -766,8 +817,8 @@ void TrafficSim::move_phase() {
                 int sc_ = 0;
                 int32_t w_ = -1;
                 plan(i, s, ri, first_link, sc_, w_);
-                first_go =
-                    first_link >= 0 && may_enter(i, first_link, seg_len_[s] - x, v, false, &first_careful);
+                first_go = first_link >= 0 && pre_go_[i];  // decide_phase: may_enter(..., first = false)
+                first_careful = pre_careful_[i] != 0;
                 if (first_careful) slow_at(seg_len_[s] - x);
             } else {
                 first_link = s - nl_;
@@ -801,7 +852,23 @@ void TrafficSim::move_phase() {
                     }
                     if (k == kArrive) break;
                     bool carefully = false;
-                    const bool go = k >= 0 && may_enter(i, k, dist, v, junctions == 0, &carefully);
+                    bool go;
+                    if (junctions == 0 && k == pre_link_[i]) {
+                        // The decision of decide_phase (same arguments), checked again against the foes that
+                        // go this step: a yielding link waits for them (unless it can no longer stop).
+                        go = k >= 0 && pre_go_[i];
+                        carefully = pre_careful_[i] != 0;
+                        if (go && !priority_[i]) {
+                            const uint8_t st = link_state_[k];
+                            const bool yields = st == 's' || ((st == 'g' || st == 'm') && wait_pos_[k] < 0);
+                            if (yields && yield_blocked(i, k, dist, v) &&
+                                !(next_link_[c][i] == k && go_[c][i] && dist < v * v / (2 * p.decel))) {
+                                go = false;
+                            }
+                        }
+                    } else {
+                        go = k >= 0 && may_enter(i, k, dist, v, junctions == 0, &carefully);
+                    }
                     if (junctions == 0) {
                         first_link = k;
                         first_go = go;
@@ -852,7 +919,7 @@ void TrafficSim::move_phase() {
                         for (int32_t q2 = seg_end(lf) - 1;
                              more && q2 >= seg_begin(lf) && q2 >= seg_end(lf) - 2; --q2) {
                             const int64_t j = ord[q2];
-                            if (j == i || next_link_[c][j] != k2 || !go_[c][j]) break;
+                            if (j == i || pre_link_[j] != k2 || !pre_go_[j]) break;
                             const double rem2 = seg_len_[lf] - pos[j] + seg_len_[s2];
                             if (!(rem2 < rem || (rem2 == rem && j < i))) break;
                             cand = j;
@@ -920,6 +987,7 @@ void TrafficSim::move_phase() {
         double xn = x + vnew * dt;
         int32_t sn = s, rn = ri;
         bool arrived = false, entered = false, moved_on = false;
+        int32_t via = -1;  // the last link it left for a lane this step
         while (true) {
             const double L = seg_len_[sn];
             if (sn < nl_) {
@@ -938,6 +1006,7 @@ void TrafficSim::move_phase() {
             } else {
                 if (xn <= L) break;
                 xn -= L;
+                via = sn - nl_;
                 sn = net_.link_to_lane[sn - nl_];
                 ++rn;
                 entered = true;
@@ -945,6 +1014,14 @@ void TrafficSim::move_phase() {
             moved_on = true;
         }
         const double vmax_here = v0_on(i, sn);
+        if (moved_on) {  // what resolve_overlaps restores if this move must be taken back
+            undo_ri_[i] = ri;
+            undo_link_[i] = last_link_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 0] = time_loss_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 1] = distance_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 2] = waiting_time_[i];
+            undo_acc_[static_cast<std::size_t>(i) * 4 + 3] = wait_[i];
+        }
         time_loss_[i] += dt * (vmax_here - vnew) / vmax_here;
         distance_[i] += vnew * dt - (arrived ? xn - seg_len_[sn] : 0.0);  // not beyond the end of the route
         if (vnew < p_.stop_speed) {
@@ -965,7 +1042,10 @@ void TrafficSim::move_phase() {
         pos_[nx][i] = xn;
         speed_[nx][i] = vnew;
         route_idx_[i] = rn;
-        if (entered) entered_[i] = 1;
+        if (entered) {
+            entered_[i] = 1;
+            last_link_[i] = via;
+        }
         if (sn < nl_) {
             careful_[i] = 0;
         } else if (sn != s) {
@@ -978,6 +1058,74 @@ void TrafficSim::move_phase() {
             next_link_[nx][i] = first_link;
             go_[nx][i] = first_go ? 1 : 0;
         }
+    }
+}
+
+void TrafficSim::resolve_overlaps() {
+    // Vehicles that entered a junction path or lane this step from different directions without seeing one
+    // another (each decided on the last state): where one now overlaps another, the one that moved onto the
+    // other segment this step goes back to where it stood (at speed 0), like a last-moment stop at the stop
+    // line. Nobody behind it is affected: every vehicle kept behind the rears it saw (the old positions).
+    const int c = cur_, o = 1 - cur_;
+    for (int round = 0; round < 4; ++round) {
+        const int64_t* ord = order_.data();  // sort_membership below swaps the buffers
+        std::vector<int64_t> back;
+        auto moved = [&](int64_t j) { return seg_[o][j] != seg_[c][j]; };
+        auto pick = [&](int64_t behind, int64_t ahead) {
+            if (moved(behind)) {
+                back.push_back(behind);
+            } else if (moved(ahead)) {
+                back.push_back(ahead);
+            }
+        };
+        const std::vector<double>& pos = pos_[c];
+        for (int32_t s = 0; s < nseg_; ++s) {
+            const int32_t b = seg_begin(s), e = seg_end(s);
+            for (int32_t q = b; q < e; ++q) {
+                const int64_t i = ord[q];
+                if (q + 1 < e) {
+                    const int64_t j = ord[q + 1];
+                    if (pos[i] > pos[j] - vp_[j].length + kOverlapEps) pick(i, j);
+                    continue;
+                }
+                auto check = [&](int32_t s2) {
+                    if (seg_end(s2) == seg_begin(s2)) return;
+                    const int64_t j = ord[seg_begin(s2)];
+                    const double rear = pos[j] - vp_[j].length;
+                    if (j != i && rear < 0 && pos[i] > seg_len_[s] + rear + kOverlapEps) pick(i, j);
+                };
+                if (s < nl_) {
+                    for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
+                        check(nl_ + net_.lane_links[a]);
+                    }
+                } else if (seg_end(net_.link_to_lane[s - nl_]) > seg_begin(net_.link_to_lane[s - nl_]) &&
+                           last_link_[ord[seg_begin(net_.link_to_lane[s - nl_])]] == s - nl_) {
+                    // The rear of a vehicle on the exit lane lies in the junction path it came through only.
+                    check(net_.link_to_lane[s - nl_]);
+                }
+            }
+        }
+        if (back.empty()) return;
+        std::sort(back.begin(), back.end());
+        back.erase(std::unique(back.begin(), back.end()), back.end());
+        for (int64_t i : back) {
+            const std::size_t u = static_cast<std::size_t>(i) * 4;
+            seg_[c][i] = seg_[o][i];
+            pos_[c][i] = pos_[o][i];
+            speed_[c][i] = 0.0;
+            route_idx_[i] = undo_ri_[i];
+            last_link_[i] = undo_link_[i];
+            time_loss_[i] = undo_acc_[u + 0] + dt_;
+            distance_[i] = undo_acc_[u + 1];
+            waiting_time_[i] = undo_acc_[u + 2] + dt_;
+            wait_[i] = undo_acc_[u + 3] + dt_;
+            entered_[i] = 0;
+            next_link_[c][i] = seg_[c][i] < nl_ ? pre_link_[i] : seg_[c][i] - nl_;
+            go_[c][i] = 0;
+            plan_lane_[i] = -1;
+            ++taken_back_;
+        }
+        sort_membership();
     }
 }
 
@@ -1007,7 +1155,9 @@ void TrafficSim::post_step() {
                     for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
                         check(nl_ + net_.lane_links[a]);
                     }
-                } else {
+                } else if (seg_end(net_.link_to_lane[s - nl_]) > seg_begin(net_.link_to_lane[s - nl_]) &&
+                           last_link_[ord[seg_begin(net_.link_to_lane[s - nl_])]] == s - nl_) {
+                    // The rear of a vehicle on the exit lane lies in the junction path it came through only.
                     check(net_.link_to_lane[s - nl_]);
                 }
             }
@@ -1107,10 +1257,14 @@ void TrafficSim::step(int64_t n) {
         if (!emerg_ids_.empty()) emergency_lanes();
         lane_change_phase();
         if (!emerg_ids_.empty()) emergency_claims();
+        decide_phase();
+        fresh_ = true;
         move_phase();
+        fresh_ = false;
         cur_ = 1 - cur_;
         ++step_count_;
         sort_membership();
+        resolve_overlaps();
         insert_pending(time());
         last_insert_step_ = step_count_;
         insert_dirty_ = false;

@@ -50,7 +50,10 @@ def test_traffic_outputs_and_a_closed_road(data_dir, tmp_path) -> None:
     assert on_closed.empty
     ev = pd.read_parquet(tmp_path / "events.parquet")
     # vehicles queued behind those waiting at the closure may be teleported after 300 s (SUMO's jam teleport)
-    assert ev["type"][ev["type"] != "teleport"].tolist() == ["close_road", "open_road"]
+    # trips to the closed road go to the nearest open edge instead (one event each)
+    others = ev["type"][~ev["type"].isin(["teleport", "destination_closed"])].tolist()
+    assert others == ["close_road", "open_road"]
+    assert (ev["type"] == "destination_closed").sum() == t["destination_closed"] > 0
     assert (ev["type"] == "teleport").sum() == t["teleports"] <= 5
     trips = pd.read_parquet(tmp_path / "traffic_trips.parquet")
     assert len(trips) == 400
@@ -80,9 +83,13 @@ def test_the_closure_reroutes_vehicles_that_planned_to_use_it(data_dir, tmp_path
         progress=False,
     )
     assert closed["traffic"]["reroutes"] >= users
-    # those starting or ending on the closed road cannot: they wait for it to reopen (it does not here)
-    stuck = int(((ends["first"] == CLOSED) | (ends["last"] == CLOSED)).sum())
+    # those starting on the closed road cannot depart: they wait for it to reopen (it does not here); those ending
+    # on it arrive at the open edge nearest to it instead
+    stuck = int((ends["first"] == CLOSED).sum())
     assert closed["traffic"]["arrived"] == 400 - stuck
+    assert closed["traffic"]["destination_closed"] == int(
+        ((ends["last"] == CLOSED) & (ends["first"] != CLOSED)).sum()
+    )
     assert base["traffic"]["reroutes"] == 0
 
 

@@ -256,6 +256,20 @@ def test_lane_links_three_lanes_right_straight_left():
     assert left == [(2, 1)]  # leftmost lane into the leftmost target lane
 
 
+def test_lane_links_fork_and_turn_pockets_divide_the_lanes():
+    # a 4-lane road forking into two 2-lane roads (SUMO's netconvert: lanes 0-1 straight on, 2-3 to the fork)
+    assert lane_links(4, [("s", 2), ("L", 2)]) == [(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]
+    # 3 lanes into a 2-lane road ahead with a left and a right turn: the spare lane is a left-turn pocket, the
+    # rightmost lane is shared by straight and right
+    assert lane_links(3, [("r", 1), ("s", 2), ("l", 1)]) == [(0, 0, 0), (0, 1, 0), (1, 1, 1), (2, 2, 0)]
+    # 4 lanes, 2 ahead, one lane each way: a pocket on each side
+    assert lane_links(4, [("R", 1), ("s", 2), ("l", 1)]) == [(0, 0, 0), (1, 1, 0), (2, 1, 1), (3, 2, 0)]
+    # every incoming lane leads somewhere
+    for n in range(1, 7):
+        for targets in ([("s", 1), ("l", 2)], [("r", 3), ("s", 1)], [("r", 1), ("s", 1), ("l", 1), ("t", 1)]):
+            assert {i for i, _, _ in lane_links(n, targets)} == set(range(n))
+
+
 def test_lane_links_merge_and_single_lane():
     assert [(i, to) for i, _, to in lane_links(3, [("s", 2)])] == [(0, 0), (1, 1), (2, 1)]
     assert lane_links(1, [("r", 2), ("s", 1), ("l", 2), ("t", 1)]) == [
@@ -284,13 +298,19 @@ def test_lane_links_cover_every_lane_and_target(num_in, targets):
     links = lane_links(num_in, targets)
     assert {i for i, _, _ in links} == set(range(num_in))  # no dead lane
     assert {t for _, t, _ in links} == set(range(len(targets)))  # every movement is possible
+    straight = [i for i, t, _ in links if targets[t][0] == "s"]
     for i, t, to in links:
         assert 0 <= to < targets[t][1]
         d = targets[t][0]
-        if d in "rR" and any(x == "s" for x, _ in targets):
-            assert i == 0
-        if d in "lLt" and any(x == "s" for x, _ in targets):
-            assert i == num_in - 1
+        # turns never cross the straight movement: right turns from lanes right of (or shared with) the
+        # rightmost straight lane, left turns from lanes left of (or shared with) the leftmost one; a turn lane not
+        # shared with straight only where more lanes come in than the straight target has
+        if d in "rR" and straight:
+            assert i <= min(straight)
+            assert i == 0 or i < min(straight)
+        if d in "lLt" and straight:
+            assert i >= max(straight)
+            assert i == num_in - 1 or i > max(straight)
     assert len(set(links)) == len(links)
 
 

@@ -522,6 +522,43 @@ def t_junction():
     )
 
 
+@pytest.mark.parametrize("second", ["G", "g"])
+@pytest.mark.parametrize("link_length", [0.1, 2.3])
+@pytest.mark.parametrize("startup", [0.0, 1.0])
+def test_two_queues_merging_at_a_light_turning_green_never_collide(second, link_length, startup):
+    # A two-lane approach whose lanes both lead into the one lane beyond a signal (a lane drop, as OSM networks
+    # have): queues on both lanes start together when the light turns green. Each vehicle decides on the last
+    # step's state; without seeing who else starts now, the two heads entered the lane together and overlapped
+    # (the Helsinki demo's collisions). Lane 1's link is either also a priority green or yields to lane 0's ('g').
+    # With startup_delay 0 the queue heads start in the very step the light turns (with the delay they decide one
+    # step before they move, which hid the problem).
+    foes = [0] if second == "g" else []
+    net = build(
+        [(2, (0, 0), (200, 0), 13.89), (1, (200 + link_length, 0), (600, 0), 13.89)],
+        [
+            {"from_lane": 0, "to_lane": 2, "length": link_length, "tls": 0, "idx": 0, "major": 1},
+            {
+                "from_lane": 1,
+                "to_lane": 2,
+                "length": link_length,
+                "tls": 0,
+                "idx": 1,
+                "major": 0,
+                "foes": foes,
+            },
+        ],
+        tls=[(0.0, [(40.0, "rr"), (60.0, "G" + second)])],
+    )
+    sim = TrafficSim(net, dt=1.0, seed=3, params={"startup_delay": startup})
+    t = passenger(sim)
+    n = 8
+    off, edges = routes_to_csr([[0, 1]] * (2 * n))
+    sim.add_vehicles(np.repeat(np.arange(n) * 3.0, 2), t, off, edges, depart_lane=[0, 1] * n)
+    run_checked(sim, net, 160)  # asserts no collision and no red light run after every step
+    assert np.all(sim.state == ARRIVED)
+    assert sim.taken_back <= 2  # the decisions see each other; the safety net is (almost) never needed
+
+
 def entry_time(record, vehicle, link):
     for t, _lane, lk, _pos in record:
         if lk[vehicle] == link:

@@ -366,14 +366,33 @@ def lane_links(num_in: int, targets: list[tuple[str, int]]) -> list[tuple[int, i
     ``num_in`` lanes come in; ``targets`` lists ``(direction, num_lanes)`` of the outgoing edges it connects to.
     Right turns (``r``, ``R``) use lane 0, left turns and turnarounds (``l``, ``L``, ``t``) lane ``num_in - 1``,
     straight (``s``) every lane; without a straight target the lanes are split, the lower half to the right
-    turns, the upper half to the left ones (all lanes when there are only turns to one side). The k-th serving
-    lane counted from the turn's side goes to the k-th lane of the target from that side (clipped).
+    turns, the upper half to the left ones (all lanes when there are only turns to one side). With one straight
+    target of fewer lanes than come in (a fork, or turn pockets), the lanes it does not need serve the turns only
+    (as SUMO's netconvert divides lanes on edges): one at a time to the side whose targets have the most lanes not
+    yet served (ties: left), from the outside in. The k-th serving lane counted from the turn's side goes to the
+    k-th lane of the target from that side (clipped); the k-th straight lane from the right to the k-th target
+    lane (clipped).
     """
     has_straight = any(d == "s" for d, _ in targets)
     has_right = any(d in _RIGHT for d, _ in targets)
     has_left = any(d in _LEFT for d, _ in targets)
     lanes = list(range(num_in))
-    if has_straight:
+    straight_lanes = lanes
+    n_straight = [n for d, n in targets if d == "s"]
+    if len(n_straight) == 1 and num_in > n_straight[0]:
+        spare = num_in - n_straight[0]
+        need_r = sum(n for d, n in targets if d in _RIGHT)
+        need_l = sum(n for d, n in targets if d in ("l", "L"))
+        sr = sl = 0
+        while spare > 0 and (sr < need_r or sl < need_l):
+            if sl < need_l and (need_l - sl >= need_r - sr or sr >= need_r):
+                sl += 1
+            else:
+                sr += 1
+            spare -= 1
+        straight_lanes = lanes[sr : num_in - sl]
+        right_lanes, left_lanes = lanes[:sr] or lanes[:1], lanes[num_in - sl :] or lanes[-1:]
+    elif has_straight:
         right_lanes, left_lanes = lanes[:1], lanes[-1:]
     elif has_right and has_left:
         half = (num_in + 1) // 2 if num_in > 1 else 1
@@ -384,7 +403,7 @@ def lane_links(num_in: int, targets: list[tuple[str, int]]) -> list[tuple[int, i
     links = []
     for t, (direction, num_out) in enumerate(targets):
         if direction == "s":
-            links += [(i, t, min(i, num_out - 1)) for i in lanes]
+            links += [(i, t, min(k, num_out - 1)) for k, i in enumerate(straight_lanes)]
         elif direction in _RIGHT:
             links += [(i, t, min(k, num_out - 1)) for k, i in enumerate(right_lanes)]
         else:

@@ -167,7 +167,9 @@ class ResponsePart:
         for u in self.units:
             if u.state != "available" or u.type != utype or (only is not None and u.station != only):
                 continue
-            route, expected = model.route_now(u.edge, target)
+            route, expected = model.route_now(
+                u.edge, target, nearest=True
+            )  # closed target: as near as it can
             if len(route) and (best is None or expected < best[0]):
                 best = (expected, u, route)
         if best is None:

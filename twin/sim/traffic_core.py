@@ -364,6 +364,13 @@ class TrafficSim:
         """Jam teleports so far (``time_to_teleport``, SUMO's default 300 s; see :meth:`teleport_log`)."""
         return int(self._core.teleports)
 
+    @property
+    def taken_back(self) -> int:
+        """Moves taken back so far: two vehicles that entered the same place from different directions in one step
+        (each deciding on the last step's state); the one that moved onto the other's segment stayed where it stood.
+        A safety net, normally rare; never a collision."""
+        return int(self._core.taken_back)
+
     def teleport_log(self) -> dict[str, np.ndarray]:
         """Every jam teleport so far: ``time`` (k,) float64 s, ``vehicle`` (k,) int64 id, ``from_segment`` (k,)
         int32 (a lane row, or ``n_lanes + link row`` inside a junction), ``to_edge`` (k,) int32 edge row it was put

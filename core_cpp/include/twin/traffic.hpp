@@ -16,6 +16,13 @@
 // Emergency vehicles (priority 1): pass red lights slowly and only with the conflicting paths clear; others
 // do not enter across their path when they are about to arrive, and clear a rescue lane ahead of them.
 //
+// Junction decisions are taken in two passes: every vehicle first decides on the old state whether it enters
+// the next junction (decide_phase), then moves knowing who else goes this step: vehicles merging into one
+// lane follow the one nearer to it (ties: the lower id), and a yielding link waits for foes that start at the
+// same moment (a light turning green). A move onto a new segment that would still overlap a vehicle entering
+// it from elsewhere is taken back (counted; a safety net, rare). A vehicle's rear lies in the junction path
+// it came through only.
+//
 // Determinism: each step first sorts the running vehicles by (segment, position, id) with a stable counting
 // sort (segments: lanes 0..nl-1, then links), then every parallel phase reads the old state and writes the
 // new one (double buffer); lane changes to the left happen on even steps, to the right on odd steps, so two
@@ -128,6 +135,8 @@ class TrafficSim {
     int64_t n_types() const { return static_cast<int64_t>(types_.size()); }
     int64_t collisions() const { return collisions_; }
     int64_t teleports() const { return static_cast<int64_t>(tele_id_.size()); }
+    // Moves taken back because two vehicles entered the same place from different directions in one step.
+    int64_t taken_back() const { return taken_back_; }
     // Teleports so far (SUMO's jam teleport): time (s), vehicle id, segment it left (lanes 0..nl-1, then
     // links nl + k), edge it was put on (-1: it left the network at the end of its route).
     const std::vector<double>& teleport_time() const { return tele_time_; }
@@ -219,7 +228,8 @@ class TrafficSim {
     // junction on its way, where yield rules apply). careful (optional): set for an emergency vehicle that
     // may pass a red light only at emergency_red_speed.
     bool may_enter(int64_t i, int32_t k, double d, double v, bool first, bool* careful = nullptr) const;
-    bool yield_blocked(int64_t i, int32_t k, double d, double v) const;
+    // rem: our front's distance to link k's exit lane (< 0: d + the link's length, d being to its stop line).
+    bool yield_blocked(int64_t i, int32_t k, double d, double v, double rem = -1) const;
     // Whether vehicle i, d metres before the waiting point inside link k (a yielding left turn), must stop
     // there for oncoming traffic.
     bool inside_yield(int64_t i, int32_t k, double d, double v) const;
@@ -243,7 +253,16 @@ class TrafficSim {
     void insert_pending(double t);
     bool try_insert(int64_t id, double t);
     void lane_change_phase();
+    // Before the movement, every vehicle's decision at the first junction ahead (the link it takes and
+    // whether it may enter it by the old state: signals, yield, keep clear), so that the movement can see who
+    // else goes this step: merging vehicles follow one another in a fixed order, and a minor link yields to
+    // foes that start at the same time (a light turning green). The movement only ever turns a go into a
+    // stop.
+    void decide_phase();
     void move_phase();
+    // After the movement (membership sorted): moves onto a new segment that overlap another vehicle are taken
+    // back (the vehicle stays where it stood, speed 0); counted in taken_back().
+    void resolve_overlaps();
     void post_step();
     void grow(int64_t n);
 
@@ -301,6 +320,18 @@ class TrafficSim {
     std::vector<int32_t> seg_[2], next_link_[2];
     std::vector<double> pos_[2], speed_[2];
     std::vector<uint8_t> go_[2];
+    // decide_phase: the link at the first junction ahead (-1: none, or not reached before a vehicle ahead),
+    // whether the vehicle may enter it, and whether only carefully (an emergency vehicle against a red
+    // light).
+    std::vector<int32_t> pre_link_;
+    std::vector<uint8_t> pre_go_, pre_careful_;
+    bool fresh_ = false;  // during move_phase: yield_blocked sees the foes' decisions of this step
+    std::vector<int32_t>
+        last_link_;  // the link a vehicle came through onto its lane (-1: inserted, changed lane)
+    std::vector<int32_t> undo_ri_;    // route index before this step's move (vehicles that changed segment)
+    std::vector<int32_t> undo_link_;  // last_link_ before this step's move
+    std::vector<double> undo_acc_;    // (n * 4) time loss, distance, waiting time, wait before the move
+    int64_t taken_back_ = 0;
     int cur_ = 0;
     std::vector<int32_t> route_idx_, lane_changes_;
     std::vector<double> depart_time_, arrival_time_, time_loss_, waiting_time_, distance_, last_lc_, wait_,
