@@ -33,7 +33,9 @@ def test_demo_runs_the_headline_and_writes_city_bundle_and_picture(tmp_path):
     kinds = sorted(layer["kind"] for layer in summary["layers"])
     assert kinds == ["building", "citymodel", "pipes", "roads"]
     assert summary["crs"] == "EPSG:3067"
-    still = result["outputs"]["still"]  # the viewer's off-screen 3-D still (this machine kind renders with EGL)
+    still = result["outputs"][
+        "still"
+    ]  # the viewer's off-screen 3-D still (this machine kind renders with EGL)
     assert still.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert still.stat().st_size > 50_000
     picture = result["outputs"]["picture"]
