@@ -29,13 +29,15 @@ OUT = ROOT / "bench" / "out" / "sweep"
 SCENARIO = {
     "name": "bench-tiny",
     "seed": 1,
-    "duration_s": 30,
+    "duration_s": 60,
     "city": {
         "areas": [
             {
                 "id": "room",
-                "walkable": "POLYGON ((0 0, 8 0, 8 8, 0 8, 0 0))",
-                "exits": [{"id": "door", "polygon": "POLYGON ((8 3.5, 9 3.5, 9 4.5, 8 4.5, 8 3.5))"}],
+                "walkable": "POLYGON ((0 0, 30 0, 30 30, 0 30, 0 0))",
+                "exits": [
+                    {"id": "door", "polygon": "POLYGON ((30 14.5, 31 14.5, 31 15.5, 30 15.5, 30 14.5))"}
+                ],
             }
         ]
     },
@@ -53,7 +55,7 @@ SCENARIO = {
             }
         ],
     },
-    "outputs": {"trajectories_every_s": 1.0, "report": False},
+    "outputs": {"trajectories_every_s": 0.5, "report": False},
 }
 
 CHILD = """
