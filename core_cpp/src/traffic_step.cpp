@@ -1061,6 +1061,31 @@ void TrafficSim::move_phase() {
     }
 }
 
+// Calls f(j) for each vehicle j first on a segment that segment s leads into whose rear the front vehicle i
+// of s overlaps (the state of the current buffer). The rear of a vehicle on an exit lane lies only in the
+// junction path it came through.
+template <typename F>
+void TrafficSim::for_each_overlap_beyond(int32_t s, int64_t i, F f) const {
+    const int64_t* ord = order_.data();
+    const std::vector<double>& pos = pos_[cur_];
+    auto check = [&](int32_t s2) {
+        if (seg_end(s2) == seg_begin(s2)) return;
+        const int64_t j = ord[seg_begin(s2)];
+        const double rear = pos[j] - vp_[j].length;
+        if (j != i && rear < 0 && pos[i] > seg_len_[s] + rear + kOverlapEps) f(j);
+    };
+    if (s < nl_) {
+        for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
+            check(nl_ + net_.lane_links[a]);
+        }
+    } else {
+        const int32_t exit_lane = net_.link_to_lane[s - nl_];
+        if (seg_end(exit_lane) > seg_begin(exit_lane) && last_link_[ord[seg_begin(exit_lane)]] == s - nl_) {
+            check(exit_lane);
+        }
+    }
+}
+
 void TrafficSim::resolve_overlaps() {
     // Vehicles that entered a junction path or lane this step from different directions without seeing one
     // another (each decided on the last state): where one now overlaps another, the one that moved onto the
@@ -1088,21 +1113,7 @@ void TrafficSim::resolve_overlaps() {
                     if (pos[i] > pos[j] - vp_[j].length + kOverlapEps) pick(i, j);
                     continue;
                 }
-                auto check = [&](int32_t s2) {
-                    if (seg_end(s2) == seg_begin(s2)) return;
-                    const int64_t j = ord[seg_begin(s2)];
-                    const double rear = pos[j] - vp_[j].length;
-                    if (j != i && rear < 0 && pos[i] > seg_len_[s] + rear + kOverlapEps) pick(i, j);
-                };
-                if (s < nl_) {
-                    for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
-                        check(nl_ + net_.lane_links[a]);
-                    }
-                } else if (seg_end(net_.link_to_lane[s - nl_]) > seg_begin(net_.link_to_lane[s - nl_]) &&
-                           last_link_[ord[seg_begin(net_.link_to_lane[s - nl_])]] == s - nl_) {
-                    // The rear of a vehicle on the exit lane lies in the junction path it came through only.
-                    check(net_.link_to_lane[s - nl_]);
-                }
+                for_each_overlap_beyond(s, i, [&](int64_t j) { pick(i, j); });
             }
         }
         if (back.empty()) return;
@@ -1145,21 +1156,7 @@ void TrafficSim::post_step() {
                 over = pos[i] > pos[j] - vp_[j].length + kOverlapEps;
             } else {
                 // The front vehicle of a segment against the rear of vehicles just beyond its end.
-                auto check = [&](int32_t s2) {
-                    if (seg_end(s2) == seg_begin(s2)) return;
-                    const int64_t j = ord[seg_begin(s2)];
-                    const double rear = pos[j] - vp_[j].length;
-                    if (j != i && rear < 0 && pos[i] > seg_len_[s] + rear + kOverlapEps) over = true;
-                };
-                if (s < nl_) {
-                    for (int64_t a = net_.lane_link_offsets[s]; a < net_.lane_link_offsets[s + 1]; ++a) {
-                        check(nl_ + net_.lane_links[a]);
-                    }
-                } else if (seg_end(net_.link_to_lane[s - nl_]) > seg_begin(net_.link_to_lane[s - nl_]) &&
-                           last_link_[ord[seg_begin(net_.link_to_lane[s - nl_])]] == s - nl_) {
-                    // The rear of a vehicle on the exit lane lies in the junction path it came through only.
-                    check(net_.link_to_lane[s - nl_]);
-                }
+                for_each_overlap_beyond(s, i, [&](int64_t) { over = true; });
             }
             if (over && !collided_[i]) ++fresh;
             collided_[i] = over ? (collided_[i] ? 1 : 2) : 0;  // 2: new this step

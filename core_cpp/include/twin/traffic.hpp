@@ -264,6 +264,8 @@ class TrafficSim {
     // back (the vehicle stays where it stood, speed 0); counted in taken_back().
     void resolve_overlaps();
     void post_step();
+    template <typename F>
+    void for_each_overlap_beyond(int32_t s, int64_t i, F f) const;  // see traffic_step.cpp
     void grow(int64_t n);
 
     TrafficNetwork net_;
