@@ -885,15 +885,7 @@ bool TrafficSim::try_place(int64_t id, double t, int32_t r, bool teleport) {
             double gap = kInf, vl = 0;
             const int32_t b = seg_begin(lane), en = seg_end(lane);
             const int64_t* ord = order_.data();
-            int32_t lo = b, hi = en;  // first vehicle with pos > x
-            while (lo < hi) {
-                const int32_t mid = (lo + hi) / 2;
-                if (pos_[c][ord[mid]] > x) {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
+            const int32_t lo = first_after(lane, x);  // first vehicle with pos > x
             if (lo < en) {
                 const int64_t j = ord[lo];
                 gap = pos_[c][j] - vp_[j].length - x;

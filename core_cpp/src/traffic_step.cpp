@@ -218,16 +218,7 @@ int64_t TrafficSim::path_leader(int64_t i, int32_t lane, double x, int32_t ri, d
     const int64_t* ord = order_.data();
     const std::vector<double>& pos = pos_[c];
     // First vehicle on the lane with its front beyond x (other than i).
-    int32_t lo = seg_begin(lane), hi = seg_end(lane);
-    while (lo < hi) {
-        const int32_t mid = (lo + hi) / 2;
-        if (pos[ord[mid]] > x) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    for (int32_t q = lo; q < seg_end(lane); ++q) {
+    for (int32_t q = first_after(lane, x); q < seg_end(lane); ++q) {
         const int64_t j = ord[q];
         if (j == i) continue;
         gap = pos[j] - vp_[j].length - x;
@@ -488,16 +479,7 @@ void TrafficSim::emergency_lanes() {
         const double x = pos_[c][e];
         for (int32_t l = l0; l < l0 + nlanes; ++l) {
             const double from = x - (l == s ? 0.0 : vp_[e].length);
-            int32_t lo = seg_begin(l), hi = seg_end(l);
-            while (lo < hi) {
-                const int32_t mid = (lo + hi) / 2;
-                if (pos_[c][ord[mid]] > from) {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-            for (int32_t q = lo; q < seg_end(l); ++q) {
+            for (int32_t q = first_after(l, from); q < seg_end(l); ++q) {
                 const int64_t j = ord[q];
                 if (pos_[c][j] - vp_[j].length > x + p_.emergency_yield_distance) break;
                 if (priority_[j] || j == e || yield_dir_[j] != 0 || avoid_lane_[j] >= 0) continue;
@@ -654,15 +636,7 @@ void TrafficSim::lane_change_phase() {
         double g_l = kInf, vl_l = 0;
         path_leader(i, tgt, x, ri, g_l, vl_l);
         if (g_l < 0.1) continue;
-        int32_t lo = seg_begin(tgt), hi = seg_end(tgt);  // first vehicle with pos > x
-        while (lo < hi) {
-            const int32_t mid = (lo + hi) / 2;
-            if (pos[ord[mid]] > x) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
+        const int32_t lo = first_after(tgt, x);  // first vehicle with pos > x
         double a_n = 0, a_n2 = 0;
         bool has_f = false;
         if (lo > seg_begin(tgt)) {
@@ -950,15 +924,7 @@ void TrafficSim::move_phase() {
             const int32_t e = net_.lane_edge[s];
             for (int32_t adj = s - 1; adj <= s + 1; adj += 2) {
                 if (adj < net_.edge_lane_offsets[e] || adj >= net_.edge_lane_offsets[e + 1]) continue;
-                int32_t lo = seg_begin(adj), hi = seg_end(adj);  // first vehicle with pos > x
-                while (lo < hi) {
-                    const int32_t mid = (lo + hi) / 2;
-                    if (pos[ord[mid]] > x) {
-                        hi = mid;
-                    } else {
-                        lo = mid + 1;
-                    }
-                }
+                const int32_t lo = first_after(adj, x);  // first vehicle with pos > x
                 if (lo == seg_end(adj)) continue;
                 const int64_t y = ord[lo];
                 // Only for one that moves: a standing one gets in behind us once we have passed.

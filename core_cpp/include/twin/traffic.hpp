@@ -33,6 +33,7 @@
 // or link (SUMO's convention).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -190,6 +191,15 @@ class TrafficSim {
     bool is_lane(int32_t s) const { return s < nl_; }
     int32_t seg_begin(int32_t s) const { return seg_start_[s]; }
     int32_t seg_end(int32_t s) const { return seg_start_[s + 1]; }
+    // Index into order_ of the first vehicle on segment s (sorted by position) whose current position is > x
+    // (seg_end(s) if none).
+    int32_t first_after(int32_t s, double x) const {
+        const int64_t* ord = order_.data();
+        const std::vector<double>& p = pos_[cur_];
+        return static_cast<int32_t>(std::upper_bound(ord + seg_begin(s), ord + seg_end(s), x,
+                                                     [&p](double v, int64_t j) { return v < p[j]; }) -
+                                    ord);
+    }
     // The link vehicle i takes from `lane` (its route at index ri): -2 the route ends here, -1 no link to the
     // next edge. score (optional): 0 none, 1 a link whose lane does not lead on, 2 a link that does, 3 route
     // ends.
