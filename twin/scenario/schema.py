@@ -815,6 +815,20 @@ class Outputs(_Model):
     movie: bool = False
 
 
+def validate_mapping(
+    model: type[_Model], data: Any, *, source: str, base_dir: Path, what: str, keys: str
+) -> Any:
+    """``model`` validated from plain data read from ``source`` (relative paths against ``base_dir``); a non-mapping
+    or invalid fields raise one :class:`InputError` naming ``source`` and every field path. ``what`` and ``keys``
+    word the error for data that is not a mapping ("a scenario", "name, duration_s")."""
+    if not isinstance(data, Mapping):
+        raise InputError(source, f"{what} must be a mapping of keys ({keys}, …), got {_show(data)}")
+    try:
+        return model.model_validate(dict(data), context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise InputError(source, _join([_format_error(e) for e in exc.errors()])) from None
+
+
 class Scenario(_Model):
     """One scenario (``docs/SCENARIO.md``). Build with :func:`load_scenario` or :meth:`from_dict`."""
 
@@ -852,14 +866,9 @@ class Scenario(_Model):
         """Validate plain data (as read from YAML); relative paths resolve against ``base_dir`` (default: cwd)."""
         src = os.fspath(source)
         base = Path(os.path.abspath(base_dir)) if base_dir is not None else Path.cwd()
-        if not isinstance(data, Mapping):
-            raise InputError(
-                src, f"a scenario must be a mapping of keys (name, duration_s, …), got {_show(data)}"
-            )
-        try:
-            scenario = cls.model_validate(dict(data), context={"base_dir": base})
-        except ValidationError as exc:
-            raise InputError(src, _join([_format_error(e) for e in exc.errors()])) from None
+        scenario = validate_mapping(
+            cls, data, source=src, base_dir=base, what="a scenario", keys="name, duration_s"
+        )
         scenario._source = src
         scenario._base_dir = base
         problems = _check(scenario)

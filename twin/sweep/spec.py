@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from twin.errors import InputError
-from twin.scenario.schema import FilePath, Scenario, _format_error, _join, _Model, _show, read_yaml
+from twin.scenario.schema import FilePath, Scenario, _join, _Model, _show, read_yaml, validate_mapping
 from twin.sweep.catalogue import column_kind
 from twin.sweep.paths import PathError, format_path, parse_path, set_at, settable_problem
 
@@ -598,14 +598,9 @@ def sweep_from_dict(
     """
     src = os.fspath(source)
     base_dir = Path(os.path.abspath(base_dir)) if base_dir is not None else Path.cwd()
-    if not isinstance(data, Mapping):
-        raise InputError(
-            src, f"a sweep must be a mapping of keys (base, parameters, seeds, …), got {_show(data)}"
-        )
-    try:
-        spec = SweepFile.model_validate(dict(data), context={"base_dir": base_dir})
-    except ValidationError as exc:
-        raise InputError(src, _join([_format_error(e) for e in exc.errors()])) from None
+    spec = validate_mapping(
+        SweepFile, data, source=src, base_dir=base_dir, what="a sweep", keys="base, parameters, seeds"
+    )
     base_file = Path(spec.base)
     raw = read_yaml(base_file)
     if not isinstance(raw, Mapping):
