@@ -33,7 +33,17 @@ from twin.scenario.compare import (
     edge_mean_speed,
     flood_grids,
 )
-from twin.scenario.report import _CSS, DPI, _fmt, _img, _save, _series, _slug, _table
+from twin.scenario.report import (
+    _CSS,
+    DPI,
+    _finish_evacuation_figure,
+    _fmt,
+    _img,
+    _save,
+    _series,
+    _slug,
+    _table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +107,7 @@ def _evacuation_figure(base: RunResults, variant: RunResults, path: Path) -> boo
         agents = crowd.get("agents")
         if agents:
             ax.axhline(0.9 * agents, color=colour, lw=0.8, ls=":", alpha=0.8)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("agents evacuated")
-    ax.set_title("Evacuation curves (dotted: 90 % of each run's agents)")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    _finish_evacuation_figure(fig, ax, "Evacuation curves (dotted: 90 % of each run's agents)", path)
     return True
 
 

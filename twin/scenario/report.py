@@ -171,16 +171,21 @@ def _evacuation_figure(crowd: Mapping[str, Any], kpis: pd.DataFrame | None, path
         ax.axvline(t90, color="#e67e22", lw=1.5, label=f"t90 = {t90:.1f} s")
     if tev is not None:
         ax.axvline(tev, color="#c0392b", lw=1.5, label=f"evacuation time = {tev:.1f} s")
+    _finish_evacuation_figure(fig, ax, "Evacuation curve", path)
+    return True
+
+
+def _finish_evacuation_figure(fig: Any, ax: Any, title: str, path: Path) -> None:
+    """Axes, grid and legend of an evacuation-curve figure (agents evacuated over time), then write it."""
     ax.set_xlabel("time (s)")
     ax.set_ylabel("agents evacuated")
-    ax.set_title("Evacuation curve")
+    ax.set_title(title)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
-    return True
 
 
 def _exit_flow_figure(crowd: Mapping[str, Any], kpis: pd.DataFrame | None, path: Path) -> bool:
