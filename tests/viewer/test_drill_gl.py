@@ -93,9 +93,12 @@ def test_pick_handler_closes_the_nearest_door_and_the_drill_replays(drill, tmp_p
     b2 = pd.read_parquet(tmp_path / "replay" / "crowd_trajectories.parquet")
     pd.testing.assert_frame_equal(a, b2)
     for name in ("kpis.parquet", "smoke_state.parquet"):
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(tmp_path / "drill" / name), pd.read_parquet(tmp_path / "replay" / name)
-        )
+        # smoke_state exists only when a fire was started (by the picking test, if it ran on this worker first)
+        assert (tmp_path / "drill" / name).exists() == (tmp_path / "replay" / name).exists()
+        if (tmp_path / "drill" / name).exists():
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(tmp_path / "drill" / name), pd.read_parquet(tmp_path / "replay" / name)
+            )
     # The same events at the same times; within one time step a drill's injected event is logged after model
     # events published earlier for that time, a replayed scenario event before them (CoupledRun's queue order).
     keys = ["t_s", "type", "source", "details"]
