@@ -341,6 +341,7 @@ void CrowdSim::ensure_ready() {
     if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
     for (Scratch& sc : scratch_) {
         if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
+        if (sc.close.capacity() < 5 * 256) sc.close.reserve(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
         sc.pre.resize(kBlock);
     }
@@ -651,10 +652,19 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         }
     }
 
-    // Neighbours: the floor agents (as at the start of this substep) within the cut-off, from the agent's
+    // Neighbours: the floor agents (as at the start of this substep) within the agent's cut-off, from its
     // list or else from the index (whose positions are `sub` substeps old) and the agents that came off
-    // stairs since it was built. Entries: dx, dy, distance, l_ij = r_i + r_j, j.
-    const double cut2 = cut_ * cut_;
+    // stairs since it was built. Entries: dx, dy, distance, l_ij = r_i + r_j, j. The cut-off is the agent's
+    // own: contact + the farther of the repulsion's reach and its own headway (social force: time_gap * v0
+    // beyond the repulsion's reach; collision-free speed: time_gap * v0); nothing farther acts on it. (cut_
+    // is the largest; the deadlock test looks that far.)
+    const double rc_soc = p_.range_cutoff * p_.agent_range;
+    const double cut_i =
+        std::min(cut_, r + max_radius_ +
+                           (M == CrowdModel::SocialForce
+                                ? p_.time_gap * v0 + rc_soc
+                                : std::max(v0 * p_.time_gap, p_.range_cutoff * p_.cfs_agent_range)));
+    double cut_now = cut_i, cut2 = cut_i * cut_i;
     const float* radius = radius_.data();
     std::size_t nn = 0, cap = sc.nb.size() / 5;
     double* nbw = sc.nb.data();
@@ -680,12 +690,23 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     auto on_floor = [&](int64_t j) {
         return !check || __atomic_load_n(&state[j], __ATOMIC_RELAXED) <= kCrowdWalking;
     };
+    // From the index: agents within the cut-off of their positions at its build plus what they moved since.
+    auto add_from_index = [&]() {
+        for_each_floor_run(l, x, y, cut_now + sub * grid_move_, [&](const int32_t* a, const int32_t* b) {
+            for (; a < b; ++a) {
+                if (on_floor(*a)) add(*a);
+            }
+        });
+        for (const int32_t j : joined_) {
+            if (level_[j] == l && on_floor(j)) add(j);
+        }
+    };
     const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
     if (lists_ && sub == 0) {
         // First substep: the agent's list from the index (built from the positions now), then this substep's
         // neighbours from the list (branch-free collection: slot kBuf takes what does not fit; if anything
         // did not, from the index again).
-        const double reach = cut_ + skin_, reach2 = reach * reach;
+        const double reach = cut_i + skin_, reach2 = reach * reach;
         constexpr int kBuf = 4 * kListCap;
         int32_t found[kBuf + 1];
         int c = 0;
@@ -700,18 +721,33 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         if (c <= kBuf) {
             for (int q = 0; q < c; ++q) add(found[q]);
         } else {
-            for_each_floor_run(l, x, y, cut_, [&](const int32_t* a, const int32_t* b) {
+            for_each_floor_run(l, x, y, cut_i, [&](const int32_t* a, const int32_t* b) {
                 for (; a < b; ++a) add(*a);
             });
         }
-        bool fits = c <= kListCap;
+        // The social force's list keeps the agents that can act on i within the step: those within contact +
+        // range_cutoff * B (+ skin_), and the farther ones only if they can come into its lane ahead (the
+        // headway term; its direction is fixed for the step unless an unstick episode turns it: then all are
+        // kept). Each coordinate relative to i changes by at most skin_ within the step.
+        const double near_reach = r + max_radius_ + rc_soc + skin_;
+        const bool lane_only = M == CrowdModel::SocialForce && near_reach < reach && !turn;
+        const double near2 = near_reach * near_reach;
+        int kept = 0;
+        bool fits = c <= kBuf;
         int16_t* out = list_.data() + i * kListCap;
         for (int q = 0; q < c && fits; ++q) {
-            const int64_t d = found[q] - i;
-            fits = d >= INT16_MIN && d <= INT16_MAX;
-            out[q] = static_cast<int16_t>(d);
+            const int32_t j = found[q];
+            if (lane_only) {
+                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
+                if (dx * dx + dy * dy > near2 &&
+                    (ex * dx + ey * dy <= -skin_ || std::fabs(ex * dy - ey * dx) >= r + radius[j] + skin_))
+                    continue;
+            }
+            const int64_t d = j - i;
+            fits = kept < kListCap && d >= INT16_MIN && d <= INT16_MAX;
+            if (fits) out[kept++] = static_cast<int16_t>(d);
         }
-        list_n_[i] = fits ? static_cast<uint8_t>(c) : kListOverflow;
+        list_n_[i] = fits ? static_cast<uint8_t>(kept) : kListOverflow;
     } else if (listed != kListOverflow) {
         const int16_t* li = list_.data() + i * kListCap;
         for (int c = 0; c < listed; ++c) {
@@ -719,14 +755,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             if (on_floor(j)) add(j);
         }
     } else {
-        for_each_floor_run(l, x, y, cut_ + sub * grid_move_, [&](const int32_t* a, const int32_t* b) {
-            for (; a < b; ++a) {
-                if (on_floor(*a)) add(*a);
-            }
-        });
-        for (const int32_t j : joined_) {
-            if (level_[j] == l && on_floor(j)) add(j);
-        }
+        add_from_index();
     }
     const double* nb = sc.nb.data();
 
@@ -738,9 +767,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
         double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
-        const double reach_a = p_.range_cutoff * p_.agent_range;
+        const double reach_a = rc_soc;
         double sx = 0.0, sy = 0.0;                               // social repulsion
         const double prog = std::max(0.0, vix * ex + viy * ey);  // speed along the desired direction
+        const double headway = p_.time_gap * std::min(prog, v0);
         for (std::size_t k = 0; k < nn; ++k) {
             const double* e = nb + 5 * k;
             const double dist = e[2];
@@ -748,10 +778,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             // + time_gap * u * lane, u the speed along the desired direction (clamped to [0, v0]) and lane =
             // 1 - b / l_ij for j ahead at a lateral offset b from the line of walking (0 beside or behind:
             // only who is in the way; Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010).
-            const double lij = e[3], fwd = ex * e[0] + ey * e[1], cosphi = fwd / dist;
-            const double lane = fwd > 0 ? std::max(0.0, 1.0 - std::fabs(ex * e[1] - ey * e[0]) / lij) : 0.0;
-            const double lsoc = lij + p_.time_gap * std::min(prog, v0) * lane;
+            const double lij = e[3], fwd = ex * e[0] + ey * e[1], lat = std::fabs(ex * e[1] - ey * e[0]);
+            if (dist - lij > reach_a && (fwd <= 0 || lat >= lij)) continue;  // (lane 0: out of reach)
+            const double lane = fwd > 0 ? std::max(0.0, 1.0 - lat / lij) : 0.0;
+            const double lsoc = lij + headway * lane;
             if (dist - lsoc > reach_a) continue;
+            const double cosphi = fwd / dist;
             const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
             // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +
             // cos phi) / 2 (those behind count less).
@@ -865,10 +897,22 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             // Speed: spacing s to the nearest agent ahead, i.e. within the strip of width l_ij along the
             // direction (Tordeux et al.) and within cone_angle of it; min(v0, max(0, (s - l) / T)).
             const double T = p_.time_gap, cone = cone_cos_;
+            // Only neighbours closer than l_ij + v0 T can slow the agent, and (a move being at most h v0 <
+            // v0 T / 2) only they can limit its move: copied together (in order) for the loops below, which
+            // probing runs many times.
+            auto& close = sc.close;
+            close.clear();
+            const double slow_gap = v0 * T * (1.0 + 1e-12) + 1e-12;
+            for (std::size_t k = 0; k < nn; ++k) {
+                const double* e = nb + 5 * k;
+                if (e[2] - (e[3] - shrink) < slow_gap) close.insert(close.end(), e, e + 5);
+            }
+            const std::size_t nc = close.size() / 5;
+            const double* cl = close.data();
             auto speed_along = [&](double dx, double dy) {
                 double sp = v0;
-                for (std::size_t k = 0; k < nn; ++k) {
-                    const double* e = nb + 5 * k;
+                for (std::size_t k = 0; k < nc; ++k) {
+                    const double* e = cl + 5 * k;
                     if (dx * e[0] + dy * e[1] <= cone * e[2]) continue;
                     const double lij = e[3] - shrink;
                     if (std::fabs(dx * e[1] - dy * e[0]) >= lij) continue;
@@ -889,8 +933,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 double sx = dx, sy = dy;
                 bool slid = false;
                 for (int pass = 0; pass < 3; ++pass) {
-                    for (std::size_t k = 0; k < nn; ++k) {
-                        const double* e = nb + 5 * k;
+                    for (std::size_t k = 0; k < nc; ++k) {
+                        const double* e = cl + 5 * k;
                         const double appr = (sx * e[0] + sy * e[1]) / e[2];
                         const double allow = 0.5 * std::max(0.0, e[2] - (e[3] - shrink));
                         if (appr > allow) {
@@ -905,8 +949,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                     dy = sy;
                 }
                 double scale = 1.0;
-                for (std::size_t k = 0; k < nn; ++k) {
-                    const double* e = nb + 5 * k;
+                for (std::size_t k = 0; k < nc; ++k) {
+                    const double* e = cl + 5 * k;
                     const double appr = (dx * e[0] + dy * e[1]) / e[2];
                     if (appr <= 0) continue;
                     const double allow = 0.5 * std::max(0.0, e[2] - (e[3] - shrink));
@@ -1018,6 +1062,14 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         if (stuck >= 0) {
             if (ema < p_.stuck_speed) {  // (the episodes-in-a-row count survives until progress resumes)
                 stuck += static_cast<float>(step);
+                if (stuck >= p_.stuck_time && cut_i < cut_) {
+                    // (The deadlock test looks for the nearest agent ahead within cut_.)
+                    cut_now = cut_;
+                    cut2 = cut_ * cut_;
+                    nn = 0;
+                    add_from_index();
+                    nb = sc.nb.data();
+                }
                 if (stuck >= p_.stuck_time && !deadlocked(i, t, l, x, y, e0x, e0y, r, nb, nn)) {
                     stuck = static_cast<float>(p_.stuck_time - 0.5);  // queueing: look again in 0.5 s
                 } else if (stuck >= p_.stuck_time) {

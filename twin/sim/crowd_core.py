@@ -2,10 +2,12 @@
 
 One :meth:`CrowdSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL released, OpenMP over agents, results
 bitwise independent of the thread count; agents are kept in a spatially sorted order, re-sorted about once a
-simulated second, while their ids stay fixed). Neighbours come from a cell index rebuilt every step; with several
-substeps per step (the social force model) each agent keeps a list of the agents within the cut-off plus the
-distance two agents can close within the step, which the later substeps filter instead of querying the index (at
-most 16 per agent; denser neighbourhoods query the index). Two operational models:
+simulated second, while their ids stay fixed). Neighbours come from a cell index rebuilt every step, each agent
+looking as far as anything can act on it (contact, the repulsion's reach and its own headway at its desired
+speed); with several substeps per step (the social force model) each agent keeps a list of the agents within that
+reach plus the distance two agents can close within the step (beyond the repulsion's reach only those that can
+come into its lane ahead), which the later substeps filter instead of querying the index (at most 16 per agent;
+denser neighbourhoods query the index). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij] +

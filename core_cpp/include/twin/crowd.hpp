@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -184,7 +185,8 @@ class CrowdSim {
     };
     // (Each on its own cache lines: the threads update their vectors' ends all the time.)
     struct alignas(128) Scratch {
-        std::vector<double> nb;  // per neighbour: dx, dy, dist, l, j
+        std::vector<double> nb;     // per neighbour: dx, dy, dist, l, j
+        std::vector<double> close;  // the same for those that can slow an agent (collision-free speed)
         std::vector<WallHit> hits;
         std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
         std::vector<int64_t> stair;      // agents at a stair end, or asking to enter a stair
@@ -212,15 +214,24 @@ class CrowdSim {
     void reorder();
 
     // Calls visit(first, last) for the runs of floor-index entries (slots) in the index cells overlapping the
-    // square [x - r, x + r] x [y - r, y + r] on `level` (a superset of the floor agents whose position at the
-    // index build was within r of (x, y)).
+    // disc of radius r around (x, y) on `level`, row by row (a superset of the floor agents whose position at
+    // the index build was within r of (x, y)). (Each row's span is that of the disc's chord over the row's
+    // band, widened by a margin far above rounding.)
     template <typename Visit>
     void for_each_floor_run(int level, double x, double y, double r, Visit&& visit) const {
         const double x0 = g_.origins[2 * level], y0 = g_.origins[2 * level + 1];
-        const int cx0 = floor_axis((x - r - x0) * finv_, fnx_), cx1 = floor_axis((x + r - x0) * finv_, fnx_);
+        const double cell = 1.0 / finv_, pad = 1e-9 * (1.0 + r);
         const int cy0 = floor_axis((y - r - y0) * finv_, fny_), cy1 = floor_axis((y + r - y0) * finv_, fny_);
         const int32_t* ids = fids_.data();
         for (int cy = cy0; cy <= cy1; ++cy) {
+            // Distance from y to the row's band [y0 + cy cell, y0 + (cy + 1) cell) (0 inside; the outer
+            // rows of the clamped index reach to infinity).
+            const double lo = cy == 0 ? -std::numeric_limits<double>::infinity() : y0 + cy * cell;
+            const double hi = cy == fny_ - 1 ? std::numeric_limits<double>::infinity() : y0 + (cy + 1) * cell;
+            const double dy = std::max({0.0, lo - y, y - hi});
+            const double w = dy < r ? std::sqrt((r - dy) * (r + dy)) + pad : pad;
+            const int cx0 = floor_axis((x - w - x0) * finv_, fnx_),
+                      cx1 = floor_axis((x + w - x0) * finv_, fnx_);
             const std::size_t row = (static_cast<std::size_t>(level) * fny_ + cy) * fnx_;
             visit(ids + fstart_[row + cx0], ids + fstart_[row + cx1 + 1]);
         }
