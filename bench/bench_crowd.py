@@ -18,10 +18,14 @@ Run from the repository root: ``python -m bench.bench_crowd`` (``--quick`` for s
    leave and the 10-90 % door flow lies in 1.3-2.2 P/s (laboratory 1.5-2.0 P/s, Seyfried et al. 2009).
 3. Scale: 100,000 agents in a generated 4-storey building (160 m x 160 m floors with 2 m pillars every 12 m, four
    10 m x 2 m stairs between consecutive floors, four 2 m exits on the ground floor; 25,000 agents per floor, about
-   1 P/m^2, speeds N(1.34, 0.26)). Required: faster than real time (simulated / wall time > 1; best of three 2 s
-   windows) on 2 threads with dt = 0.05 s, for both models; the social force model integrates in five 0.01 s
-   substeps per step (its body force and repulsion need them for stability), reusing each agent's neighbour list
-   over them. Prints the state bytes per agent (required <= 200).
+   1 P/m^2, speeds N(1.34, 0.26)). Its evacuation takes hours of simulated time (12 stairs and 8 m of exit width for
+   100,000 people): within two minutes nearly everyone stands in dense queues (4-6 P/m^2), where each agent has
+   several times the neighbours it has at the start, and stays there. So the run is timed from the start over a
+   long stretch (collision-free speed 150 s, social force 40 s; --quick: a third) in 10 s windows on 2 threads
+   with dt = 0.05 s; printed: simulated / wall time over the whole stretch and in its slowest window (the
+   steady, queued state). Required: faster than real time in the slowest window, for both models. The social
+   force model integrates in five 0.01 s substeps per step (its body force and repulsion need them for
+   stability), reusing each agent's neighbour list over them. Prints the state bytes per agent (required <= 200).
 """
 
 from __future__ import annotations
@@ -31,19 +35,19 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # idle BLAS worker threads would compete with the core's
 
 import argparse  # noqa: E402
-import math  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
-from twin.sim.crowd_core import EVACUATED, CrowdSim  # noqa: E402
+from twin.sim.crowd_core import EVACUATED, WALKING, CrowdSim  # noqa: E402
 from twin.sim.rasterize import centre_rule_space  # noqa: E402
 from twin.spatial import DistanceField, get_num_threads, set_num_threads  # noqa: E402
 
 H = 0.2  # raster cell, metres
 REQUIRED_2T, REQUIRED_1T = 10.0, 5.0
 FLOW_RANGE = (1.3, 2.2)
+SCALE_WINDOW_S = 10.0
 DT = {"collision_free_speed": 0.05, "social_force": 0.01}
 
 
@@ -187,6 +191,51 @@ def _twin_rate_once(model: str, scene: dict, window_s: float, threads: int, chun
     return agent_steps / wall
 
 
+def scale_run(model: str, bld: dict, windows: int) -> bool:
+    """Times the 100,000-agent building from the start in windows of SCALE_WINDOW_S (2 threads); prints each
+    window, the whole stretch and the slowest window; returns whether the slowest is faster than real time."""
+    dt = 0.05
+    sim = new_sim(model, bld["space"], bld["field"], dt, stairs=bld["stairs"])
+    sim.add_agents(bld["pos"], bld["levels"], bld["speed"], 0.2)
+    steps = round(SCALE_WINDOW_S / dt)
+    walls = []
+    for w in range(windows):
+        t0 = time.perf_counter()
+        sim.step(steps)
+        walls.append(time.perf_counter() - t0)
+        c = sim.counts()
+        dense = local_density(sim) >= 4.0
+        print(
+            f"  {model} {(w + 1) * SCALE_WINDOW_S:4.0f} s: {SCALE_WINDOW_S / walls[-1]:.2f}x real time "
+            f"({c['walking']:,} walking, {c['on_stair']:,} on stairs, {c['evacuated']:,} out; "
+            f"{dense.mean():.0%} of the walking at >= 4 P/m^2)",
+            flush=True,
+        )
+    overall, slowest = windows * SCALE_WINDOW_S / sum(walls), SCALE_WINDOW_S / max(walls)
+    good = slowest > 1.0
+    print(
+        f"required: {model}: faster than real time on 2 threads in the slowest window: {slowest:.2f}x "
+        f"({overall:.2f}x over the first {windows * SCALE_WINDOW_S:.0f} s; {sim.substeps} substeps per step) "
+        f"{'ok' if good else 'FAIL'}",
+        flush=True,
+    )
+    return good
+
+
+def local_density(sim: CrowdSim, radius: float = 1.0) -> np.ndarray:
+    """Persons per m^2 within ``radius`` of each walking agent (itself included), per level (scipy KD-tree)."""
+    from scipy.spatial import cKDTree
+
+    walking = sim.state == WALKING
+    pos, lev = sim.positions[walking], sim.levels[walking]
+    counts = np.zeros(len(pos))
+    for level in np.unique(lev):
+        on = lev == level
+        tree = cKDTree(pos[on])
+        counts[on] = tree.query_ball_point(pos[on], radius, return_length=True)
+    return counts / (np.pi * radius**2)
+
+
 def jupedsim_rate(model: str, scene: dict, window_s: float) -> tuple[float, str]:
     """Agent-steps per second of JuPedSim over the same window (or until it fails), and a note."""
     import jupedsim as jps
@@ -317,27 +366,10 @@ def main(argv: list[str] | None = None) -> int:
             f"required: state <= 200 bytes per agent: {bytes_per_agent:.0f} {'ok' if bytes_per_agent <= 200 else 'FAIL'}"
         )
         set_num_threads(2)
-        for model in ("collision_free_speed", "social_force"):
-            sim = new_sim(model, bld["space"], bld["field"], 0.05, stairs=bld["stairs"])
-            sim.add_agents(bld["pos"], bld["levels"], bld["speed"], 0.2)
-            sim.step(2)  # warm-up (allocations, wall bins)
-            steps = 20 if args.quick else 40
-            wall = math.inf
-            for _ in range(3):  # best of three windows (the machine may be shared)
-                t0 = time.perf_counter()
-                sim.step(steps)
-                wall = min(wall, time.perf_counter() - t0)
-            speedup = steps * 0.05 / wall
-            good = speedup > 1.0
+        for model, stretch_s in (("collision_free_speed", 150.0), ("social_force", 40.0)):
+            windows = max(2, round(stretch_s / SCALE_WINDOW_S / (3 if args.quick else 1)))
+            good = scale_run(model, bld, windows)
             ok &= good
-            c = sim.counts()
-            print(
-                f"required: {model}: faster than real time on 2 threads: "
-                f"{steps * 0.05:.0f} s simulated in {wall:.2f} s = {speedup:.2f}x real time "
-                f"({n * steps / wall:.3e} agent-steps/s; {sim.substeps} substeps per step; now {c['walking']:,} "
-                f"walking, {c['on_stair']:,} on stairs, {c['evacuated']:,} out) {'ok' if good else 'FAIL'}",
-                flush=True,
-            )
     finally:
         set_num_threads(threads_before)
     print(
