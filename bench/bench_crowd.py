@@ -215,7 +215,8 @@ def scale_run(model: str, bld: dict, windows: int) -> bool:
     good = slowest > 1.0
     print(
         f"required: {model}: faster than real time on 2 threads in the slowest window: {slowest:.2f}x "
-        f"({overall:.2f}x over the first {windows * SCALE_WINDOW_S:.0f} s; {sim.substeps} substeps per step) "
+        f"({overall:.2f}x over the first {windows * SCALE_WINDOW_S:.0f} s; {sim.substeps} substeps per step; "
+        f"long neighbour lists' pool {sim.list_pool_bytes / sim.n_agents:.1f} bytes per agent) "
         f"{'ok' if good else 'FAIL'}",
         flush=True,
     )

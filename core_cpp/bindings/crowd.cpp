@@ -299,6 +299,7 @@ void bind_crowd(py::module_& m) {
         .def_property_readonly("dt", &CrowdSim::dt)
         .def_property_readonly("seed", &CrowdSim::seed)
         .def_property_readonly("substeps", &CrowdSim::substeps)
+        .def_property_readonly("list_pool_bytes", &CrowdSim::list_pool_bytes)
         .def_property_readonly("stair_capacity",
                                [](const CrowdSim& s) {
                                    carray<int64_t> out(s.n_stairs());

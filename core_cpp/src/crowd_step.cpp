@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -434,7 +435,7 @@ void CrowdSim::join_lists(int64_t i) {
         uint8_t& c = list_n_[a];
         if (c == kListOverflow) return;
         const int64_t d = b - a;
-        if (c == kListCap || d < INT16_MIN || d > INT16_MAX) {
+        if (c >= kListCap || d < INT16_MIN || d > INT16_MAX) {  // (full, or pooled: no room to append)
             c = kListOverflow;
         } else {
             list_[a * kListCap + c++] = static_cast<int16_t>(d);
@@ -732,9 +733,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double near_reach = r + max_radius_ + rc_soc + skin_;
         const bool lane_only = M == CrowdModel::SocialForce && near_reach < reach && !turn;
         const double near2 = near_reach * near_reach;
+        // Up to kListCap entries are kept in the agent's own slots, more in the shared pool (its offset and
+        // count in the agent's slots); an agent whose entries do not fit queries the index every substep (the
+        // same neighbours in the same order: its results do not depend on where its list is).
         int kept = 0;
         bool fits = c <= kBuf;
-        int16_t* out = list_.data() + i * kListCap;
+        int16_t keep[kBuf];
         for (int q = 0; q < c && fits; ++q) {
             const int32_t j = found[q];
             if (lane_only) {
@@ -744,13 +748,36 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                     continue;
             }
             const int64_t d = j - i;
-            fits = kept < kListCap && d >= INT16_MIN && d <= INT16_MAX;
-            if (fits) out[kept++] = static_cast<int16_t>(d);
+            fits = d >= INT16_MIN && d <= INT16_MAX;
+            keep[kept++] = static_cast<int16_t>(d);
         }
-        list_n_[i] = fits ? static_cast<uint8_t>(kept) : kListOverflow;
+        int16_t* out = list_.data() + i * kListCap;
+        uint8_t state_of_list = kListOverflow;
+        if (fits && kept <= kListCap) {
+            std::copy(keep, keep + kept, out);
+            state_of_list = static_cast<uint8_t>(kept);
+        } else if (fits) {
+            const uint64_t at =
+                __atomic_fetch_add(&pool_used_, static_cast<uint64_t>(kept), __ATOMIC_RELAXED);
+            if (at + kept <= pool_.size()) {  // (else: the pool grows before the next step)
+                std::copy(keep, keep + kept, pool_.data() + at);
+                const uint32_t at32 = static_cast<uint32_t>(at);
+                std::memcpy(out, &at32, sizeof at32);
+                out[2] = static_cast<int16_t>(kept);
+                state_of_list = kListPooled;
+            }
+        }
+        list_n_[i] = state_of_list;
     } else if (listed != kListOverflow) {
         const int16_t* li = list_.data() + i * kListCap;
-        for (int c = 0; c < listed; ++c) {
+        int count = listed;
+        if (listed == kListPooled) {
+            uint32_t at = 0;
+            std::memcpy(&at, li, sizeof at);
+            count = li[2];
+            li = pool_.data() + at;
+        }
+        for (int c = 0; c < count; ++c) {
             const int64_t j = i + li[c];
             if (on_floor(j)) add(j);
         }
@@ -1158,6 +1185,9 @@ void CrowdSim::step(int64_t n) {
     for (int64_t s = 0; s < n; ++s) {
         sync_evacuated();
         build_floor_index();
+        // The pool of long neighbour lists: as large as the last step asked for (and a margin).
+        if (pool_used_ > pool_.size()) pool_.resize(pool_used_ + pool_used_ / 4);
+        pool_used_ = 0;
         if (reorder_pending_ || step_count_ % every == 0) {
             reorder();
             reorder_pending_ = false;

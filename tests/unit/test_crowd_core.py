@@ -364,6 +364,33 @@ def test_results_do_not_depend_on_thread_count(model):
     assert (one["state"] == EVACUATED).sum() > 10  # the run got somewhere
 
 
+def _dense_state(threads):
+    """1,600 people at 4 P/m^2 pressing to a 1 m door (social force): more than 16 neighbours each, so their
+    neighbour lists go to the shared pool (filled in whatever order the threads reach it)."""
+    old = get_num_threads()
+    set_num_threads(threads)
+    try:
+        room = shapely.union(shapely.box(0, 0, 20, 20), shapely.box(20, 9.5, 22.5, 10.5))
+        space = make_space([room], [(0, shapely.box(22, 9.5, 22.5, 10.5))])
+        sim = make_sim("social_force", space, seed=3)
+        rng = np.random.default_rng(2)
+        pos = grid_points((0, 0, 20, 20), 0.5, 1600, rng)
+        sim.add_agents(pos, 0, rng.normal(1.34, 0.26, len(pos)).clip(0.5, 2.0), 0.2)
+        sim.step(60)
+        state = {k: getattr(sim, k).copy() for k in ("positions", "velocities", "state")}
+        return state, sim.list_pool_bytes
+    finally:
+        set_num_threads(old)
+
+
+def test_long_neighbour_lists_in_the_pool_do_not_change_results_with_threads():
+    (one, pool_one), (two, pool_two) = _dense_state(1), _dense_state(2)
+    assert pool_one > 0  # the pool was used
+    assert pool_two > 0
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k], err_msg=k)
+
+
 def test_same_seed_same_result():
     a = _bottleneck_state("collision_free_speed", 9, 2, steps=200)
     b = _bottleneck_state("collision_free_speed", 9, 2, steps=200)

@@ -6,8 +6,9 @@ simulated second, while their ids stay fixed). Neighbours come from a cell index
 looking as far as anything can act on it (contact, the repulsion's reach and its own headway at its desired
 speed); with several substeps per step (the social force model) each agent keeps a list of the agents within that
 reach plus the distance two agents can close within the step (beyond the repulsion's reach only those that can
-come into its lane ahead), which the later substeps filter instead of querying the index (at most 16 per agent;
-denser neighbourhoods query the index). Two operational models:
+come into its lane ahead), which the later substeps filter instead of querying the index (up to 16 in the agent's
+own slots, longer lists in a pool shared by all, sized by the last step: :attr:`CrowdSim.list_pool_bytes`). Two
+operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij] +
@@ -357,6 +358,12 @@ class CrowdSim:
     def counts(self) -> dict[str, int]:
         """Agents per state: ``waiting``, ``walking``, ``on_stair``, ``evacuated``."""
         return {k: int(v) for k, v in self._core.counts().items()}
+
+    @property
+    def list_pool_bytes(self) -> int:
+        """Bytes of the shared pool that holds the neighbour lists longer than 16 (dense crowds; scratch rebuilt
+        every step, sized by the last step, not part of :meth:`state_bytes_per_agent`)."""
+        return int(self._core.list_pool_bytes)
 
     @staticmethod
     def state_bytes_per_agent() -> float:

@@ -155,6 +155,8 @@ class CrowdSim {
     // Bytes of per-agent state (all columns, the double buffers, the neighbour index and the neighbour lists)
     // per agent.
     static double state_bytes_per_agent();
+    // Bytes of the shared pool of long neighbour lists (dense crowds; not in state_bytes_per_agent).
+    int64_t list_pool_bytes() const { return static_cast<int64_t>(pool_.capacity() * sizeof(int16_t)); }
 
     // Writes one per-agent array in id order to `out` (n_agents() rows, dtype as listed in CrowdArray).
     void read(CrowdArray what, void* out) const;
@@ -371,11 +373,17 @@ class CrowdSim {
     // neighbours do not fit (dense crowds, far slots) queries the index every substep instead.
     static constexpr int kListCap = 16;
     static constexpr uint8_t kListOverflow = 255;
+    static constexpr uint8_t kListPooled = 254;  // the list is in pool_ (offset: slots 0-1, count: slot 2)
     double skin_ = 0;
-    bool lists_ = false;              // the lists are in use this step
-    bool left_floor_ = false;         // an agent left the floors since the lists were built: check states
-    std::vector<int16_t> list_;       // (n, kListCap); also the scratch of the index build and of reorder
-    std::vector<uint8_t> list_n_;     // (n,) entries in use, or kListOverflow
+    bool lists_ = false;           // the lists are in use this step
+    bool left_floor_ = false;      // an agent left the floors since the lists were built: check states
+    std::vector<int16_t> list_;    // (n, kListCap); also the scratch of the index build and of reorder
+    std::vector<uint8_t> list_n_;  // (n,) entries in use, or kListOverflow, or kListPooled
+    // Longer lists of this step (dense crowds), filled in any order (an atomic counter); grown between steps
+    // to what the last step asked for. Scratch: its size follows the densest neighbourhoods, printed by the
+    // bench.
+    std::vector<int16_t> pool_;
+    uint64_t pool_used_ = 0;
     std::vector<int32_t> joined_;     // slots that came off a stair onto a floor since the index was built
     std::vector<int64_t> evacuated_;  // left through an exit in the last substep: both buffers made final
     std::vector<Scratch> scratch_;
