@@ -342,7 +342,8 @@ void CrowdSim::ensure_ready() {
     if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
     for (Scratch& sc : scratch_) {
         if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
-        if (sc.close.capacity() < 5 * 256) sc.close.reserve(5 * 256);
+        if (sc.close.size() < 5 * 256) sc.close.resize(5 * 256);
+        if (sc.touch.size() < 5 * 256) sc.touch.resize(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
         sc.pre.resize(kBlock);
     }
@@ -669,37 +670,49 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     const float* radius = radius_.data();
     std::size_t nn = 0, cap = sc.nb.size() / 5;
     double* nbw = sc.nb.data();
-    // Branch-free: every candidate is written, only those within the cut-off are kept (not itself, nor a
-    // coincident centre, which has no direction).
-    auto add = [&](int64_t j) {
-        if (nn == cap) {
-            sc.nb.resize(2 * sc.nb.size());
+    const bool check = left_floor_;  // some listed agents may have left the floors
+    // Appends the candidates j = id(k), k < m, within the cut-off (not itself, nor a coincident centre, which
+    // has no direction) and, if check_state, still on a floor. Branch-free: every candidate is written, only
+    // those kept advance. (Only locals in the loop: the writes through the entries would otherwise make the
+    // compiler reload every captured variable for every candidate.)
+    auto add_ids = [&](auto id, std::size_t m, bool check_state) {
+        if (5 * (nn + m + 1) > sc.nb.size()) {
+            sc.nb.resize(std::max(2 * sc.nb.size(), 5 * (nn + m + 1)));
             nbw = sc.nb.data();
             cap = sc.nb.size() / 5;
         }
-        const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
-        const double d2 = dx * dx + dy * dy;
-        double* e = nbw + 5 * nn;
-        e[0] = dx;
-        e[1] = dy;
-        e[2] = std::sqrt(d2);
-        e[3] = r + radius[j];
-        e[4] = static_cast<double>(j);
-        nn += static_cast<std::size_t>((d2 <= cut2) & (d2 > 0));
+        double* const w = nbw + 5 * nn;
+        const double* const P = po;
+        const float* const rad = radius;
+        const int8_t* const st = state;
+        const double X = x, Y = y, R = r, C2 = cut2;
+        std::size_t cnt = 0;
+        for (std::size_t k = 0; k < m; ++k) {
+            const int64_t j = id(k);
+            const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
+            const double d2 = dx * dx + dy * dy;
+            double* e = w + 5 * cnt;
+            e[0] = dx;
+            e[1] = dy;
+            e[2] = std::sqrt(d2);
+            e[3] = R + rad[j];
+            e[4] = static_cast<double>(j);
+            bool keep = (d2 <= C2) & (d2 > 0);
+            if (check_state) keep &= __atomic_load_n(&st[j], __ATOMIC_RELAXED) <= kCrowdWalking;
+            cnt += static_cast<std::size_t>(keep);
+        }
+        nn += cnt;
     };
-    const bool check = left_floor_;  // some listed agents may have left the floors
-    auto on_floor = [&](int64_t j) {
-        return !check || __atomic_load_n(&state[j], __ATOMIC_RELAXED) <= kCrowdWalking;
+    auto add_run = [&](const int32_t* a, const int32_t* b, bool check_state) {
+        add_ids([a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
+                check_state);
     };
     // From the index: agents within the cut-off of their positions at its build plus what they moved since.
     auto add_from_index = [&]() {
-        for_each_floor_run(l, x, y, cut_now + sub * grid_move_, [&](const int32_t* a, const int32_t* b) {
-            for (; a < b; ++a) {
-                if (on_floor(*a)) add(*a);
-            }
-        });
+        for_each_floor_run(l, x, y, cut_now + sub * grid_move_,
+                           [&](const int32_t* a, const int32_t* b) { add_run(a, b, check); });
         for (const int32_t j : joined_) {
-            if (level_[j] == l && on_floor(j)) add(j);
+            if (level_[j] == l) add_run(&j, &j + 1, check);
         }
     };
     const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
@@ -712,19 +725,23 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         int32_t found[kBuf + 1];
         int c = 0;
         for_each_floor_run(l, x, y, reach, [&](const int32_t* a, const int32_t* b) {
+            const double* const P = po;
+            const double X = x, Y = y, Q2 = reach2;
+            const int32_t self = static_cast<int32_t>(i);
+            int cc = c;
             for (; a < b; ++a) {
                 const int32_t j = *a;
-                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
-                found[std::min(c, kBuf)] = j;
-                c += static_cast<int>((dx * dx + dy * dy <= reach2) & (j != i));
+                const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
+                found[std::min(cc, kBuf)] = j;
+                cc += static_cast<int>((dx * dx + dy * dy <= Q2) & (j != self));
             }
+            c = cc;
         });
         if (c <= kBuf) {
-            for (int q = 0; q < c; ++q) add(found[q]);
+            add_run(found, found + c, false);
         } else {
-            for_each_floor_run(l, x, y, cut_i, [&](const int32_t* a, const int32_t* b) {
-                for (; a < b; ++a) add(*a);
-            });
+            for_each_floor_run(l, x, y, cut_i,
+                               [&](const int32_t* a, const int32_t* b) { add_run(a, b, false); });
         }
         // The social force's list keeps the agents that can act on i within the step: those within contact +
         // range_cutoff * B (+ skin_), and the farther ones only if they can come into its lane ahead (the
@@ -777,10 +794,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             count = li[2];
             li = pool_.data() + at;
         }
-        for (int c = 0; c < count; ++c) {
-            const int64_t j = i + li[c];
-            if (on_floor(j)) add(j);
-        }
+        add_ids([li, i](std::size_t k) { return i + li[k]; }, static_cast<std::size_t>(count), check);
     } else {
         add_from_index();
     }
@@ -924,18 +938,22 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             // Speed: spacing s to the nearest agent ahead, i.e. within the strip of width l_ij along the
             // direction (Tordeux et al.) and within cone_angle of it; min(v0, max(0, (s - l) / T)).
             const double T = p_.time_gap, cone = cone_cos_;
-            // Only neighbours closer than l_ij + v0 T can slow the agent, and (a move being at most h v0 <
-            // v0 T / 2) only they can limit its move: copied together (in order) for the loops below, which
-            // probing runs many times.
-            auto& close = sc.close;
-            close.clear();
-            const double slow_gap = v0 * T * (1.0 + 1e-12) + 1e-12;
+            // Only neighbours closer than l_ij + v0 T can slow the agent, and (a move being at most h v0)
+            // only those closer than l_ij + 2 h v0 can limit its move: copied (in order) for the loops below,
+            // which probing runs many times.
+            if (sc.close.size() < 5 * nn) sc.close.resize(5 * nn);
+            if (sc.touch.size() < 5 * nn) sc.touch.resize(5 * nn);
+            double* const cl = sc.close.data();
+            double* const tl = sc.touch.data();
+            std::size_t nc = 0, nt = 0;
+            const double slow_gap = v0 * T * (1.0 + 1e-12) + 1e-12,
+                         touch_gap = 2.0 * h * v0 * (1.0 + 1e-12) + 1e-12;
             for (std::size_t k = 0; k < nn; ++k) {
                 const double* e = nb + 5 * k;
-                if (e[2] - (e[3] - shrink) < slow_gap) close.insert(close.end(), e, e + 5);
+                const double gap = e[2] - (e[3] - shrink);
+                if (gap < slow_gap) std::copy(e, e + 5, cl + 5 * nc++);
+                if (gap < touch_gap) std::copy(e, e + 5, tl + 5 * nt++);
             }
-            const std::size_t nc = close.size() / 5;
-            const double* cl = close.data();
             auto speed_along = [&](double dx, double dy) {
                 double sp = v0;
                 for (std::size_t k = 0; k < nc; ++k) {
@@ -960,8 +978,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 double sx = dx, sy = dy;
                 bool slid = false;
                 for (int pass = 0; pass < 3; ++pass) {
-                    for (std::size_t k = 0; k < nc; ++k) {
-                        const double* e = cl + 5 * k;
+                    for (std::size_t k = 0; k < nt; ++k) {
+                        const double* e = tl + 5 * k;
                         const double appr = (sx * e[0] + sy * e[1]) / e[2];
                         const double allow = 0.5 * std::max(0.0, e[2] - (e[3] - shrink));
                         if (appr > allow) {
@@ -976,8 +994,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                     dy = sy;
                 }
                 double scale = 1.0;
-                for (std::size_t k = 0; k < nc; ++k) {
-                    const double* e = cl + 5 * k;
+                for (std::size_t k = 0; k < nt; ++k) {
+                    const double* e = tl + 5 * k;
                     const double appr = (dx * e[0] + dy * e[1]) / e[2];
                     if (appr <= 0) continue;
                     const double allow = 0.5 * std::max(0.0, e[2] - (e[3] - shrink));

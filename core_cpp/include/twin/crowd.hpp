@@ -189,6 +189,7 @@ class CrowdSim {
     struct alignas(128) Scratch {
         std::vector<double> nb;     // per neighbour: dx, dy, dist, l, j
         std::vector<double> close;  // the same for those that can slow an agent (collision-free speed)
+        std::vector<double> touch;  // ... and for those that can limit its move
         std::vector<WallHit> hits;
         std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
         std::vector<int64_t> stair;      // agents at a stair end, or asking to enter a stair
