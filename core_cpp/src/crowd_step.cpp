@@ -802,6 +802,13 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
 
     double qx = x, qy = y, vx = 0, vy = 0;
     int iy = iy0, ix = ix0;  // the cell of q, if q_inside
+    // A move to (ux, uy) within the agent's cell with no wall near is allowed (clamp_move would keep it, at
+    // any clearance). (The cell's float64 borders as in locate.)
+    auto free_move = [&, h0 = g_.cell_size, cx0 = g_.origins[2 * l], cy0 = g_.origins[2 * l + 1]](double ux,
+                                                                                                  double uy) {
+        return wn == 0 && cx0 + ix0 * h0 <= ux && ux < cx0 + (ix0 + 1) * h0 && cy0 + iy0 * h0 <= uy &&
+               uy < cy0 + (iy0 + 1) * h0;
+    };
     bool q_inside = true;
     if constexpr (M == CrowdModel::SocialForce) {
         const double mass = p_.mass;
@@ -879,12 +886,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         }
         qx = x + h * vx;
         qy = y + h * vy;
-        // A move within the agent's cell with no wall near is allowed (clamp_move would keep it). (The cell's
-        // float64 borders as in locate.)
-        const double h0 = g_.cell_size, cx0 = g_.origins[2 * l], cy0 = g_.origins[2 * l + 1];
-        const bool same = cx0 + ix0 * h0 <= qx && qx < cx0 + (ix0 + 1) * h0 && cy0 + iy0 * h0 <= qy &&
-                          qy < cy0 + (iy0 + 1) * h0;
-        if (!(same && wn == 0)) {
+        if (!free_move(qx, qy)) {
             q_inside = false;
             clamp_move(l, x, y, qx, qy, 0.0, wl, wn);
             if (qx != x + h * vx || qy != y + h * vy) {  // blocked: keep only the motion that happened
@@ -972,7 +974,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             // allow), then what remains is scaled down.
             auto resolve = [&](double& dx, double& dy) {
                 double tx = x + dx, ty = y + dy;
-                clamp_move(l, x, y, tx, ty, rw, wl, wn);
+                if (!free_move(tx, ty)) clamp_move(l, x, y, tx, ty, rw, wl, wn);
                 dx = tx - x;
                 dy = ty - y;
                 double sx = dx, sy = dy;
@@ -989,7 +991,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                         }
                     }
                 }
-                if (slid && move_allowed(l, x, y, x + sx, y + sy, nullptr, rw, wl, wn)) {
+                if (slid && (free_move(x + sx, y + sy) ||
+                             move_allowed(l, x, y, x + sx, y + sy, nullptr, rw, wl, wn))) {
                     dx = sx;
                     dy = sy;
                 }
