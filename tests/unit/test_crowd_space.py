@@ -23,7 +23,7 @@ from shapely.geometry import LineString, Point, box
 
 from twin.errors import InputError
 from twin.sim.crowd_space import EXIT_SETBACK_M, CrowdSpace
-from twin.sim.rasterize import aligned_grid, rasterize
+from twin.sim.rasterize import _cells_on_border, aligned_grid, boundary_segments, rasterize
 from twin.spatial import DistanceField, get_num_threads, set_num_threads
 
 H = 0.2
@@ -148,6 +148,33 @@ def test_door_width_in_cells_holds_wherever_the_door_lies(dx, dy, width):
             assert (s.exit_cells[0][:, j] == 0).sum() >= need - 1
         elif beyond <= -1e-6:
             assert (s.exit_cells[0][:, j] < 0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    angle=st.floats(0, 90, allow_nan=False),
+    dx=st.floats(0, 0.4, allow_nan=False),
+    wall=st.sampled_from([0.02, 0.1, 0.25]),
+    h=st.sampled_from([0.2, 0.25]),
+)
+def test_cells_on_the_outline_are_those_a_brute_force_test_finds(angle, dx, wall, h):
+    """The rasteriser's thin-wall rule tests the cells that meet the outline. Found piece by piece, they include
+    every cell whose square meets the outline (every cell tested against all of it), for rotated rooms, thin walls
+    on cell edges and round holes; any extra cell only touches it within rounding (the pieces' ends are rounded),
+    which only adds a pair to test."""
+    room = affinity.rotate(box(0, 0, 9, 6), angle, origin=(0, 0))
+    room = room.difference(affinity.translate(box(4.0, 1.0, 4.0 + wall, 5.0), dx, 0))
+    room = room.difference(Point(2.0 + dx, 2.0).buffer(0.7))
+    origin, ny, nx = aligned_grid(room.bounds, h)
+    iy, ix = np.mgrid[0:ny, 0:nx]
+    cells = shapely.box(
+        origin[0] + ix * h, origin[1] + iy * h, origin[0] + (ix + 1) * h, origin[1] + (iy + 1) * h
+    )
+    brute = shapely.intersects(cells, room.boundary)
+    fast = _cells_on_border(boundary_segments(room), origin, h, 0, 0, ny, nx)
+    assert brute.any()
+    assert not (brute & ~fast).any()  # none missed
+    assert (shapely.distance(cells[fast & ~brute], room.boundary) < 1e-9).all()
 
 
 def test_exit_cells_lie_inside_the_exit_polygon(hall):

@@ -133,19 +133,10 @@ def rasterize(
     walkable[iy0:iy1, ix0:ix1] = walk
 
     # -- thin walls: test 4-neighbour pairs near the border -----------------------------------------------------
-    iy, ix = np.nonzero(walk)
-    if iy.size == 0:
+    if not walk.any():
         return walkable, coverage
-    boxes = shapely.box(
-        origin[0] + (ix + ix0) * h,
-        origin[1] + (iy + iy0) * h,
-        origin[0] + (ix + ix0 + 1) * h,
-        origin[1] + (iy + iy0 + 1) * h,
-    )
     border = geom.boundary
-    shapely.prepare(border)
-    on_border = np.zeros((wy, wx), dtype=bool)
-    on_border[iy, ix] = shapely.intersects(boxes, border)
+    on_border = _cells_on_border(boundary_segments(geom), origin, h, iy0, ix0, wy, wx) & walk
 
     centres = np.stack(
         np.meshgrid(origin[0] + (ix0 + np.arange(wx) + 0.5) * h, origin[1] + (iy0 + np.arange(wy) + 0.5) * h),
@@ -196,6 +187,47 @@ def rasterize(
     walkable[drop_cells[:, 0] + iy0, drop_cells[:, 1] + ix0] = False
     log.debug("rasterize: %d cells closed to keep thin walls closed", len(drop_cells))
     return walkable, coverage
+
+
+def _cells_on_border(
+    segments: FloatArray, origin: FloatArray, h: float, iy0: int, ix0: int, wy: int, wx: int
+) -> np.ndarray:
+    """(wy, wx) bool over the window from cell (iy0, ix0): the cells whose closed square meets one of the
+    ``segments`` (w, 4) [x0, y0, x1, y1] metres.
+
+    Each segment is cut into pieces no longer than a cell, so each piece can only meet the cells of its bounding
+    box, at most 3 x 3 (4 x 4 taken, against rounding); those candidates are tested exactly (GEOS): a few per
+    piece instead of every cell against the whole outline.
+    """
+    out = np.zeros((wy, wx), dtype=bool)
+    if len(segments) == 0:
+        return out
+    seg = np.asarray(segments, dtype=np.float64)
+    length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    parts = np.maximum(1, np.ceil(length / h).astype(np.int64))
+    which = np.repeat(np.arange(len(seg)), parts)
+    k = np.arange(len(which)) - np.repeat(np.cumsum(parts) - parts, parts)
+    t0, t1 = k / parts[which], (k + 1) / parts[which]
+    a, b = seg[which, :2], seg[which, 2:]
+    p = a + (b - a) * t0[:, None]
+    q = np.where((k + 1 == parts[which])[:, None], b, a + (b - a) * t1[:, None])  # (ends exactly)
+    lo = np.floor((np.minimum(p, q) - origin) / h).astype(np.int64) - 1
+    block = np.array([(dx, dy) for dy in range(4) for dx in range(4)])
+    cand = lo[:, None, :] + block[None, :, :]  # (pieces, 16, 2) cell (x, y) indices
+    cx, cy = cand[..., 0].ravel() - ix0, cand[..., 1].ravel() - iy0
+    piece = np.repeat(np.arange(len(p)), len(block))
+    ok = (cx >= 0) & (cx < wx) & (cy >= 0) & (cy < wy)
+    cx, cy, piece = cx[ok], cy[ok], piece[ok]
+    boxes = shapely.box(
+        origin[0] + (cx + ix0) * h,
+        origin[1] + (cy + iy0) * h,
+        origin[0] + (cx + ix0 + 1) * h,
+        origin[1] + (cy + iy0 + 1) * h,
+    )
+    lines = shapely.linestrings(np.stack([p, q], axis=1))
+    hit = shapely.intersects(boxes, lines[piece])
+    out[cy[hit], cx[hit]] = True
+    return out
 
 
 def boundary_segments(geom: BaseGeometry) -> FloatArray:
