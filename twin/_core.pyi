@@ -154,6 +154,16 @@ class NeighborGrid:
 
 # --- crowd (core_cpp/bindings/crowd.cpp; documented Python face: twin/sim/crowd_core.py) ---
 
+def greedy_exit_choice(
+    t_walk: _F64,
+    order: npt.NDArray[np.int64],
+    walking: npt.NDArray[np.bool_],
+    current: _I32,
+    capacity: _F64,
+    min_gain: float,
+    min_gain_s: float,
+) -> _I32: ...
+
 class CrowdSim:
     def __init__(
         self,

@@ -186,6 +186,36 @@ py::dict param_docs(const std::string& model) {
 
 void bind_crowd(py::module_& m) {
     using twin::CrowdSim;
+    m.def(
+        "greedy_exit_choice",
+        [](const carray<double>& t_walk, const carray<int64_t>& order, const carray<bool>& walking,
+           const carray<int32_t>& current, const carray<double>& capacity, double min_gain,
+           double min_gain_s) {
+            const py::ssize_t rows = require_rows(t_walk, "t_walk", -1), E = t_walk.shape(1);
+            require_vector(order, "order", rows);
+            require_vector(walking, "walking", rows);
+            require_vector(current, "current", rows);
+            require_vector(capacity, "capacity", E);
+            const int64_t* o = order.data();
+            for (py::ssize_t s = 0; s < rows; ++s) {
+                if (o[s] < 0 || o[s] >= rows)
+                    throw py::value_error("order must hold row indices of t_walk, in [0, m)");
+            }
+            carray<int32_t> chosen(rows);
+            {
+                py::gil_scoped_release release;
+                static_assert(sizeof(bool) == sizeof(uint8_t), "bool arrays are read as bytes");
+                twin::greedy_exit_choice(t_walk.data(), rows, E, o,
+                                         reinterpret_cast<const uint8_t*>(walking.data()), current.data(),
+                                         capacity.data(), min_gain, min_gain_s, chosen.mutable_data());
+            }
+            return chosen;
+        },
+        py::arg("t_walk"), py::arg("order"), py::arg("walking"), py::arg("current"), py::arg("capacity"),
+        py::arg("min_gain"), py::arg("min_gain_s"),
+        "Exit choice one agent after the other in `order`: each takes the exit it expects to pass first, "
+        "max(walking time, people ahead / capacity), counting the choices before it, with hysteresis against "
+        "its current exit (see twin.sim.crowd.CrowdModel._update_exit_choice). Returns (m,) int32.");
     py::class_<CrowdSim>(
         m, "CrowdSim",
         "Pedestrian dynamics (social force or collision-free speed model) on walkable rasters of "

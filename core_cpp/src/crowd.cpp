@@ -806,4 +806,37 @@ void CrowdSim::stair_phase(bool entries) {
     }
 }
 
+void greedy_exit_choice(const double* t_walk, int64_t m, int64_t E, const int64_t* order,
+                        const uint8_t* walking, const int32_t* current, const double* capacity,
+                        double min_gain, double min_gain_s, int32_t* chosen) {
+    constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> load(static_cast<std::size_t>(E), 0.0), t(static_cast<std::size_t>(E));
+    for (int64_t s = 0; s < m; ++s) {
+        const int64_t k = order[s];
+        const int32_t c = current[k];
+        const double* tw = t_walk + k * E;
+        int64_t b = 0;
+        for (int64_t e = 0; e < E; ++e) {
+            const double q = load[e] / capacity[e];
+            t[e] = std::isnan(tw[e]) || std::isnan(q) ? kNaN : std::max(tw[e], q);
+        }
+        for (int64_t e = 0; e < E; ++e) {  // (numpy's argmin: the first NaN, else the first minimum)
+            if (std::isnan(t[e])) {
+                b = e;
+                break;
+            }
+            if (t[e] < t[b]) b = e;
+        }
+        bool keep = !walking[k] || !std::isfinite(t[b]);
+        if (!keep && c >= 0 && c < E && std::isfinite(t[c]))
+            keep = !(t[b] <= (1.0 - min_gain) * t[c] && t[b] <= t[c] - min_gain_s);
+        const int64_t pick = keep ? c : b;
+        chosen[k] = c;
+        if (pick >= 0 && pick < E) {
+            chosen[k] = static_cast<int32_t>(pick);
+            load[pick] += 1.0;
+        }
+    }
+}
+
 }  // namespace twin

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import shapely
 
+from twin import _core
 from twin.sim.crowd_core import EVACUATED, MODELS, ON_STAIR, WAITING, WALKING, CrowdSim, default_params
 from twin.sim.rasterize import centre_rule_space
 from twin.spatial import DistanceField, get_num_threads, set_num_threads
@@ -652,3 +653,61 @@ def test_arrays_are_read_only_copies_in_id_order():
 
 def test_state_is_at_most_200_bytes_per_agent():
     assert CrowdSim.state_bytes_per_agent() <= 200
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Exit choice: the sequential pass in C++ against its definition.
+
+
+def _greedy_reference(t_walk, order, walking, current, capacity, gain, gain_s):
+    """One agent after the other: max(walking time, load / capacity), quickest, hysteresis (the definition)."""
+    n_exits = t_walk.shape[1]
+    chosen = current.copy()
+    load = np.zeros(n_exits)
+    for k in order:
+        c = int(current[k])
+        t = np.maximum(t_walk[k], load / capacity)
+        b = int(np.argmin(t))
+        keep = not walking[k] or not np.isfinite(t[b])
+        if not keep and c < n_exits and np.isfinite(t[c]):
+            keep = not (t[b] <= (1.0 - gain) * t[c] and t[b] <= t[c] - gain_s)
+        if keep:
+            b = c
+        if b < n_exits:
+            chosen[k] = b
+            load[b] += 1
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_greedy_exit_choice_follows_its_definition(seed):
+    rng = np.random.default_rng(seed)
+    m, n_exits = 2000, 4
+    t_walk = rng.uniform(5, 60, (m, n_exits))
+    t_walk[rng.random((m, n_exits)) < 0.1] = np.inf  # unreachable exits
+    t_walk[:20] = np.inf  # nothing reachable
+    order = np.argsort(t_walk.min(axis=1), kind="stable").astype(np.int64)
+    walking = rng.random(m) < 0.8
+    current = rng.integers(0, n_exits + 1, m).astype(np.int32)  # n_exits: the all-exits field
+    capacity = rng.uniform(1.0, 3.0, n_exits)
+    got = _core.greedy_exit_choice(t_walk, order, walking, current, capacity, 0.1, 2.0)
+    want = _greedy_reference(t_walk, order, walking, current, capacity, 0.1, 2.0)
+    np.testing.assert_array_equal(got, want)
+    assert (got != current).sum() > 100  # queues moved people
+
+
+def test_greedy_exit_choice_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="capacity must be"):
+        _core.greedy_exit_choice(
+            np.ones((3, 2)), np.arange(3), np.ones(3, bool), np.zeros(3, np.int32), np.ones(3), 0.1, 2.0
+        )
+    with pytest.raises(ValueError, match="order must hold row indices"):
+        _core.greedy_exit_choice(
+            np.ones((3, 2)),
+            np.array([0, 1, 5]),
+            np.ones(3, bool),
+            np.zeros(3, np.int32),
+            np.ones(2),
+            0.1,
+            2.0,
+        )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from twin import _core
 from twin.scenario.results import DensityMap, EventLog, KpiRecorder, TrajectoryRecorder
 from twin.sim.congestion import crowd_cost_factor
 from twin.sim.crowd_core import CrowdSim
@@ -238,22 +239,16 @@ class CrowdModel(SimModel):
         capacity = EXIT_FLOW_PPS_PER_M * self.space.exits["width_m"].to_numpy(np.float64)
         current = self.core.field.copy()
         chosen = current.copy()
-        load = np.zeros(n_exits)
-        for k in np.argsort(t_walk.min(axis=1), kind="stable"):
-            i = inside[k]
-            c = int(current[i])
-            t = np.maximum(t_walk[k], load / capacity)
-            b = int(np.argmin(t))
-            keep = not walking[i] or not np.isfinite(t[b])
-            if not keep and c < n_exits and np.isfinite(t[c]):
-                keep = not (
-                    t[b] <= (1.0 - EXIT_SWITCH_MIN_GAIN) * t[c] and t[b] <= t[c] - EXIT_SWITCH_MIN_GAIN_S
-                )
-            if keep:
-                b = c
-            if b < n_exits:
-                chosen[i] = b
-                load[b] += 1
+        # (A sequential pass, in C++: every choice adds to the load the later agents see.)
+        chosen[inside] = _core.greedy_exit_choice(
+            np.ascontiguousarray(t_walk),
+            np.argsort(t_walk.min(axis=1), kind="stable").astype(np.int64),
+            walking[inside],
+            current[inside].astype(np.int32),
+            capacity,
+            EXIT_SWITCH_MIN_GAIN,
+            EXIT_SWITCH_MIN_GAIN_S,
+        )
         changed = np.flatnonzero(walking & (chosen != current))
         if changed.size:
             self.core.set_field_of(self.ids[changed], chosen[changed])

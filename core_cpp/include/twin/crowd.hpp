@@ -15,12 +15,14 @@
 // come from a counter-based hash of (seed, agent id, counter), and the serial phases (stairs) run in a fixed
 // order, so results are bitwise identical for any number of threads.
 //
-// Neighbours: a cell index of the agents on floors is rebuilt at every step. When a step has several substeps
-// (the social force model's 0.01 s), each agent lists, at the step's first substep, the agents within the
-// interaction cut-off plus twice the distance an agent can move within the step (Verlet lists; at most 16, as
-// 16-bit slot offsets), and the later substeps filter that list by the cut-off: the same neighbours as a
-// fresh query, in a fixed order. Agents coming off a stair within a step are added to the lists around them;
-// an agent whose list does not fit queries the index every substep.
+// Neighbours: a cell index of the agents on floors is rebuilt at every step; each agent looks as far as
+// anything can act on it (contact, the repulsion's reach and its own headway). When a step has several
+// substeps (the social force model's 0.01 s), each agent lists, at the step's first substep, the agents
+// within that reach plus twice the distance an agent can move within the step (Verlet lists, as 16-bit slot
+// offsets: up to 16 in its own slots, longer lists in a pool shared by all), and the later substeps filter
+// that list by the cut-off: the same neighbours as a fresh query, in a fixed order. Agents coming off a stair
+// within a step are added to the lists around them; an agent whose list does not fit queries the index every
+// substep.
 //
 // Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
 #pragma once
@@ -392,5 +394,15 @@ class CrowdSim {
     int64_t step_count_ = 0;
     int64_t substep_count_ = 0;
 };
+
+// Exit choice, one agent after the other in `order` (m,): agent k expects to pass exit e at max(t_walk[k, e],
+// load[e] / capacity[e]), load[e] the agents that chose e before it in this pass; it takes the quickest,
+// unless it is not walking (walking[k] == 0), nothing is reachable, or its current exit (current[k] < E) is
+// not at least min_gain (relative) and min_gain_s quicker to leave than (hysteresis). chosen[k]: its exit, or
+// current[k] if that is no exit (>= E) and nothing better was taken. NaN compares as numpy's argmin does (the
+// first NaN wins). t_walk: (m, E) row-major.
+void greedy_exit_choice(const double* t_walk, int64_t m, int64_t E, const int64_t* order,
+                        const uint8_t* walking, const int32_t* current, const double* capacity,
+                        double min_gain, double min_gain_s, int32_t* chosen);
 
 }  // namespace twin
