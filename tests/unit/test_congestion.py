@@ -22,7 +22,13 @@ from twin.sim.congestion import (
     density_raster,
     weidmann_speed,
 )
-from twin.sim.crowd import WALL_COST_EXTRA, WALL_COST_RANGE_M, CrowdModel
+from twin.sim.crowd import (
+    CONGESTION_EVERY_S,
+    WALL_COST_EXTRA,
+    WALL_COST_RANGE_M,
+    CrowdModel,
+    default_congestion_every_s,
+)
 from twin.sim.crowd_space import CrowdSpace
 from twin.spatial import get_num_threads, set_num_threads
 
@@ -254,6 +260,22 @@ def test_congestion_every_s_must_be_finite_and_not_negative(two_doors):
     for bad in (-1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="congestion_every_s must be a finite number >= 0"):
             CrowdModel(two_doors, two_door_population(two_doors), congestion_every_s=bad)
+
+
+def test_default_re_routing_interval_grows_with_the_space():
+    """2 s up to 1.25 million walkable cells x exits (10,000 m^2 at 0.2 m, 5 exits), proportionally longer beyond
+    (each re-routing is a field per exit over the whole raster): the 100,000-person benchmark building, 2.5
+    million cells and 4 exits, re-routes every 16 s."""
+    assert default_congestion_every_s(40_000, 2) == CONGESTION_EVERY_S
+    assert default_congestion_every_s(250_000, 5) == CONGESTION_EVERY_S
+    assert default_congestion_every_s(500_000, 5) == pytest.approx(2 * CONGESTION_EVERY_S)
+    assert default_congestion_every_s(2_500_000, 4) == pytest.approx(16.0)
+
+
+def test_a_model_without_an_interval_takes_its_space_s_default(two_doors):
+    m = CrowdModel(two_doors, two_door_population(two_doors))
+    cells = int(np.count_nonzero(two_doors.walkable))
+    assert m.congestion_every_s == default_congestion_every_s(cells, len(m.exit_ids)) == CONGESTION_EVERY_S
 
 
 def test_routing_runs_at_its_own_interval_whatever_the_recording_interval(two_doors, monkeypatch):

@@ -43,8 +43,18 @@ NAV_CLEARANCE_M = 0.25  # routes keep a body radius (+5 cm of raster slack) from
 # (RiMEA tests 12 and 15 with the social force model).
 WALL_COST_EXTRA = 1.0
 WALL_COST_RANGE_M = 0.8
-# default interval of quickest-path re-routing, seconds (scenario crowd.routing.congestion_every_s)
+# default interval of quickest-path re-routing, seconds (scenario crowd.routing.congestion_every_s), for spaces up
+# to CONGESTION_CELL_FIELDS walkable raster cells x exits; larger ones re-route proportionally less often, so that
+# re-routing costs about the same per simulated second (each re-routing is a quickest-path field per exit over the
+# whole raster; a 160 m x 160 m, 4-storey building with 4 exits re-routes every 16 s)
 CONGESTION_EVERY_S = 2.0
+CONGESTION_CELL_FIELDS = 1_250_000  # 10,000 m^2 at 0.2 m cells, 5 exits
+
+
+def default_congestion_every_s(walkable_cells: int, n_exits: int) -> float:
+    """The default quickest-path re-routing interval (s) of a space: CONGESTION_EVERY_S, times the raster's
+    walkable cells x exits over CONGESTION_CELL_FIELDS when that is above 1."""
+    return CONGESTION_EVERY_S * max(1.0, walkable_cells * max(n_exits, 1) / CONGESTION_CELL_FIELDS)
 
 
 def exit_labels(table: Any) -> list[str]:
@@ -84,7 +94,8 @@ class CrowdModel(SimModel):
     stair_cost_factor : multiplies what a stair costs a route (1: its walking time; > 1: people avoid stairs).
     congestion_every_s : simulated seconds between re-computations of the navigation fields with the walking
         crowd's density (quickest instead of shortest routes, :mod:`twin.sim.congestion`); 0: never (the static
-        shortest-path fields). Exit choice uses the same fields as the agents follow.
+        shortest-path fields); None: :func:`default_congestion_every_s` of the space (2 s up to 10,000 m² with 5
+        exits, less often in larger spaces). Exit choice uses the same fields as the agents follow.
     """
 
     def __init__(
@@ -100,7 +111,7 @@ class CrowdModel(SimModel):
         params: Mapping[str, float] | None = None,
         record_trajectories: bool = True,
         stair_cost_factor: float = 1.0,
-        congestion_every_s: float = CONGESTION_EVERY_S,
+        congestion_every_s: float | None = None,
     ) -> None:
         dt = float(dt_s or DEFAULT_DT_S[model])
         steps = max(1, round(record_every_s / dt))
@@ -115,6 +126,16 @@ class CrowdModel(SimModel):
             raise ValueError(f"stair_cost_factor must be a finite number > 0, got {stair_cost_factor!r}")
         if not (math.isfinite(exit_choice_every_s) and exit_choice_every_s > 0):
             raise ValueError(f"exit_choice_every_s must be a finite number > 0, got {exit_choice_every_s!r}")
+        if congestion_every_s is None:
+            congestion_every_s = default_congestion_every_s(int(np.count_nonzero(space.walkable)), n_exits)
+            if congestion_every_s > CONGESTION_EVERY_S:
+                log.info(
+                    "quickest-path re-routing every %.1f s of simulated time (a large space: %d walkable cells, "
+                    "%d exits; crowd.routing.congestion_every_s sets it)",
+                    congestion_every_s,
+                    int(np.count_nonzero(space.walkable)),
+                    n_exits,
+                )
         if not (math.isfinite(congestion_every_s) and congestion_every_s >= 0):
             raise ValueError(f"congestion_every_s must be a finite number >= 0, got {congestion_every_s!r}")
         self._field_options = {
