@@ -26,6 +26,9 @@ Run from the repository root: ``python -m bench.bench_crowd`` (``--quick`` for s
    steady, queued state). Required: faster than real time in the slowest window, for both models. The social
    force model integrates in five 0.01 s substeps per step (its body force and repulsion need them for
    stability), reusing each agent's neighbour list over them. Prints the state bytes per agent (required <= 200).
+   Then the same building and people through ``twin run``'s path (run_scenario: rasterising the areas, fields,
+   population, quickest-path re-routing at its default interval, exit choice, trajectories), collision-free speed,
+   60 s (--quick: 20 s): set-up and simulation speed, informative.
 """
 
 from __future__ import annotations
@@ -223,6 +226,60 @@ def scale_run(model: str, bld: dict, windows: int) -> bool:
     return good
 
 
+def scenario_run(model: str, duration_s: float) -> None:
+    """The same building and 100,000 people through ``twin run``'s path (run_scenario: areas rasterised, fields,
+    population, quickest-path re-routing at its default interval, exit choice, trajectories every second), run
+    for 1 s and for ``duration_s``: the first is the set-up, the difference the simulation, whose speed against
+    real time is printed (2 threads). Informative (not a requirement)."""
+    import tempfile
+    from pathlib import Path
+
+    from twin.scenario.runner import run_scenario
+    from twin.scenario.schema import Scenario
+
+    side, c = 160.0, 80.0
+    pillars = [
+        shapely.box(x, y, x + 2, y + 2)
+        for x in np.arange(11, side - 6, 12)
+        for y in np.arange(11, side - 6, 12)
+    ]
+    floor = shapely.box(0, 0, side, side).difference(shapely.union_all(pillars)).wkt
+    exits = [shapely.box(-1, c - 1, 0, c + 1), shapely.box(side, c - 1, side + 1, c + 1),
+             shapely.box(c - 1, -1, c + 1, 0), shapely.box(c - 1, side, c + 1, side + 1)]  # fmt: skip
+    areas = [
+        {"id": f"L{lv}", "walkable": floor, "z": 3.5 * lv,
+         "exits": [{"id": f"e{k}", "polygon": e.wkt} for k, e in enumerate(exits)] if lv == 0 else []}
+        for lv in range(4)
+    ]  # fmt: skip
+    feet = [(6.0, 6.0), (6.0, side - 6.0), (side - 16.0, 6.0), (side - 16.0, side - 6.0)]
+    stairs = [
+        {"id": f"s{lv}{k}", "from_area": f"L{lv}", "to_area": f"L{lv + 1}", "foot": [x, y], "head": [x + 8.0, y],
+         "length_m": 10.0, "width_m": 2.0}
+        for lv in range(3) for k, (x, y) in enumerate(feet)
+    ]  # fmt: skip
+    groups = [
+        {"id": f"g{lv}", "count": 25_000, "in": {"area": f"L{lv}"}, "premovement_s": 0} for lv in range(4)
+    ]
+    walls, evacuated = [], 0
+    for duration in (1.0, duration_s):
+        scn = Scenario.from_dict(
+            {"name": "scale", "seed": 1, "duration_s": duration, "city": {"areas": areas, "stairs": stairs},
+             "crowd": {"model": model, "groups": groups},
+             "outputs": {"trajectories_every_s": 1.0, "report": False}}
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            evacuated = run_scenario(scn, Path(out), progress=False)["crowd"]["evacuated"]
+            walls.append(time.perf_counter() - t0)
+    run_wall = walls[1] - walls[0]
+    print(
+        f"\ntwin run path, {model}, 100,000 people: set-up and the first second {walls[0]:.1f} s; then "
+        f"{duration_s - 1.0:.0f} s simulated in {run_wall:.1f} s = {(duration_s - 1.0) / run_wall:.2f}x real time "
+        f"({evacuated:,} out at {duration_s:.0f} s)",
+        flush=True,
+    )
+
+
 def local_density(sim: CrowdSim, radius: float = 1.0) -> np.ndarray:
     """Persons per m^2 within ``radius`` of each walking agent (itself included), per level (scipy KD-tree)."""
     from scipy.spatial import cKDTree
@@ -371,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             windows = max(2, round(stretch_s / SCALE_WINDOW_S / (3 if args.quick else 1)))
             good = scale_run(model, bld, windows)
             ok &= good
+        scenario_run("collision_free_speed", 20.0 if args.quick else 60.0)
     finally:
         set_num_threads(threads_before)
     print(
