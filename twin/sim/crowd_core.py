@@ -7,8 +7,8 @@ looking as far as anything can act on it (contact, the repulsion's reach and its
 speed); with several substeps per step (the social force model) each agent keeps a list of the agents within that
 reach plus the distance two agents can close within the step (beyond the repulsion's reach only those that can
 come into its lane ahead), which the later substeps filter instead of querying the index (up to 16 in the agent's
-own slots, longer lists in a pool shared by all, sized by the last step: :attr:`CrowdSim.list_pool_bytes`). Two
-operational models:
+own slots, longer lists in a pool shared by all, grown to the largest step's need:
+:attr:`CrowdSim.list_pool_bytes`). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij] +
@@ -362,7 +362,7 @@ class CrowdSim:
     @property
     def list_pool_bytes(self) -> int:
         """Bytes of the shared pool that holds the neighbour lists longer than 16 (dense crowds; scratch rebuilt
-        every step, sized by the last step, not part of :meth:`state_bytes_per_agent`)."""
+        every step, grown to the largest step's need; not part of :meth:`state_bytes_per_agent`)."""
         return int(self._core.list_pool_bytes)
 
     @staticmethod

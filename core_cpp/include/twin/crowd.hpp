@@ -383,8 +383,8 @@ class CrowdSim {
     std::vector<int16_t> list_;    // (n, kListCap); also the scratch of the index build and of reorder
     std::vector<uint8_t> list_n_;  // (n,) entries in use, or kListOverflow, or kListPooled
     // Longer lists of this step (dense crowds), filled in any order (an atomic counter); grown between steps
-    // to what the last step asked for. Scratch: its size follows the densest neighbourhoods, printed by the
-    // bench.
+    // to what the last step asked for, never shrunk. Scratch: its size follows the densest neighbourhoods,
+    // printed by the bench.
     std::vector<int16_t> pool_;
     uint64_t pool_used_ = 0;
     std::vector<int32_t> joined_;     // slots that came off a stair onto a floor since the index was built
