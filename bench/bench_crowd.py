@@ -126,10 +126,12 @@ def open_room_scene(n: int = 8000) -> dict:
     }
 
 
-def building_scene(per_floor: int = 25_000, floors: int = 4) -> dict:
-    """Floors 160 m x 160 m with 2 m x 2 m pillars every 12 m; 4 stairs (10 m along the slope, 2 m wide, 8 m run)
-    between consecutive floors; 4 exits (2 m doors with a 1.5 m vestibule) on the ground floor."""
-    side = 160.0
+def building_plan(
+    side: float = 160.0,
+) -> tuple[shapely.Polygon, list[shapely.Polygon], list[tuple[float, float]]]:
+    """The scale building's floor (side x side metres, 2 m x 2 m pillars every 12 m), its four ground-floor doors
+    (2 m wide, 1.5 m deep, outside the walls, one in the middle of each side) and the feet of its four stairs
+    (each 8 m run along +x)."""
     pillars = [
         shapely.box(x, y, x + 2, y + 2)
         for x in np.arange(11, side - 6, 12)
@@ -139,12 +141,20 @@ def building_scene(per_floor: int = 25_000, floors: int = 4) -> dict:
     c = side / 2
     doors = [shapely.box(-1.5, c - 1, 0, c + 1), shapely.box(side, c - 1, side + 1.5, c + 1),
              shapely.box(c - 1, -1.5, c + 1, 0), shapely.box(c - 1, side, c + 1, side + 1.5)]  # fmt: skip
-    exits = [shapely.box(-1.5, c - 1, -1.0, c + 1), shapely.box(side + 1.0, c - 1, side + 1.5, c + 1),
-             shapely.box(c - 1, -1.5, c + 1, -1.0), shapely.box(c - 1, side + 1.0, c + 1, side + 1.5)]  # fmt: skip
+    feet = [(6.0, 6.0), (6.0, side - 6.0), (side - 16.0, 6.0), (side - 16.0, side - 6.0)]
+    return floor, doors, feet
+
+
+def building_scene(per_floor: int = 25_000, floors: int = 4) -> dict:
+    """Floors 160 m x 160 m with 2 m x 2 m pillars every 12 m; 4 stairs (10 m along the slope, 2 m wide, 8 m run)
+    between consecutive floors; 4 exits (2 m doors with a 1.5 m vestibule) on the ground floor."""
+    side = 160.0
+    floor, doors, feet = building_plan(side)
+    inner = shapely.box(-1.0, -1.0, side + 1.0, side + 1.0)
+    exits = [d.difference(inner) for d in doors]  # the outer 0.5 m of each door
     ground = shapely.union_all([floor, *doors])
     levels = [ground] + [floor] * (floors - 1)
     space = make_space(levels, [(0, e) for e in exits])
-    feet = [(6.0, 6.0), (6.0, side - 6.0), (side - 16.0, 6.0), (side - 16.0, side - 6.0)]
     stairs = np.array(
         [[lv, x, y, lv + 1, x + 8.0, y, 10.0, 2.0] for lv in range(floors - 1) for x, y in feet], dtype=float
     )
@@ -237,21 +247,12 @@ def scenario_run(model: str, duration_s: float) -> None:
     from twin.scenario.runner import run_scenario
     from twin.scenario.schema import Scenario
 
-    side, c = 160.0, 80.0
-    pillars = [
-        shapely.box(x, y, x + 2, y + 2)
-        for x in np.arange(11, side - 6, 12)
-        for y in np.arange(11, side - 6, 12)
-    ]
-    floor = shapely.box(0, 0, side, side).difference(shapely.union_all(pillars)).wkt
-    exits = [shapely.box(-1, c - 1, 0, c + 1), shapely.box(side, c - 1, side + 1, c + 1),
-             shapely.box(c - 1, -1, c + 1, 0), shapely.box(c - 1, side, c + 1, side + 1)]  # fmt: skip
+    floor, doors, feet = building_plan()
     areas = [
-        {"id": f"L{lv}", "walkable": floor, "z": 3.5 * lv,
-         "exits": [{"id": f"e{k}", "polygon": e.wkt} for k, e in enumerate(exits)] if lv == 0 else []}
+        {"id": f"L{lv}", "walkable": floor.wkt, "z": 3.5 * lv,
+         "exits": [{"id": f"e{k}", "polygon": d.wkt} for k, d in enumerate(doors)] if lv == 0 else []}
         for lv in range(4)
     ]  # fmt: skip
-    feet = [(6.0, 6.0), (6.0, side - 6.0), (side - 16.0, 6.0), (side - 16.0, side - 6.0)]
     stairs = [
         {"id": f"s{lv}{k}", "from_area": f"L{lv}", "to_area": f"L{lv + 1}", "foot": [x, y], "head": [x + 8.0, y],
          "length_m": 10.0, "width_m": 2.0}
