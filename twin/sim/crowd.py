@@ -127,13 +127,14 @@ class CrowdModel(SimModel):
         if not (math.isfinite(exit_choice_every_s) and exit_choice_every_s > 0):
             raise ValueError(f"exit_choice_every_s must be a finite number > 0, got {exit_choice_every_s!r}")
         if congestion_every_s is None:
-            congestion_every_s = default_congestion_every_s(int(np.count_nonzero(space.walkable)), n_exits)
+            cells = int(np.count_nonzero(space.walkable))
+            congestion_every_s = default_congestion_every_s(cells, n_exits)
             if congestion_every_s > CONGESTION_EVERY_S:
                 log.info(
                     "quickest-path re-routing every %.1f s of simulated time (a large space: %d walkable cells, "
                     "%d exits; crowd.routing.congestion_every_s sets it)",
                     congestion_every_s,
-                    int(np.count_nonzero(space.walkable)),
+                    cells,
                     n_exits,
                 )
         if not (math.isfinite(congestion_every_s) and congestion_every_s >= 0):
