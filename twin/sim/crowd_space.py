@@ -1335,11 +1335,15 @@ class CrowdSpace:
         flat = labels.ravel()
         counts = np.bincount(flat, minlength=n + 1)
         reach_count = np.bincount(flat, weights=reach.ravel(), minlength=n + 1)
-        level_of_cell = np.broadcast_to(np.arange(self.n_levels)[:, None, None], labels.shape).ravel()
-        pairs = np.unique(np.column_stack([flat, level_of_cell])[flat > 0], axis=0)  # (component, level) rows
+        # (component, level) pairs present, in order: one key per cell, counted (a unique over rows sorts them)
+        n_levels = self.n_levels
+        level_of_cell = np.broadcast_to(np.arange(n_levels)[:, None, None], labels.shape).ravel()
+        inside = flat > 0
+        key = flat[inside].astype(np.int64) * n_levels + level_of_cell[inside]
+        present = np.flatnonzero(np.bincount(key, minlength=(n + 1) * n_levels))
         levels_of: dict[int, list[int]] = {}
-        for c, k in pairs.tolist():
-            levels_of.setdefault(c, []).append(k)
+        for c, k in zip(*np.divmod(present, n_levels), strict=True):
+            levels_of.setdefault(int(c), []).append(int(k))
         for c in range(1, n + 1):
             lv = levels_of.get(c, [])
             comp_rows.append(
