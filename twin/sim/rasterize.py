@@ -121,12 +121,25 @@ def rasterize(
     wy, wx = iy1 - iy0, ix1 - ix0
     shapely.prepare(geom)
     off = (np.arange(k) + 0.5) / k * h
-    # sample grid (wy*k, wx*k) of the window
-    sx = origin[0] + ix0 * h + (np.arange(wx)[:, None] * h + off[None, :]).ravel()
-    sy = origin[1] + iy0 * h + (np.arange(wy)[:, None] * h + off[None, :]).ravel()
-    gx, gy = np.meshgrid(sx, sy)
-    inside = shapely.contains_xy(geom, gx, gy).reshape(wy, k, wx, k)
-    count = inside.sum(axis=(1, 3))
+    # A cell whose square does not meet the outline lies wholly inside or outside: its centre decides for all its
+    # samples. Only the cells on the outline are sampled (k x k points each; samples[row_of[y, x]] is (ky, kx)).
+    touch = _cells_on_border(boundary_segments(geom), origin, h, iy0, ix0, wy, wx)
+    count = np.zeros((wy, wx), dtype=np.int64)
+    cy, cx = np.nonzero(~touch)
+    centre_inside = shapely.contains_xy(
+        geom, origin[0] + (ix0 + cx + 0.5) * h, origin[1] + (iy0 + cy + 0.5) * h
+    )
+    count[cy[centre_inside], cx[centre_inside]] = k * k
+    by, bx = np.nonzero(touch)
+    row_of = np.full((wy, wx), -1, dtype=np.int64)
+    row_of[by, bx] = np.arange(len(by))
+    px = origin[0] + (ix0 + bx)[:, None] * h + off[None, :]  # (m, kx)
+    py = origin[1] + (iy0 + by)[:, None] * h + off[None, :]  # (m, ky)
+    shape = (len(by), k, k)
+    samples = shapely.contains_xy(
+        geom, np.broadcast_to(px[:, None, :], shape), np.broadcast_to(py[:, :, None], shape)
+    )  # (m, ky, kx)
+    count[by, bx] = samples.sum(axis=(1, 2))
     cov = count / float(k * k)
     walk = count * 2 >= k * k
     coverage[iy0:iy1, ix0:ix1] = cov
@@ -136,7 +149,7 @@ def rasterize(
     if not walk.any():
         return walkable, coverage
     border = geom.boundary
-    on_border = _cells_on_border(boundary_segments(geom), origin, h, iy0, ix0, wy, wx) & walk
+    on_border = touch & walk
 
     centres = np.stack(
         np.meshgrid(origin[0] + (ix0 + np.arange(wx) + 0.5) * h, origin[1] + (iy0 + np.arange(wy) + 0.5) * h),
@@ -160,7 +173,8 @@ def rasterize(
     order = np.argsort(d2.ravel(), kind="stable")
     out_c = np.flatnonzero(~centre_in)
     if out_c.size:
-        ins = inside[cells[out_c, 0], :, cells[out_c, 1], :].reshape(out_c.size, k * k)
+        # (a walkable cell whose centre is outside is partly covered: it meets the outline, so it was sampled)
+        ins = samples[row_of[cells[out_c, 0], cells[out_c, 1]]].reshape(out_c.size, k * k)
         first = order[np.argmax(ins[:, order], axis=1)]
         jy, jx = np.divmod(first, k)
         rep[out_c, 0] = origin[0] + (ix0 + cells[out_c, 1]) * h + off[jx]
