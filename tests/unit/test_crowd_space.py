@@ -177,6 +177,22 @@ def test_cells_on_the_outline_are_those_a_brute_force_test_finds(angle, dx, wall
     assert (shapely.distance(cells[fast & ~brute], room.boundary) < 1e-9).all()
 
 
+@settings(max_examples=20, deadline=None)
+@given(angle=st.floats(0, 90, allow_nan=False), dx=st.floats(0, 0.4, allow_nan=False))
+def test_coverage_is_the_share_of_inside_samples_of_every_cell(angle, dx):
+    """Only cells on the outline are sampled; every cell's coverage is still its share of the 4 x 4 samples
+    inside the polygon (brute force over all cells)."""
+    room = affinity.rotate(box(0, 0, 7, 5), angle, origin=(0, 0)).difference(Point(2 + dx, 1.5).buffer(0.6))
+    h, k = 0.2, 4
+    origin, ny, nx = aligned_grid(room.bounds, h)
+    off = (np.arange(k) + 0.5) / k * h
+    xs = origin[0] + (np.arange(nx)[:, None] * h + off[None, :]).ravel()
+    ys = origin[1] + (np.arange(ny)[:, None] * h + off[None, :]).ravel()
+    gx, gy = np.meshgrid(xs, ys)
+    brute = shapely.contains_xy(room, gx, gy).reshape(ny, k, nx, k).sum(axis=(1, 3)) / (k * k)
+    np.testing.assert_array_equal(rasterize(room, origin, h, ny, nx)[1], brute)
+
+
 def test_exit_cells_lie_inside_the_exit_polygon(hall):
     door = shapely.from_wkt(DOOR)
     c = centres(hall)
