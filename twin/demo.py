@@ -201,6 +201,7 @@ def run_demo(out: Path, *, progress: bool = True) -> dict[str, Any]:
     from twin.city.plan import plot_plan
     from twin.scenario.runner import run_scenario
 
+    out = Path(out).absolute()  # (the scenario resolves its generated inputs' paths against this folder)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     city = build_demo_city(out)

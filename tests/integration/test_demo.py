@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ from twin.city import City
 from twin.demo import OFFICE_PLACE, run_demo
 
 
-def test_demo_runs_the_headline_and_writes_city_bundle_and_picture(tmp_path):
-    result = run_demo(tmp_path, progress=False)
+def test_demo_runs_the_headline_and_writes_city_bundle_and_picture(tmp_path, monkeypatch):
+    # (a relative output folder, as `make demo` gives: the scenario's generated inputs must resolve inside it once)
+    monkeypatch.chdir(tmp_path.parent)
+    result = run_demo(Path(tmp_path.name), progress=False)
     s = json.loads((tmp_path / "summary.json").read_text())
     crowd = s["crowd"]
     assert crowd["agents"] == 210
