@@ -208,27 +208,26 @@ def test_two_hot_sides_against_brute_force_quadrature():
     assert flows.loc["d", "b_to_a_kg_s"] == pytest.approx(bwd, rel=1e-4)
 
 
-def test_stair_vent_pushes_smoke_up_only():
-    model = SmokeModel.from_rooms(
+def _rooms_over_a_stair() -> SmokeModel:
+    """Two 20 m^2 rooms, one above the other, joined by a 4 m^2 stair vent in the upper floor."""
+    return SmokeModel.from_rooms(
         ["low", "high"],
         floor_area_m2=[20.0, 20.0],
         height_m=[3.0, 3.0],
         z_m=[0.0, 3.2],
         openings=[dict(id="stair", kind="vent", side_a="low", side_b="high", area_m2=4.0, z_m=3.2)],
     )
+
+
+def test_stair_vent_pushes_smoke_up_only():
+    model = _rooms_over_a_stair()
     model.set_layer("low", depth_m=1.0, temp_c=150.0)
     rho_u = model.rho_a * model.t_a / (150.0 + 273.15)
     dp = G * (model.rho_a - rho_u) * 1.0
     f = model.opening_flows().iloc[0]
     assert f.a_to_b_kg_s == pytest.approx(DISCHARGE_COEFF * 4.0 * math.sqrt(2 * rho_u * dp), rel=1e-12)
     assert f.b_to_a_kg_s == 0.0
-    model = SmokeModel.from_rooms(
-        ["low", "high"],
-        floor_area_m2=[20.0, 20.0],
-        height_m=[3.0, 3.0],
-        z_m=[0.0, 3.2],
-        openings=[dict(id="stair", kind="vent", side_a="low", side_b="high", area_m2=4.0, z_m=3.2)],
-    )
+    model = _rooms_over_a_stair()
     model.set_layer("high", depth_m=1.0, temp_c=150.0)  # a layer upstairs does not sink down the stair
     f = model.opening_flows().iloc[0]
     assert f.a_to_b_kg_s == 0.0

@@ -93,22 +93,28 @@ def _params(ctx: SweepContext, task: RunTask) -> list[tuple[str, Any, str]]:
     return [(p, column_value(v, kinds[p]), kinds[p]) for p, v in task.values]
 
 
-def failure_row(ctx: SweepContext, task: RunTask, error: str, *, work_s: float = 0.0) -> Path:
-    """Record ``task`` as failed with ``error`` (written by whoever knows: the worker, or the coordinator when the
-    worker died); returns the row file."""
-    run_dir = Path(ctx.out_root) / RUNS_DIR / task.run_id
+def _write_task_row(
+    ctx: SweepContext, task: RunTask, status: str, error: str | None, summary: Any, work_s: float
+) -> Path:
+    """The catalogue row of ``task`` written into its run folder; returns the row file."""
     row = make_row(
         run_id=task.run_id,
         run_index=task.index,
         seed=task.seed,
         sample=task.sample,
         params=_params(ctx, task),
-        status="failed",
+        status=status,
         error=error,
-        summary=None,
+        summary=summary,
         work_s=work_s,
     )
-    return write_row(row, run_dir)
+    return write_row(row, Path(ctx.out_root) / RUNS_DIR / task.run_id)
+
+
+def failure_row(ctx: SweepContext, task: RunTask, error: str, *, work_s: float = 0.0) -> Path:
+    """Record ``task`` as failed with ``error`` (written by whoever knows: the worker, or the coordinator when the
+    worker died); returns the row file."""
+    return _write_task_row(ctx, task, "failed", error, None, work_s)
 
 
 def execute(ctx: SweepContext, task: RunTask) -> dict[str, Any]:
@@ -136,16 +142,5 @@ def execute(ctx: SweepContext, task: RunTask) -> dict[str, Any]:
         write_text("".join(traceback.format_exception(exc)), run_dir / ERROR_FILE)
         log.debug("run %s failed: %s", task.run_id, error)
     work_s = time.perf_counter() - t0
-    row = make_row(
-        run_id=task.run_id,
-        run_index=task.index,
-        seed=task.seed,
-        sample=task.sample,
-        params=_params(ctx, task),
-        status=status,
-        error=error,
-        summary=summary,
-        work_s=work_s,
-    )
-    write_row(row, run_dir)
+    _write_task_row(ctx, task, status, error, summary, work_s)
     return {"run_id": task.run_id, "status": status, "error": error, "work_s": work_s}
