@@ -192,8 +192,9 @@ double CrowdSim::state_bytes_per_agent() {
     // Columns: pos and vel, double buffered (4 x 2 doubles); exit_time (double); z, start_time and 8 more
     // floats; 8 int32 (level, field, exit_index, stair_index, queue_since, unstick, id_of, slot_of); 3 int16
     // (pending, dir x 2); 2 int8. Neighbour index: one int32 slot per agent and at most two cells per agent
-    // (a uint32 start each). Neighbour lists: kListCap int16 offsets and a uint8 count per agent.
-    return 4 * 16 + 8 + 10 * 4 + 8 * 4 + 3 * 2 + 2 * 1 + (4 + 2 * 4) + (kListCap * 2 + 1);
+    // (a uint32 start each). Contact lists: kListCap int16 offsets and a uint8 count per agent, and the
+    // social repulsion held over a step's substeps (2 floats).
+    return 4 * 16 + 8 + 10 * 4 + 8 * 4 + 3 * 2 + 2 * 1 + (4 + 2 * 4) + (kListCap * 2 + 1) + 2 * 4;
 }
 
 CrowdSim::CrowdSim(CrowdModel model, double dt, uint64_t seed, CrowdGeometry geometry,

@@ -8,6 +8,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "twin/crowd.hpp"
 
@@ -359,9 +360,10 @@ void CrowdSim::ensure_ready() {
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
     cut_ = std::max(cut, 1e-3);
-    // Lists when a step has several substeps: two agents come at most 2 nsub grid_move_ closer within a step
-    // (plus a margin for rounding in the speed cap).
-    lists_ = nsub_ > 1;
+    // Contact lists when a social force step has several substeps: two agents come at most 2 nsub grid_move_
+    // closer within a step (plus a margin for rounding in the speed cap). (The collision-free speed model has
+    // one substep per step up to dt = 0.1 s; with more, its agents query the index every substep.)
+    lists_ = model_ == CrowdModel::SocialForce && nsub_ > 1;
     skin_ = lists_ ? 2.0 * nsub_ * grid_move_ * (1.0 + 1e-9) + 1e-9 : 0.0;
     // Index cells: half the largest query radius (the lists' reach), but at most about two cells per agent.
     const double reach_q = cut_ + skin_;
@@ -376,6 +378,7 @@ void CrowdSim::ensure_ready() {
     fids_.resize(static_cast<std::size_t>(n_));
     list_.resize(static_cast<std::size_t>(n_) * kListCap);
     list_n_.resize(static_cast<std::size_t>(n_));
+    social_.resize(lists_ ? 2 * static_cast<std::size_t>(n_) : 0);
     // Walls near an agent: those it interacts with and those a move of one substep (or a stair exit offset)
     // could cross.
     // (3 radii: the deadlock test looks for room one body length ahead.)
@@ -422,16 +425,17 @@ void CrowdSim::build_floor_index() {
     left_floor_ = false;
 }
 
-// Agent i came off a stair onto a floor in this (not last) substep: it joins the lists of the floor agents
-// that can come within the cut-off before the step ends, and they join its list. (Serial, in the stair
-// phase: positions are the new ones.)
+// Agent i came off a stair onto a floor in this (not last) substep: it joins the contact lists of the floor
+// agents that can touch it before the step ends. It has no list of its own (nor a social force evaluated
+// for the step): until the step ends it queries the index. (Serial, in the stair phase: positions are the
+// new ones.)
 void CrowdSim::join_lists(int64_t i) {
     const double* pn = pos_[1].data();
     const int8_t* state = state_.data();
-    const double reach = cut_ + skin_, reach2 = reach * reach;
+    const double reach = 2.0 * max_radius_ + skin_, reach2 = reach * reach;
     const int l = level_[i];
     const double x = pn[2 * i], y = pn[2 * i + 1];
-    list_n_[i] = 0;
+    list_n_[i] = kListOverflow;
     auto append = [&](int64_t a, int64_t b) {
         uint8_t& c = list_n_[a];
         if (c == kListOverflow) return;
@@ -446,7 +450,6 @@ void CrowdSim::join_lists(int64_t i) {
         if (j == i || level_[j] != l || (state[j] != kCrowdWaiting && state[j] != kCrowdWalking)) return;
         const double dx = pn[2 * j] - x, dy = pn[2 * j + 1] - y;
         if (!(dx * dx + dy * dy <= reach2)) return;
-        append(i, j);
         append(j, i);
     };
     // The index holds positions up to a step old (each moved at most nsub_ grid_move_ since).
@@ -474,10 +477,12 @@ void CrowdSim::sync_evacuated() {
 // A stuck agent is deadlocked (not merely queueing behind others) if there is room for it one body length
 // ahead along its field direction (an arch or lock holds it, e.g. at door jambs), or if the nearest agent
 // ahead of it is still waiting or wants to go a way more than 60 degrees off its own (head-on or crossing,
-// which lock each other at door jambs); an agent in a queue has neither. Reads only the previous state:
+// which lock each other at door jambs); an agent in a queue has neither. nb lists the floor agents within
+// `complete` of the agent (at least 3 r + max_radius_: all that can take the room ahead); if nobody of them
+// is ahead and complete < cut_, the answer is unknown (-1): look farther. Reads only the previous state:
 // thread-independent.
-bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
-                          const double* nb, std::size_t nn) const {
+int CrowdSim::deadlocked(double t, int l, double x, double y, double ex, double ey, double r,
+                         const double* nb, std::size_t nn, double complete) const {
     const double qx = x + 2.0 * r * ex, qy = y + 2.0 * r * ey;
     int qy_cell = 0, qx_cell = 0;
     bool room = locate(qx, qy, l, qy_cell, qx_cell) && (cell_info_[flat(l, qy_cell, qx_cell)] & kWalkBit);
@@ -492,7 +497,7 @@ bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double
             const double* e = nb + 5 * k;
             room = norm2(x + e[0] - qx, y + e[1] - qy) >= e[3];
         }
-        if (room) return true;
+        if (room) return 1;
     }
     double best = kInf;
     int64_t blocker = -1;
@@ -505,15 +510,14 @@ bool CrowdSim::deadlocked(int64_t i, double t, int l, double x, double y, double
     }
     // No room ahead and nobody in the way: the agent is pinned against the geometry (a door jamb or a corner
     // its route grazes) and would stand there for ever; an unstick episode turns it along the wall.
-    if (blocker < 0) return true;
-    (void)i;
+    if (blocker < 0) return complete < cut_ ? -1 : 1;
     // A blocker that is still waiting (pre-movement) is an obstacle to walk round. (Its start time, not its
     // state, is read: the state may change in this same substep on another thread.)
-    if (t + 1e-9 < static_cast<double>(start_time_[blocker])) return true;
+    if (t + 1e-9 < static_cast<double>(start_time_[blocker])) return 1;
     const double* po = pos_[0].data();
     double bx, by;
     nav_direction(field_[blocker], l, po[2 * blocker], po[2 * blocker + 1], bx, by);
-    return bx * ex + by * ey < 0.5;  // more than 60 degrees apart: crossing or opposing ways
+    return bx * ex + by * ey < 0.5 ? 1 : 0;  // more than 60 degrees apart: crossing or opposing ways
 }
 
 // The start of update_agent for a floor agent: its cell and its desired direction for this substep (sampled
@@ -671,11 +675,18 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     std::size_t nn = 0, cap = sc.nb.size() / 5;
     double* nbw = sc.nb.data();
     const bool check = left_floor_;  // some listed agents may have left the floors
-    // Appends the candidates j = id(k), k < m, within the cut-off (not itself, nor a coincident centre, which
-    // has no direction) and, if check_state, still on a floor. Branch-free: every candidate is written, only
-    // those kept advance. (Only locals in the loop: the writes through the entries would otherwise make the
-    // compiler reload every captured variable for every candidate.)
-    auto add_ids = [&](auto id, std::size_t m, bool check_state) {
+    // Appends the candidates j = id(k), k < m, that can act on the agent (not itself, nor a coincident
+    // centre, which has no direction) and, if check_state, are still on a floor. Which can act (Mode):
+    // kWithinCut, closer than cut_now; kInContact, closer than l_ij = r_i + r_j; kSocialReach, closer than
+    // cut_now and either within l_ij + near_reach or in the agent's lane ahead (what the social force's loop
+    // does not skip, and everyone it can touch within the step). Branch-free: every candidate is written,
+    // only those kept advance; then the distances of those kept. (Only locals in the loops: the writes
+    // through the entries would otherwise make the compiler reload every captured variable for every
+    // candidate.)
+    enum Mode { kWithinCut, kInContact, kSocialReach };
+    const double near_reach = std::max(rc_soc, skin_);
+    auto add_ids = [&](auto mode, auto id, std::size_t m, bool check_state) {
+        constexpr int kMode = decltype(mode)::value;
         if (5 * (nn + m + 1) > sc.nb.size()) {
             sc.nb.resize(std::max(2 * sc.nb.size(), 5 * (nn + m + 1)));
             nbw = sc.nb.data();
@@ -685,7 +696,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double* const P = po;
         const float* const rad = radius;
         const int8_t* const st = state;
-        const double X = x, Y = y, R = r, C2 = cut2;
+        const double X = x, Y = y, R = r, C2 = cut2, EX = ex, EY = ey, NR = near_reach;
         std::size_t cnt = 0;
         for (std::size_t k = 0; k < m; ++k) {
             const int64_t j = id(k);
@@ -694,18 +705,33 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             double* e = w + 5 * cnt;
             e[0] = dx;
             e[1] = dy;
-            e[2] = std::sqrt(d2);
-            e[3] = R + rad[j];
+            const double lij = R + rad[j];
+            e[3] = lij;
             e[4] = static_cast<double>(j);
-            bool keep = (d2 <= C2) & (d2 > 0);
+            bool keep = (d2 > 0);
+            if constexpr (kMode == kInContact) {
+                keep &= d2 < lij * lij;
+            } else if constexpr (kMode == kSocialReach) {
+                const double fwd = EX * dx + EY * dy, lat = EX * dy - EY * dx;
+                keep &=
+                    (d2 <= C2) & ((d2 <= (lij + NR) * (lij + NR)) | ((fwd > 0) & (lat * lat < lij * lij)));
+            } else {
+                keep &= d2 <= C2;
+            }
             if (check_state) keep &= __atomic_load_n(&st[j], __ATOMIC_RELAXED) <= kCrowdWalking;
             cnt += static_cast<std::size_t>(keep);
+        }
+        for (std::size_t k = 0; k < cnt; ++k) {
+            double* e = w + 5 * k;
+            e[2] = std::sqrt(e[0] * e[0] + e[1] * e[1]);
         }
         nn += cnt;
     };
     auto add_run = [&](const int32_t* a, const int32_t* b, bool check_state) {
-        add_ids([a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
-                check_state);
+        add_ids(
+            std::integral_constant<int, kWithinCut>{},
+            [a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
+            check_state);
     };
     // From the index: agents within the cut-off of their positions at its build plus what they moved since.
     auto add_from_index = [&]() {
@@ -715,58 +741,42 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             if (level_[j] == l) add_run(&j, &j + 1, check);
         }
     };
+    // Social force steps of several substeps (lists_): at the first substep, the neighbours within reach from
+    // the index (its positions are those now) and the agent's contact list from them; at the later ones, only
+    // the listed agents in contact (the social repulsion is held from the first: `held`). Without a list, the
+    // neighbours within reach from the index every substep.
     const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
+    const bool held = listed != kListOverflow;
     if (lists_ && sub == 0) {
-        // First substep: the agent's list from the index (built from the positions now), then this substep's
-        // neighbours from the list (branch-free collection: slot kBuf takes what does not fit; if anything
-        // did not, from the index again).
-        const double reach = cut_i + skin_, reach2 = reach * reach;
-        constexpr int kBuf = 4 * kListCap;
-        int32_t found[kBuf + 1];
-        int c = 0;
+        // Reach: contact + the headway at the agent's speed along its direction now + the repulsion's reach
+        // (what the force loop does not skip: in a queue much less than cut_i, which allows for walking at
+        // v0), or contact + skin_ (the contact list), if farther.
+        const double prog = std::max(0.0, vo[2 * i] * ex + vo[2 * i + 1] * ey);
+        const double reach =
+            std::max(r + max_radius_ + p_.time_gap * std::min(prog, v0) + rc_soc, r + max_radius_ + skin_) *
+                (1.0 + 1e-12) +
+            1e-12;
+        cut_now = reach;
+        cut2 = reach * reach;
         for_each_floor_run(l, x, y, reach, [&](const int32_t* a, const int32_t* b) {
-            const double* const P = po;
-            const double X = x, Y = y, Q2 = reach2;
-            const int32_t self = static_cast<int32_t>(i);
-            int cc = c;
-            for (; a < b; ++a) {
-                const int32_t j = *a;
-                const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
-                found[std::min(cc, kBuf)] = j;
-                cc += static_cast<int>((dx * dx + dy * dy <= Q2) & (j != self));
-            }
-            c = cc;
+            add_ids(
+                std::integral_constant<int, kSocialReach>{},
+                [a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
+                false);
         });
-        if (c <= kBuf) {
-            add_run(found, found + c, false);
-        } else {
-            for_each_floor_run(l, x, y, cut_i,
-                               [&](const int32_t* a, const int32_t* b) { add_run(a, b, false); });
-        }
-        // The social force's list keeps the agents that can act on i within the step: those within contact +
-        // range_cutoff * B (+ skin_), and the farther ones only if they can come into its lane ahead (the
-        // headway term; its direction is fixed for the step unless an unstick episode turns it: then all are
-        // kept). Each coordinate relative to i changes by at most skin_ within the step.
-        const double near_reach = r + max_radius_ + rc_soc + skin_;
-        const bool lane_only = M == CrowdModel::SocialForce && near_reach < reach && !turn;
-        const double near2 = near_reach * near_reach;
         // Up to kListCap entries are kept in the agent's own slots, more in the shared pool (its offset and
         // count in the agent's slots); an agent whose entries do not fit queries the index every substep (the
         // same neighbours in the same order: its results do not depend on where its list is).
         int kept = 0;
-        bool fits = c <= kBuf;
+        bool fits = true;
+        constexpr int kBuf = 256;
         int16_t keep[kBuf];
-        for (int q = 0; q < c && fits; ++q) {
-            const int32_t j = found[q];
-            if (lane_only) {
-                const double dx = po[2 * j] - x, dy = po[2 * j + 1] - y;
-                if (dx * dx + dy * dy > near2 &&
-                    (ex * dx + ey * dy <= -skin_ || std::fabs(ex * dy - ey * dx) >= r + radius[j] + skin_))
-                    continue;
-            }
-            const int64_t d = j - i;
-            fits = d >= INT16_MIN && d <= INT16_MAX;
-            keep[kept++] = static_cast<int16_t>(d);
+        for (std::size_t k = 0; k < nn && fits; ++k) {
+            const double* e = nbw + 5 * k;
+            if (!(e[2] <= e[3] + skin_)) continue;
+            const int64_t d = static_cast<int64_t>(e[4]) - i;
+            fits = kept < kBuf && d >= INT16_MIN && d <= INT16_MAX;
+            if (fits) keep[kept++] = static_cast<int16_t>(d);
         }
         int16_t* out = list_.data() + i * kListCap;
         uint8_t state_of_list = kListOverflow;
@@ -785,7 +795,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             }
         }
         list_n_[i] = state_of_list;
-    } else if (listed != kListOverflow) {
+    } else if (held) {
         const int16_t* li = list_.data() + i * kListCap;
         int count = listed;
         if (listed == kListPooled) {
@@ -794,7 +804,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             count = li[2];
             li = pool_.data() + at;
         }
-        add_ids([li, i](std::size_t k) { return i + li[k]; }, static_cast<std::size_t>(count), check);
+        add_ids(
+            std::integral_constant<int, kInContact>{}, [li, i](std::size_t k) { return i + li[k]; },
+            static_cast<std::size_t>(count), check);
     } else {
         add_from_index();
     }
@@ -815,51 +827,67 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
         double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
-        const double reach_a = rc_soc;
-        double sx = 0.0, sy = 0.0;                               // social repulsion
-        const double prog = std::max(0.0, vix * ex + viy * ey);  // speed along the desired direction
-        const double headway = p_.time_gap * std::min(prog, v0);
-        for (std::size_t k = 0; k < nn; ++k) {
-            const double* e = nb + 5 * k;
-            const double dist = e[2];
-            // The space kept ahead grows with the walking speed: the social term acts on the gap beyond l_ij
-            // + time_gap * u * lane, u the speed along the desired direction (clamped to [0, v0]) and lane =
-            // 1 - b / l_ij for j ahead at a lateral offset b from the line of walking (0 beside or behind:
-            // only who is in the way; Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010).
-            const double lij = e[3], fwd = ex * e[0] + ey * e[1], lat = std::fabs(ex * e[1] - ey * e[0]);
-            if (dist - lij > reach_a && (fwd <= 0 || lat >= lij)) continue;  // (lane 0: out of reach)
-            const double lane = fwd > 0 ? std::max(0.0, 1.0 - lat / lij) : 0.0;
-            const double lsoc = lij + headway * lane;
-            if (dist - lsoc > reach_a) continue;
-            const double cosphi = fwd / dist;
-            const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
-            // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda) (1 +
-            // cos phi) / 2 (those behind count less).
-            const double soc = p_.agent_strength * std::exp((lsoc - dist) / p_.agent_range) *
-                               (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
-            sx += soc * nx;
-            sy += soc * ny;
-            double rep = 0.0;
-            if (dist < lij) {
-                const double g = lij - dist;
-                rep = p_.body_force * g;
-                const int64_t j = static_cast<int64_t>(e[4]);
-                const double tx = -ny, ty = nx;
-                const double dvt = (vo[2 * j] - vix) * tx + (vo[2 * j + 1] - viy) * ty;
-                const double fr = std::min(p_.friction * g, fric_cap) * dvt;
-                fx += fr * tx;
-                fy += fr * ty;
+        // Body force and sliding friction of a neighbour in contact (dist < l_ij); n from j to i.
+        auto contact = [&](const double* e, double nx, double ny) {
+            const double g = e[3] - e[2];
+            const int64_t j = static_cast<int64_t>(e[4]);
+            const double tx = -ny, ty = nx;
+            const double dvt = (vo[2 * j] - vix) * tx + (vo[2 * j + 1] - viy) * ty;
+            const double fr = std::min(p_.friction * g, fric_cap) * dvt;
+            const double rep = p_.body_force * g;
+            fx += fr * tx + rep * nx;
+            fy += fr * ty + rep * ny;
+        };
+        double sx = 0.0, sy = 0.0;  // social repulsion
+        if (held) {                 // (nb: the listed agents in contact)
+            sx = social_[2 * i];
+            sy = social_[2 * i + 1];
+            for (std::size_t k = 0; k < nn; ++k) {
+                const double* e = nb + 5 * k;
+                contact(e, -e[0] / e[2], -e[1] / e[2]);
             }
-            fx += rep * nx;
-            fy += rep * ny;
-        }
-        // Social repulsion can stop a pedestrian but not walk it backwards: its component against the desired
-        // direction is capped at the driving force at rest, m v0 / tau (the angular weight is not reciprocal,
-        // so in a dense crowd the people ahead would push everyone back). Contact forces and walls still can.
-        const double back = -(sx * ex + sy * ey), back_cap = mass * v0 / p_.tau;
-        if (back > back_cap) {
-            sx += (back - back_cap) * ex;
-            sy += (back - back_cap) * ey;
+        } else {
+            const double reach_a = rc_soc;
+            const double prog = std::max(0.0, vix * ex + viy * ey);  // speed along the desired direction
+            const double headway = p_.time_gap * std::min(prog, v0);
+            for (std::size_t k = 0; k < nn; ++k) {
+                const double* e = nb + 5 * k;
+                const double dist = e[2];
+                // The space kept ahead grows with the walking speed: the social term acts on the gap beyond
+                // l_ij + time_gap * u * lane, u the speed along the desired direction (clamped to [0, v0])
+                // and lane = 1 - b / l_ij for j ahead at a lateral offset b from the line of walking (0
+                // beside or behind: only who is in the way; Seyfried et al. 2006, d = a + b v; Chraibi et al.
+                // 2010).
+                const double lij = e[3], fwd = ex * e[0] + ey * e[1], lat = std::fabs(ex * e[1] - ey * e[0]);
+                if (dist - lij > reach_a && (fwd <= 0 || lat >= lij)) continue;  // (lane 0: out of reach)
+                const double lane = fwd > 0 ? std::max(0.0, 1.0 - lat / lij) : 0.0;
+                const double lsoc = lij + headway * lane;
+                if (dist - lsoc > reach_a) continue;
+                const double cosphi = fwd / dist;
+                const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
+                // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda)
+                // (1 + cos phi) / 2 (those behind count less).
+                const double soc = p_.agent_strength * std::exp((lsoc - dist) / p_.agent_range) *
+                                   (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
+                sx += soc * nx;
+                sy += soc * ny;
+                if (dist < lij) contact(e, nx, ny);
+            }
+            // Social repulsion can stop a pedestrian but not walk it backwards: its component against the
+            // desired direction is capped at the driving force at rest, m v0 / tau (the angular weight is not
+            // reciprocal, so in a dense crowd the people ahead would push everyone back). Contact forces and
+            // walls still can.
+            const double back = -(sx * ex + sy * ey), back_cap = mass * v0 / p_.tau;
+            if (back > back_cap) {
+                sx += (back - back_cap) * ex;
+                sy += (back - back_cap) * ey;
+            }
+            if (lists_ && sub == 0) {  // held over the step's substeps (as float: what they read)
+                social_[2 * i] = static_cast<float>(sx);
+                social_[2 * i + 1] = static_cast<float>(sy);
+                sx = social_[2 * i];
+                sy = social_[2 * i + 1];
+            }
         }
         fx += sx;
         fy += sy;
@@ -1110,15 +1138,27 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         if (stuck >= 0) {
             if (ema < p_.stuck_speed) {  // (the episodes-in-a-row count survives until progress resumes)
                 stuck += static_cast<float>(step);
-                if (stuck >= p_.stuck_time && cut_i < cut_) {
-                    // (The deadlock test looks for the nearest agent ahead within cut_.)
-                    cut_now = cut_;
-                    cut2 = cut_ * cut_;
-                    nn = 0;
-                    add_from_index();
-                    nb = sc.nb.data();
+                int dead = 0;
+                if (stuck >= p_.stuck_time) {
+                    // The deadlock test looks for the nearest agent ahead within cut_: first among the
+                    // neighbours within cut_i (a held agent's nb lists only those in contact: it looks within
+                    // 3 r + max_radius_ first), then, if nobody of them is ahead, within cut_.
+                    auto requery = [&](double reach) {
+                        cut_now = reach;
+                        cut2 = reach * reach;
+                        nn = 0;
+                        add_from_index();
+                        nb = sc.nb.data();
+                    };
+                    const double room_reach = std::min(cut_, 3.0 * r + max_radius_);
+                    if (held || cut_now < room_reach) requery(room_reach);
+                    dead = deadlocked(t, l, x, y, e0x, e0y, r, nb, nn, cut_now);
+                    if (dead < 0) {
+                        requery(cut_);
+                        dead = deadlocked(t, l, x, y, e0x, e0y, r, nb, nn, cut_now);
+                    }
                 }
-                if (stuck >= p_.stuck_time && !deadlocked(i, t, l, x, y, e0x, e0y, r, nb, nn)) {
+                if (stuck >= p_.stuck_time && dead == 0) {
                     stuck = static_cast<float>(p_.stuck_time - 0.5);  // queueing: look again in 0.5 s
                 } else if (stuck >= p_.stuck_time) {
                     stuck = static_cast<float>(-p_.unstick_time);

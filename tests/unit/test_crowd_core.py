@@ -129,7 +129,8 @@ def test_social_force_step_matches_numpy_reference():
     rad = np.array([0.2, 0.22, 0.18, 0.2, 0.25, 0.2])
     sim = make_sim("social_force", space, fields=[field])
     sim.add_agents(pos, 0, v0, rad, 0.0, 0, 0.6, 0.7)
-    sim.step(1)
+    steps = 2  # (the second step's social force sees the speeds gained in the first)
+    sim.step(steps)
 
     v0, rad = sim.desired_speed.astype(float), sim.radius.astype(float)  # stored as float32 in the core
     p = default_params("social_force")
@@ -150,36 +151,45 @@ def test_social_force_step_matches_numpy_reference():
     e0 = np.array([1.0, 0.0])  # the field falls uniformly along x here
     x, v = pos.copy(), np.zeros_like(pos)
     capped = grown = 0
-    for _ in range(sim.substeps):
-        f = m * (v0[:, None] * e0 - v) / tau
+    # Multiple time stepping: the social repulsion is evaluated at each step's first substep (held as float32
+    # over the step); the driving term and the contact forces in every substep.
+    for sub in range(steps * sim.substeps):
+        if sub % sim.substeps == 0:
+            social = np.zeros_like(x)
+            for i in range(len(x)):
+                for j in range(len(x)):
+                    if i == j:
+                        continue
+                    d = np.hypot(*(x[i] - x[j]))
+                    lij = rad[i] + rad[j]
+                    # the space kept ahead grows with the speed along the desired direction (up to v0), towards j
+                    # in full if j is straight ahead, falling linearly to 0 at a lateral offset of l_ij (j beside
+                    # the lane)
+                    fwd = e0 @ (x[j] - x[i])
+                    side = abs(e0[0] * (x[j] - x[i])[1] - e0[1] * (x[j] - x[i])[0])
+                    lane = max(0.0, 1.0 - side / lij) if fwd > 0 else 0.0
+                    lsoc = lij + T * min(max(v[i] @ e0, 0.0), v0[i]) * lane
+                    grown += lsoc > lij
+                    if d - lsoc > p["range_cutoff"] * B:
+                        continue
+                    n = (x[i] - x[j]) / d
+                    social[i] += A * np.exp((lsoc - d) / B) * (lam + (1 - lam) * 0.5 * (1 + fwd / d)) * n
+                back = -(social[i] @ e0)  # the social force never pushes back harder than m v0 / tau
+                if back > m * v0[i] / tau:
+                    social[i] += (back - m * v0[i] / tau) * e0
+                    capped += 1
+            social = social.astype(np.float32).astype(float)
+        f = m * (v0[:, None] * e0 - v) / tau + social
         for i in range(len(x)):
-            social = np.zeros(2)
             for j in range(len(x)):
-                if i == j:
-                    continue
                 d = np.hypot(*(x[i] - x[j]))
                 lij = rad[i] + rad[j]
-                # the space kept ahead grows with the speed along the desired direction (up to v0), towards j in
-                # full if j is straight ahead, falling linearly to 0 at a lateral offset of l_ij (j beside the lane)
-                fwd, side = e0 @ (x[j] - x[i]), abs(e0[0] * (x[j] - x[i])[1] - e0[1] * (x[j] - x[i])[0])
-                cosphi = fwd / d
-                lane = max(0.0, 1.0 - side / lij) if fwd > 0 else 0.0
-                lsoc = lij + T * min(max(v[i] @ e0, 0.0), v0[i]) * lane
-                grown += lsoc > lij
-                if d - lsoc > p["range_cutoff"] * B:
-                    continue
-                n = (x[i] - x[j]) / d
-                social += A * np.exp((lsoc - d) / B) * (lam + (1 - lam) * 0.5 * (1 + cosphi)) * n
-                if d < lij:
+                if i != j and d < lij:
                     g = lij - d
+                    n = (x[i] - x[j]) / d
                     t = np.array([-n[1], n[0]])
                     f[i] += min(kappa * g, 0.25 * m / h) * ((v[j] - v[i]) @ t) * t
                     f[i] += k * g * n
-            back = -(social @ e0)  # the social force never pushes back harder than m v0 / tau
-            if back > m * v0[i] / tau:
-                social += (back - m * v0[i] / tau) * e0
-                capped += 1
-            f[i] += social
         v = v + h * f / m
         sp = np.hypot(v[:, 0], v[:, 1])
         cap = p["speed_cap"] * v0
@@ -366,8 +376,9 @@ def test_results_do_not_depend_on_thread_count(model):
 
 
 def _dense_state(threads):
-    """1,600 people at 4 P/m^2 pressing to a 1 m door (social force): more than 16 neighbours each, so their
-    neighbour lists go to the shared pool (filled in whatever order the threads reach it)."""
+    """1,600 people at 4 P/m^2 pressing to a 1 m door (social force), one of them running at 5 m/s: the contact
+    lists reach as far as two agents can close within a step at the largest desired speed, so they hold more than
+    kListCap = 12 neighbours and go to the shared pool (filled in whatever order the threads reach it)."""
     old = get_num_threads()
     set_num_threads(threads)
     try:
@@ -376,7 +387,9 @@ def _dense_state(threads):
         sim = make_sim("social_force", space, seed=3)
         rng = np.random.default_rng(2)
         pos = grid_points((0, 0, 20, 20), 0.5, 1600, rng)
-        sim.add_agents(pos, 0, rng.normal(1.34, 0.26, len(pos)).clip(0.5, 2.0), 0.2)
+        speed = rng.normal(1.34, 0.26, len(pos)).clip(0.5, 2.0)
+        speed[0] = 5.0
+        sim.add_agents(pos, 0, speed, 0.2)
         sim.step(60)
         state = {k: getattr(sim, k).copy() for k in ("positions", "velocities", "state")}
         return state, sim.list_pool_bytes

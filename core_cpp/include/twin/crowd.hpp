@@ -16,13 +16,18 @@
 // order, so results are bitwise identical for any number of threads.
 //
 // Neighbours: a cell index of the agents on floors is rebuilt at every step; each agent looks as far as
-// anything can act on it (contact, the repulsion's reach and its own headway). When a step has several
-// substeps (the social force model's 0.01 s), each agent lists, at the step's first substep, the agents
-// within that reach plus twice the distance an agent can move within the step (Verlet lists, as 16-bit slot
-// offsets: up to 16 in its own slots, longer lists in a pool shared by all), and the later substeps filter
-// that list by the cut-off: the same neighbours as a fresh query, in a fixed order. Agents coming off a stair
-// within a step are added to the lists around them; an agent whose list does not fit queries the index every
-// substep.
+// anything can act on it (contact, the repulsion's reach and its own headway).
+//
+// Multiple time stepping (the social force model, whose body force needs 0.01 s substeps): the driving term,
+// the contact forces (body force, sliding friction) and the walls are evaluated in every substep; the social
+// repulsion between agents, a slow force (A = 400 N, B = 0.12 m: its time scale sqrt(m B / A) = 0.15 s), once
+// per step, at its first substep, and held over the step's substeps (multiple time stepping as in r-RESPA,
+// Tuckerman, Berne & Martyna 1992). At the first substep each agent also lists the agents that can touch it
+// within the step (Verlet lists of the agents within contact plus twice the distance an agent can move within
+// the step, as 16-bit slot offsets: up to kListCap in its own slots, longer lists in a pool shared by all);
+// the later substeps test only those for contact. Agents coming off a stair within a step are added to the
+// lists around them; an agent whose list does not fit (or who joins within the step) queries the index and
+// evaluates every force in every substep.
 //
 // Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
 #pragma once
@@ -206,8 +211,8 @@ class CrowdSim {
     void prepare_agent(int64_t i, double t, int sub, Pre& p);
     static constexpr int64_t kBlock = 32;  // agents prepared together
     void stair_phase(bool entries);
-    bool deadlocked(int64_t i, double t, int l, double x, double y, double ex, double ey, double r,
-                    const double* nb, std::size_t nn) const;
+    int deadlocked(double t, int l, double x, double y, double ex, double ey, double r, const double* nb,
+                   std::size_t nn, double complete) const;
     static constexpr int64_t kAhead = 6;  // agents to look ahead for cache hints
     void prefetch_agent(int64_t i, bool field) const;
     void build_floor_index();
@@ -369,16 +374,16 @@ class CrowdSim {
     int fnx_ = 1, fny_ = 1;
     std::vector<uint32_t> fstart_;  // (levels * fny_ * fnx_ + 2,) first index of each cell in fids_
     std::vector<int32_t> fids_;     // (n,) floor agents' slots by cell, then the others (reorder's order)
-    // Neighbour lists (steps of several substeps): per floor agent, up to kListCap slots (as int16 offsets
-    // from its own) of the floor agents within cut_ + skin_ of it at the step start, where skin_ bounds how
-    // much closer two agents can come within the step; every substep filters them by the cut-off (same
-    // neighbours as a fresh query). Agents arriving from a stair are appended (join_lists). An agent whose
-    // neighbours do not fit (dense crowds, far slots) queries the index every substep instead.
-    static constexpr int kListCap = 16;
+    // Contact lists (the social force model's steps of several substeps): per floor agent, up to kListCap
+    // slots (as int16 offsets from its own) of the floor agents within r_i + r_j + skin_ of it at the step
+    // start, where skin_ bounds how much closer two agents can come within the step: every agent it can touch
+    // in the step's later substeps. Agents arriving from a stair are appended (join_lists). An agent whose
+    // neighbours do not fit (far slots, a full pool) queries the index every substep instead.
+    static constexpr int kListCap = 12;
     static constexpr uint8_t kListOverflow = 255;
     static constexpr uint8_t kListPooled = 254;  // the list is in pool_ (offset: slots 0-1, count: slot 2)
     double skin_ = 0;
-    bool lists_ = false;           // the lists are in use this step
+    bool lists_ = false;           // the lists (and social_) are in use this step
     bool left_floor_ = false;      // an agent left the floors since the lists were built: check states
     std::vector<int16_t> list_;    // (n, kListCap); also the scratch of the index build and of reorder
     std::vector<uint8_t> list_n_;  // (n,) entries in use, or kListOverflow, or kListPooled
@@ -387,6 +392,8 @@ class CrowdSim {
     // printed by the bench.
     std::vector<int16_t> pool_;
     uint64_t pool_used_ = 0;
+    // (n, 2) the social repulsion on each listed agent, evaluated at the step's first substep (lists_ only).
+    std::vector<float> social_;
     std::vector<int32_t> joined_;     // slots that came off a stair onto a floor since the index was built
     std::vector<int64_t> evacuated_;  // left through an exit in the last substep: both buffers made final
     std::vector<Scratch> scratch_;
