@@ -343,6 +343,7 @@ void CrowdSim::ensure_ready() {
     if (static_cast<int>(scratch_.size()) < T) scratch_.resize(T);
     for (Scratch& sc : scratch_) {
         if (sc.nb.size() < 5 * 256) sc.nb.resize(5 * 256);
+        if (sc.cand.size() < 256) sc.cand.resize(256);
         if (sc.close.size() < 5 * 256) sc.close.resize(5 * 256);
         if (sc.touch.size() < 5 * 256) sc.touch.resize(5 * 256);
         if (sc.hits.capacity() < 64) sc.hits.reserve(64);
@@ -679,10 +680,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     // centre, which has no direction) and, if check_state, are still on a floor. Which can act (Mode):
     // kWithinCut, closer than cut_now; kInContact, closer than l_ij = r_i + r_j; kSocialReach, closer than
     // cut_now and either within l_ij + near_reach or in the agent's lane ahead (what the social force's loop
-    // does not skip, and everyone it can touch within the step). Branch-free: every candidate is written,
-    // only those kept advance; then the distances of those kept. (Only locals in the loops: the writes
-    // through the entries would otherwise make the compiler reload every captured variable for every
-    // candidate.)
+    // does not skip, and everyone it can touch within the step). Two passes: the candidates kept
+    // (branch-free: every one is written to `cand`, only those kept advance), then their entries. (Only
+    // locals in the loops: the writes through the entries would otherwise make the compiler reload every
+    // captured variable for every candidate.)
     enum Mode { kWithinCut, kInContact, kSocialReach };
     const double near_reach = std::max(rc_soc, skin_);
     auto add_ids = [&](auto mode, auto id, std::size_t m, bool check_state) {
@@ -692,7 +693,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             nbw = sc.nb.data();
             cap = sc.nb.size() / 5;
         }
+        if (sc.cand.size() < m) sc.cand.resize(std::max(2 * sc.cand.size(), m));
         double* const w = nbw + 5 * nn;
+        int64_t* const cand = sc.cand.data();
         const double* const P = po;
         const float* const rad = radius;
         const int8_t* const st = state;
@@ -702,16 +705,13 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             const int64_t j = id(k);
             const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
             const double d2 = dx * dx + dy * dy;
-            double* e = w + 5 * cnt;
-            e[0] = dx;
-            e[1] = dy;
-            const double lij = R + rad[j];
-            e[3] = lij;
-            e[4] = static_cast<double>(j);
+            cand[cnt] = j;
             bool keep = (d2 > 0);
             if constexpr (kMode == kInContact) {
+                const double lij = R + rad[j];
                 keep &= d2 < lij * lij;
             } else if constexpr (kMode == kSocialReach) {
+                const double lij = R + rad[j];
                 const double fwd = EX * dx + EY * dy, lat = EX * dy - EY * dx;
                 keep &=
                     (d2 <= C2) & ((d2 <= (lij + NR) * (lij + NR)) | ((fwd > 0) & (lat * lat < lij * lij)));
@@ -722,8 +722,14 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             cnt += static_cast<std::size_t>(keep);
         }
         for (std::size_t k = 0; k < cnt; ++k) {
+            const int64_t j = cand[k];
+            const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
             double* e = w + 5 * k;
-            e[2] = std::sqrt(e[0] * e[0] + e[1] * e[1]);
+            e[0] = dx;
+            e[1] = dy;
+            e[2] = std::sqrt(dx * dx + dy * dy);
+            e[3] = R + rad[j];
+            e[4] = static_cast<double>(j);
         }
         nn += cnt;
     };

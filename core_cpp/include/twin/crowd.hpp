@@ -195,6 +195,7 @@ class CrowdSim {
     // (Each on its own cache lines: the threads update their vectors' ends all the time.)
     struct alignas(128) Scratch {
         std::vector<double> nb;     // per neighbour: dx, dy, dist, l, j
+        std::vector<int64_t> cand;  // the candidates kept by add_ids' first pass
         std::vector<double> close;  // the same for those that can slow an agent (collision-free speed)
         std::vector<double> touch;  // ... and for those that can limit its move
         std::vector<WallHit> hits;
