@@ -984,11 +984,14 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             std::size_t nc = 0, nt = 0;
             const double slow_gap = v0 * T * (1.0 + 1e-12) + 1e-12,
                          touch_gap = 2.0 * h * v0 * (1.0 + 1e-12) + 1e-12;
-            for (std::size_t k = 0; k < nn; ++k) {
+            for (std::size_t k = 0; k < nn; ++k) {  // (branch-free: written always, kept if it counts)
                 const double* e = nb + 5 * k;
                 const double gap = e[2] - (e[3] - shrink);
-                if (gap < slow_gap) std::copy(e, e + 5, cl + 5 * nc++);
-                if (gap < touch_gap) std::copy(e, e + 5, tl + 5 * nt++);
+                double* c = cl + 5 * nc;
+                double* u = tl + 5 * nt;
+                for (int q = 0; q < 5; ++q) c[q] = u[q] = e[q];
+                nc += static_cast<std::size_t>(gap < slow_gap);
+                nt += static_cast<std::size_t>(gap < touch_gap);
             }
             auto speed_along = [&](double dx, double dy) {
                 double sp = v0;
