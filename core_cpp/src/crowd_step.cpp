@@ -773,16 +773,19 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         // Up to kListCap entries are kept in the agent's own slots, more in the shared pool (its offset and
         // count in the agent's slots); an agent whose entries do not fit queries the index every substep (the
         // same neighbours in the same order: its results do not depend on where its list is).
+        // (Branch-free: every entry is written, those within contact + skin_ advance.)
         int kept = 0;
-        bool fits = true;
         constexpr int kBuf = 256;
+        bool fits = nn <= static_cast<std::size_t>(kBuf);
         int16_t keep[kBuf];
+        const double skin = skin_;
         for (std::size_t k = 0; k < nn && fits; ++k) {
             const double* e = nbw + 5 * k;
-            if (!(e[2] <= e[3] + skin_)) continue;
+            const bool in = e[2] <= e[3] + skin;
             const int64_t d = static_cast<int64_t>(e[4]) - i;
-            fits = kept < kBuf && d >= INT16_MIN && d <= INT16_MAX;
-            if (fits) keep[kept++] = static_cast<int16_t>(d);
+            fits = !in || (d >= INT16_MIN && d <= INT16_MAX);
+            keep[kept] = static_cast<int16_t>(d);
+            kept += static_cast<int>(in);
         }
         int16_t* out = list_.data() + i * kListCap;
         uint8_t state_of_list = kListOverflow;
