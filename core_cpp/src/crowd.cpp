@@ -66,8 +66,8 @@ const std::vector<CrowdParam> kSocialForce = with_shared({
     {"agent_strength", 400.0,
      "N: A of the social repulsion A exp((l_ij + time_gap u lane - d_ij) / B) w(phi). Calibrated with "
      "agent_range, anisotropy, time_gap and wall_strength (r = 0.2 m): Weidmann's fundamental diagram within "
-     "0.97-1.22 x at 0.5-4 P/m^2 (peak 1.48 P/(m s)), 1.77 P/s through a 1 m door, 1.7-2.1 P/(m s) through "
-     "0.8-2.4 m, 2.5-2.7 P/s discharged into a 2 m corridor (Helbing et al. 2000's A = 2000 N, B = 0.08 m "
+     "0.97-1.22 x at 0.5-4 P/m^2 (peak 1.48 P/(m s)), 1.96 P/s through a 1 m door, 1.67-2.10 P/(m s) through "
+     "0.8-2.4 m (Helbing et al. 2000's A = 2000 N, B = 0.08 m "
      "without the speed term keep a crowd near free speed up to 3 P/m^2; A = 200-300 N is 1.4-2.5 x "
      "Weidmann's speed at 2-4 P/m^2)"},
     {"agent_range", 0.12, "m: B of the social repulsion (calibrated, see agent_strength)"},
@@ -102,7 +102,8 @@ const std::vector<CrowdParam> kSocialForce = with_shared({
     {"speed_cap", 1.5, "the speed never exceeds speed_cap * desired speed"},
     {"max_substep", 0.01,
      "s: dt is split into ceil(dt / max_substep) semi-implicit Euler substeps (the body force k / m = "
-     "1500 s^-2 and the friction need <= 0.01 s for stability)"},
+     "1500 s^-2 and the friction need <= 0.01 s for stability); the social repulsion, a slow force, is "
+     "evaluated at each step's first substep and held over its substeps (multiple time stepping)"},
 });
 
 const std::vector<CrowdParam> kCollisionFree = with_shared({

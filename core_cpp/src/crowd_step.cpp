@@ -680,10 +680,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     // centre, which has no direction) and, if check_state, are still on a floor. Which can act (Mode):
     // kWithinCut, closer than cut_now; kInContact, closer than l_ij = r_i + r_j; kSocialReach, closer than
     // cut_now and either within l_ij + near_reach or in the agent's lane ahead (what the social force's loop
-    // does not skip, and everyone it can touch within the step). Two passes: the candidates kept
-    // (branch-free: every one is written to `cand`, only those kept advance), then their entries. (Only
-    // locals in the loops: the writes through the entries would otherwise make the compiler reload every
-    // captured variable for every candidate.)
+    // does not skip, and everyone it can touch within the step). Branch-free: every candidate is written,
+    // only those kept advance; kInContact and kSocialReach, which keep a small share, in two passes: the
+    // candidates kept (to `cand`), then their entries. (Only locals in the loops: the writes through the
+    // entries would otherwise make the compiler reload every captured variable for every candidate.)
     enum Mode { kWithinCut, kInContact, kSocialReach };
     const double near_reach = std::max(rc_soc, skin_);
     auto add_ids = [&](auto mode, auto id, std::size_t m, bool check_state) {
@@ -701,22 +701,37 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const int8_t* const st = state;
         const double X = x, Y = y, R = r, C2 = cut2, EX = ex, EY = ey, NR = near_reach;
         std::size_t cnt = 0;
+        if constexpr (kMode == kWithinCut) {  // (most candidates are kept: one pass)
+            for (std::size_t k = 0; k < m; ++k) {
+                const int64_t j = id(k);
+                const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
+                const double d2 = dx * dx + dy * dy;
+                double* e = w + 5 * cnt;
+                e[0] = dx;
+                e[1] = dy;
+                e[2] = std::sqrt(d2);
+                e[3] = R + rad[j];
+                e[4] = static_cast<double>(j);
+                bool keep = (d2 > 0) & (d2 <= C2);
+                if (check_state) keep &= __atomic_load_n(&st[j], __ATOMIC_RELAXED) <= kCrowdWalking;
+                cnt += static_cast<std::size_t>(keep);
+            }
+            nn += cnt;
+            return;
+        }
         for (std::size_t k = 0; k < m; ++k) {
             const int64_t j = id(k);
             const double dx = P[2 * j] - X, dy = P[2 * j + 1] - Y;
             const double d2 = dx * dx + dy * dy;
+            const double lij = R + rad[j];
             cand[cnt] = j;
             bool keep = (d2 > 0);
             if constexpr (kMode == kInContact) {
-                const double lij = R + rad[j];
                 keep &= d2 < lij * lij;
-            } else if constexpr (kMode == kSocialReach) {
-                const double lij = R + rad[j];
+            } else {
                 const double fwd = EX * dx + EY * dy, lat = EX * dy - EY * dx;
                 keep &=
                     (d2 <= C2) & ((d2 <= (lij + NR) * (lij + NR)) | ((fwd > 0) & (lat * lat < lij * lij)));
-            } else {
-                keep &= d2 <= C2;
             }
             if (check_state) keep &= __atomic_load_n(&st[j], __ATOMIC_RELAXED) <= kCrowdWalking;
             cnt += static_cast<std::size_t>(keep);

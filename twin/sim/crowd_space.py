@@ -2,7 +2,7 @@
 
 A :class:`CrowdSpace` is built from plain scenario areas (:meth:`CrowdSpace.from_areas`) or from an IFC building
 (:meth:`CrowdSpace.from_building`) and hands the C++ crowd core (``twin._core.CrowdSim``) everything it needs in
-its own conventions (see CROWD_DESIGN.md): a raster shared by all levels, walkable cells, exit cells, walls as
+its own conventions: a raster shared by all levels, walkable cells, exit cells, walls as
 segments, stairs as connector rows, and distance fields towards exits computed with
 :class:`twin.spatial.DistanceField`.
 

@@ -63,7 +63,7 @@ struct CrowdParam {
 // The parameters of a model with their defaults, in a fixed order.
 const std::vector<CrowdParam>& crowd_default_params(CrowdModel model);
 
-// Walkable space shared by all agents; see the crowd design (CROWD_DESIGN.md) for the conventions.
+// Walkable space shared by all agents; the conventions are documented in twin/sim/crowd_space.py.
 struct CrowdGeometry {
     int levels = 0, ny = 0, nx = 0;
     double cell_size = 0;
