@@ -55,8 +55,9 @@ Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, 
 x with the collision-free speed model, falls strictly up to 6 P/m^2 (Weidmann's peak: 1.22 P/(m s)). Bottleneck
 (door in a wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults): 1.96 P/s (social
 force) and 1.95-2.0 P/s (collision-free speed) through a 1 m door (laboratory 1.5-2.0 P/s, Seyfried et al. 2009),
-growing about linearly with width (1.67-2.10 and 1.8-2.0 P/(m s) over 0.8-2.4 m). Known weakness of the social force model so calibrated: a dense crowd discharges slowly (about 0.95
-P/(m s) from a jam into a 2 m corridor, 0.7 from a 4 P/m^2 block; RiMEA 13 and 15, see
+growing about linearly with width (1.67-2.10 and 1.8-2.0 P/(m s) over 0.8-2.4 m). Known weakness of the social
+force model so calibrated: a dense crowd discharges slowly (about 0.95 P/(m s) from a jam into a 2 m corridor, 0.7
+from a 4 P/m^2 block; RiMEA 13 and 15, see
 tests/verification/test_rimea_9_and_11_to_15.py). Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the
 speed term give a crowd at 2 P/m^2 twice Weidmann's speed and, without the cap, a backward-walking crowd above 3.5
 P/m^2; JuPedSim's D = 0.1 m lets collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's speed at
