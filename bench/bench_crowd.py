@@ -11,7 +11,9 @@ Run from the repository root: ``python -m bench.bench_crowd`` (``--quick`` for s
    shared) and JuPedSim (single-threaded, one run), with
    the same positions, speeds, radius and dt: dt = 0.05 s for the collision-free speed models, dt = 0.01 s for the
    social force models (JuPedSim's default step; its social force model pushes agents out of the geometry at
-   dt = 0.05 s, and twin's social force model integrates in 0.01 s substeps anyway). JuPedSim's model parameters
+   dt = 0.05 s, and twin's social force model integrates in 0.01 s substeps anyway; with multiple time stepping it
+   evaluates the social repulsion every 0.05 s and the contact forces every 0.01 s at any dt, JuPedSim every
+   force at every step). JuPedSim's model parameters
    are its defaults except time_gap = twin's 0.5 s. Required: twin >= 10x JuPedSim at 2 threads and >= 5x at 1
    thread, for both models in both scenes.
    Bottleneck evacuation: twin runs until everyone has left (2 threads); required for both models: all 1000

@@ -361,11 +361,19 @@ void CrowdSim::ensure_ready() {
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
     cut_ = std::max(cut, 1e-3);
-    // Contact lists when a social force step has several substeps: two agents come at most 2 nsub grid_move_
-    // closer within a step (plus a margin for rounding in the speed cap). (The collision-free speed model has
-    // one substep per step up to dt = 0.1 s; with more, its agents query the index every substep.)
-    lists_ = model_ == CrowdModel::SocialForce && nsub_ > 1;
-    skin_ = lists_ ? 2.0 * nsub_ * grid_move_ * (1.0 + 1e-9) + 1e-9 : 0.0;
+    // Multiple time stepping (social force): the social repulsion every social_every_ substeps, contact lists
+    // in between; two agents come at most 2 social_every_ grid_move_ closer from one fresh substep to the
+    // next (plus a margin for rounding in the speed cap). (The collision-free speed model has one substep per
+    // step up to dt = 0.1 s; with more, its agents query the index every substep.)
+    const int every = model_ == CrowdModel::SocialForce
+                          ? std::max(1, static_cast<int>(std::lround(p_.social_interval / h)))
+                          : 1;
+    const bool lists = every > 1;
+    const double skin = lists ? 2.0 * every * grid_move_ * (1.0 + 1e-9) + 1e-9 : 0.0;
+    if (lists != lists_ || skin != skin_ || every != social_every_) lists_valid_ = false;
+    lists_ = lists;
+    skin_ = skin;
+    social_every_ = every;
     // Index cells: half the largest query radius (the lists' reach), but at most about two cells per agent.
     const double reach_q = cut_ + skin_;
     const double width = g_.nx * g_.cell_size, height = g_.ny * g_.cell_size;
@@ -389,12 +397,10 @@ void CrowdSim::ensure_ready() {
 }
 
 // Counting sort of the floor agents (WAITING, WALKING) by index cell of their current position; the others
-// follow, in slot order. Also resets the per-step bookkeeping of the lists.
+// follow, in slot order. (Each agent's cell is found twice, to count and to place it: no scratch.)
 void CrowdSim::build_floor_index() {
     const int64_t n = n_;
     const uint32_t nc = static_cast<uint32_t>(fstart_.size() - 2);  // the others go to "cell" nc
-    // Scratch for the cell of each agent: the lists' storage (rebuilt at the step's first substep).
-    uint32_t* key = reinterpret_cast<uint32_t*>(list_.data());
     const double* po = pos_[0].data();
     const int8_t* state = state_.data();
     const int32_t* level = level_.data();
@@ -405,31 +411,27 @@ void CrowdSim::build_floor_index() {
     std::fill(fstart_.begin(), fstart_.end(), 0u);
     // (Serial: a few nanoseconds per agent, and no extra meeting point of the threads, which costs more than
     // that when the machine is shared.)
-    for (int64_t i = 0; i < n; ++i) {
+    auto key = [&](int64_t i) {
         const int8_t st = state[i];
-        uint32_t c = nc;
-        if (st == kCrowdWaiting || st == kCrowdWalking) {
-            const int l = level[i];
-            const int cx = floor_axis((po[2 * i] - org[2 * l]) * inv, fnx);
-            const int cy = floor_axis((po[2 * i + 1] - org[2 * l + 1]) * inv, fny);
-            c = static_cast<uint32_t>((static_cast<int64_t>(l) * fny + cy) * fnx + cx);
-        }
-        key[i] = c;
-        ++start[c + 1];
-    }
+        if (st != kCrowdWaiting && st != kCrowdWalking) return nc;
+        const int l = level[i];
+        const int cx = floor_axis((po[2 * i] - org[2 * l]) * inv, fnx);
+        const int cy = floor_axis((po[2 * i + 1] - org[2 * l + 1]) * inv, fny);
+        return static_cast<uint32_t>((static_cast<int64_t>(l) * fny + cy) * fnx + cx);
+    };
+    for (int64_t i = 0; i < n; ++i) ++start[key(i) + 1];
     for (uint32_t c = 1; c <= nc + 1; ++c) start[c] += start[c - 1];
     int32_t* ids = fids_.data();
-    for (int64_t i = 0; i < n; ++i) ids[start[key[i]]++] = static_cast<int32_t>(i);
+    for (int64_t i = 0; i < n; ++i) ids[start[key(i)]++] = static_cast<int32_t>(i);
     for (uint32_t c = nc + 1; c > 0; --c) start[c] = start[c - 1];
     start[0] = 0;
     joined_.clear();
-    left_floor_ = false;
+    if (!lists_) left_floor_ = false;  // (with lists: at the next fresh substep)
 }
 
-// Agent i came off a stair onto a floor in this (not last) substep: it joins the contact lists of the floor
-// agents that can touch it before the step ends. It has no list of its own (nor a social force evaluated
-// for the step): until the step ends it queries the index. (Serial, in the stair phase: positions are the
-// new ones.)
+// Agent i came off a stair onto a floor in this substep: it joins the contact lists of the floor agents that
+// can touch it before the next fresh substep. It has no list of its own (nor a held social repulsion): until
+// then it queries the index. (Serial, in the stair phase: positions are the new ones.)
 void CrowdSim::join_lists(int64_t i) {
     const double* pn = pos_[1].data();
     const int8_t* state = state_.data();
@@ -560,7 +562,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     if (st == kCrowdWaiting) {
         // Both buffers hold the same position and a zero velocity: nothing to write until the agent starts.
         if (t + 1e-9 < static_cast<double>(start_time_[i])) {
-            if (sub == 0) list_n_[i] = kListOverflow;  // (no list: if it starts within the step, it queries)
+            if (fresh_)
+                list_n_[i] = kListOverflow;  // (no list: if it starts before the next fresh one, it queries)
             return;
         }
         st = kCrowdWalking;
@@ -762,13 +765,13 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             if (level_[j] == l) add_run(&j, &j + 1, check);
         }
     };
-    // Social force steps of several substeps (lists_): at the first substep, the neighbours within reach from
-    // the index (its positions are those now) and the agent's contact list from them; at the later ones, only
-    // the listed agents in contact (the social repulsion is held from the first: `held`). Without a list, the
-    // neighbours within reach from the index every substep.
-    const uint8_t listed = lists_ && sub > 0 ? list_n_[i] : kListOverflow;
+    // Social force with multiple time stepping (lists_): at a fresh substep, the neighbours within reach from
+    // the index and the agents that came off stairs since it was built, and the agent's contact list from
+    // them; in between, only the listed agents in contact (the social repulsion is held: `held`). Without a
+    // list, the neighbours within reach from the index every substep.
+    const uint8_t listed = lists_ && !fresh_ ? list_n_[i] : kListOverflow;
     const bool held = listed != kListOverflow;
-    if (lists_ && sub == 0) {
+    if (fresh_) {
         // Reach: contact + the headway at the agent's speed along its direction now + the repulsion's reach
         // (what the force loop does not skip: in a queue much less than cut_i, which allows for walking at
         // v0), or contact + skin_ (the contact list), if farther.
@@ -779,12 +782,17 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             1e-12;
         cut_now = reach;
         cut2 = reach * reach;
-        for_each_floor_run(l, x, y, reach, [&](const int32_t* a, const int32_t* b) {
+        // (The index is `sub` substeps old: within a step, agents may have left the floors since.)
+        auto add_reach = [&](const int32_t* a, const int32_t* b) {
             add_ids(
                 std::integral_constant<int, kSocialReach>{},
                 [a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
-                false);
-        });
+                sub > 0);
+        };
+        for_each_floor_run(l, x, y, reach + sub * grid_move_, add_reach);
+        for (const int32_t j : joined_) {
+            if (level_[j] == l) add_reach(&j, &j + 1);
+        }
         // Up to kListCap entries are kept in the agent's own slots, more in the shared pool (its offset and
         // count in the agent's slots); an agent whose entries do not fit queries the index every substep (the
         // same neighbours in the same order: its results do not depend on where its list is).
@@ -906,7 +914,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 sx += (back - back_cap) * ex;
                 sy += (back - back_cap) * ey;
             }
-            if (lists_ && sub == 0) {  // held over the step's substeps (as float: what they read)
+            if (fresh_) {  // held until the next fresh substep (as float: what they read)
                 social_[2 * i] = static_cast<float>(sx);
                 social_[2 * i + 1] = static_cast<float>(sy);
                 sx = social_[2 * i];
@@ -1273,20 +1281,29 @@ void CrowdSim::step(int64_t n) {
     for (int64_t s = 0; s < n; ++s) {
         sync_evacuated();
         build_floor_index();
-        // The pool of long neighbour lists: as large as the last step asked for (and a margin).
-        if (pool_used_ > pool_.size()) pool_.resize(pool_used_ + pool_used_ / 4);
-        pool_used_ = 0;
         if (reorder_pending_ || step_count_ % every == 0) {
             reorder();
             reorder_pending_ = false;
+            lists_valid_ = false;  // (slot offsets; reorder also used their storage)
         }
         for (int k = 0; k < nsub_; ++k) {
             const double t = static_cast<double>(step_count_) * dt_ + k * h;
+            fresh_ = lists_ && (!lists_valid_ || since_fresh_ >= social_every_);
+            if (fresh_) {
+                // The pool of long contact lists: as large as the last fresh substep asked for (and a
+                // margin).
+                if (pool_used_ > pool_.size()) pool_.resize(pool_used_ + pool_used_ / 4);
+                pool_used_ = 0;
+                left_floor_ = false;
+                since_fresh_ = 0;
+                lists_valid_ = true;  // (from now: agents coming off stairs in this substep join them)
+            }
             if (model_ == CrowdModel::SocialForce) {
                 substep<CrowdModel::SocialForce>(t, h, k, k == nsub_ - 1);
             } else {
                 substep<CrowdModel::CollisionFreeSpeed>(t, h, k, k == nsub_ - 1);
             }
+            ++since_fresh_;
         }
         ++step_count_;
     }

@@ -201,6 +201,27 @@ def test_social_force_step_matches_numpy_reference():
     np.testing.assert_allclose(sim.velocities, v, rtol=0, atol=1e-7)
 
 
+def test_social_force_gives_the_same_motion_with_any_step():
+    """Multiple time stepping holds the social repulsion for social_interval (0.05 s) whatever dt is: five steps of
+    0.01 s evaluate the same forces at the same times as one step of 0.05 s in five substeps (in an open room with
+    a uniform field, where the desired directions do not depend on when they are sampled). Also with a runner whose
+    contact list must last over those five steps."""
+    space, field = open_room()
+    rng = np.random.default_rng(11)
+    base = np.array([[5.0, 6.0], [5.35, 6.1], [5.2, 5.7], [6.0, 6.3], [6.5, 5.6], [4.6, 6.4], [4.1, 6.0]])
+    pos = base + rng.uniform(-0.02, 0.02, base.shape)
+    v0 = np.array([1.2, 1.4, 1.0, 1.34, 1.5, 1.1, 3.0])
+    runs = {}
+    for dt, steps in ((0.05, 20), (0.01, 100)):
+        sim = make_sim("social_force", space, fields=[field], dt=dt)
+        sim.add_agents(pos, 0, v0, 0.2)
+        sim.step(steps)
+        runs[dt] = (sim.positions.copy(), sim.velocities.copy())
+    np.testing.assert_allclose(runs[0.01][0], runs[0.05][0], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(runs[0.01][1], runs[0.05][1], rtol=0, atol=1e-7)
+    assert np.ptp(runs[0.05][0][:, 0]) > 0.5  # (they moved apart: the runner overtook)
+
+
 def test_collision_free_speed_step_matches_numpy_reference():
     space, field = open_room()
     pos = np.array([[5.0, 6.0], [5.8, 6.25], [6.6, 5.7], [5.3, 5.2], [7.5, 6.0], [4.2, 6.6]])
@@ -375,7 +396,7 @@ def test_results_do_not_depend_on_thread_count(model):
     assert (one["state"] == EVACUATED).sum() > 10  # the run got somewhere
 
 
-def _dense_state(threads):
+def _dense_state(threads, dt):
     """1,600 people at 4 P/m^2 pressing to a 1 m door (social force), one of them running at 5 m/s: the contact
     lists reach as far as two agents can close within a step at the largest desired speed, so they hold more than
     kListCap = 12 neighbours and go to the shared pool (filled in whatever order the threads reach it)."""
@@ -384,21 +405,22 @@ def _dense_state(threads):
     try:
         room = shapely.union(shapely.box(0, 0, 20, 20), shapely.box(20, 9.5, 22.5, 10.5))
         space = make_space([room], [(0, shapely.box(22, 9.5, 22.5, 10.5))])
-        sim = make_sim("social_force", space, seed=3)
+        sim = make_sim("social_force", space, seed=3, dt=dt)
         rng = np.random.default_rng(2)
         pos = grid_points((0, 0, 20, 20), 0.5, 1600, rng)
         speed = rng.normal(1.34, 0.26, len(pos)).clip(0.5, 2.0)
         speed[0] = 5.0
         sim.add_agents(pos, 0, speed, 0.2)
-        sim.step(60)
+        sim.step(round(3.0 / dt))
         state = {k: getattr(sim, k).copy() for k in ("positions", "velocities", "state")}
         return state, sim.list_pool_bytes
     finally:
         set_num_threads(old)
 
 
-def test_long_neighbour_lists_in_the_pool_do_not_change_results_with_threads():
-    (one, pool_one), (two, pool_two) = _dense_state(1), _dense_state(2)
+@pytest.mark.parametrize("dt", [0.05, 0.01])  # (0.01 s: the lists last over five steps)
+def test_long_neighbour_lists_in_the_pool_do_not_change_results_with_threads(dt):
+    (one, pool_one), (two, pool_two) = _dense_state(1, dt), _dense_state(2, dt)
     assert pool_one > 0  # the pool was used
     assert pool_two > 0
     for k in one:

@@ -4,12 +4,12 @@ One :meth:`CrowdSim.step` call advances ``n`` steps of ``dt`` in C++ (GIL releas
 bitwise independent of the thread count; agents are kept in a spatially sorted order, re-sorted about once a
 simulated second, while their ids stay fixed). Neighbours come from a cell index rebuilt every step, each agent
 looking as far as anything can act on it (contact, the repulsion's reach and its own headway at its desired
-speed). The social force model integrates in several substeps per step with multiple time stepping (r-RESPA,
-Tuckerman, Berne & Martyna 1992): the social repulsion, a slow force, is evaluated at the step's first substep and
-held over the step; the driving term, the contact forces and the walls are evaluated in every substep, each agent
-testing for contact only the agents on its contact list (those that can touch it within the step, made at the
-first substep: up to 12 in the agent's own slots, longer lists in a pool shared by all, grown to the largest step's
-need: :attr:`CrowdSim.list_pool_bytes`). Two operational models:
+speed). The social force model integrates in 0.01 s substeps with multiple time stepping (r-RESPA, Tuckerman,
+Berne & Martyna 1992): the social repulsion, a slow force, is evaluated every ``social_interval`` (0.05 s, whatever
+dt is) and held in between; the driving term, the contact forces and the walls in every substep, each agent testing
+for contact only the agents on its contact list (those that can touch it before the next evaluation: up to 12 in
+the agent's own slots, longer lists in a pool shared by all, grown to the largest need:
+:attr:`CrowdSim.list_pool_bytes`). Two operational models:
 
 ``social_force`` (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
     ``m dv/dt = m (v0 e0 - v) / tau + S + sum_j [k g(r_ij - d_ij) n_ij + kappa g(r_ij - d_ij) (dv_ji . t_ij) t_ij] +
@@ -24,8 +24,8 @@ need: :attr:`CrowdSim.list_pool_bytes`). Two operational models:
     uncapped, a crowd above about 3.5 P/m^2 walks backwards); contact forces and walls still push. Walls: the same
     terms against the nearest points of the walls within the cut-off (no speed term, no cap). Semi-implicit Euler in
     ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m = 1500 s^-2`` and the friction
-    need it), ``S`` evaluated at the first substep of each step and held over its substeps (its time scale
-    ``sqrt(m B / A)`` = 0.15 s is three steps of 0.05 s); speed capped at ``speed_cap * v0``.
+    need it), ``S`` evaluated every ``social_interval`` = 0.05 s and held in between (its time scale
+    ``sqrt(m B / A)`` = 0.15 s is three such intervals); speed capped at ``speed_cap * v0``.
 
 ``collision_free_speed`` (Tordeux, Chraibi & Seyfried 2016; JuPedSim's CollisionFreeSpeedModel)
     ``e = normalise(e0 + sum_j a exp((l - s_ij) / D) n_ij + walls)``, ``speed = min(v0, max(0, (s - l) / T))`` with
@@ -40,7 +40,7 @@ Defaults (``default_params(model)``, meanings and sources in ``param_docs(model)
 * ``social_force``: mass 80 kg, tau 0.5 s, body_force 1.2e5 kg/s^2, friction 2.4e5 kg/(m s), wall_body_force /
   wall_friction as body_force / friction (Helbing et al. 2000); agent_strength 400 N, agent_range 0.12 m,
   anisotropy 0.6, time_gap 0.5 s, wall_strength 1000 N, wall_range 0.05 m (calibrated, below); speed_cap 1.5,
-  max_substep 0.01 s.
+  max_substep 0.01 s, social_interval 0.05 s.
 * ``collision_free_speed``: time_gap 0.55 s, agent_range 0.2 m (calibrated, below); agent_strength 8,
   wall_strength 5, wall_range 0.02 m (JuPedSim 1.4 defaults); cone_angle 90 degrees (the pure strip of Tordeux et
   al.); max_substep 0.1 s; unstick_shrink 0.1, unstick_shrink_max 0.5.

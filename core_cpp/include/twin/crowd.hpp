@@ -20,14 +20,16 @@
 //
 // Multiple time stepping (the social force model, whose body force needs 0.01 s substeps): the driving term,
 // the contact forces (body force, sliding friction) and the walls are evaluated in every substep; the social
-// repulsion between agents, a slow force (A = 400 N, B = 0.12 m: its time scale sqrt(m B / A) = 0.15 s), once
-// per step, at its first substep, and held over the step's substeps (multiple time stepping as in r-RESPA,
-// Tuckerman, Berne & Martyna 1992). At the first substep each agent also lists the agents that can touch it
-// within the step (Verlet lists of the agents within contact plus twice the distance an agent can move within
-// the step, as 16-bit slot offsets: up to kListCap in its own slots, longer lists in a pool shared by all);
-// the later substeps test only those for contact. Agents coming off a stair within a step are added to the
-// lists around them; an agent whose list does not fit (or who joins within the step) queries the index and
-// evaluates every force in every substep.
+// repulsion between agents, a slow force (A = 400 N, B = 0.12 m: its time scale sqrt(m B / A) = 0.15 s),
+// every social_interval (0.05 s: every fifth substep, whatever dt is), and held in between (multiple time
+// stepping as in r-RESPA, Tuckerman, Berne & Martyna 1992). At such a "fresh" substep each agent also lists
+// the agents that can touch it before the next (Verlet lists of the agents within contact plus twice the
+// distance an agent can move in between, as 16-bit slot offsets: up to kListCap in its own slots, longer
+// lists in a pool shared by all); the substeps in between test only those for contact. Agents coming off a
+// stair in between are added to the lists around them; an agent whose list does not fit (or who joins in
+// between) queries the index and evaluates every force in every substep. Anything that changes the agents
+// (adding them, re-sorting their slots, new speeds, start times, fields or routes) makes the next substep
+// fresh.
 //
 // Units: metres, seconds, metres per second; positions in the local frame of each level's raster.
 #pragma once
@@ -83,7 +85,7 @@ struct CrowdParams {
         range_cutoff;
     // social force
     double mass, tau, agent_strength, agent_range, anisotropy, body_force, friction, wall_strength,
-        wall_range, wall_body_force, wall_friction, speed_cap;
+        wall_range, wall_body_force, wall_friction, speed_cap, social_interval;
     // collision-free speed
     double time_gap, cone_angle, unstick_shrink, unstick_shrink_max, cfs_agent_strength, cfs_agent_range,
         cfs_wall_strength, cfs_wall_range;
@@ -375,25 +377,29 @@ class CrowdSim {
     int fnx_ = 1, fny_ = 1;
     std::vector<uint32_t> fstart_;  // (levels * fny_ * fnx_ + 2,) first index of each cell in fids_
     std::vector<int32_t> fids_;     // (n,) floor agents' slots by cell, then the others (reorder's order)
-    // Contact lists (the social force model's steps of several substeps): per floor agent, up to kListCap
-    // slots (as int16 offsets from its own) of the floor agents within r_i + r_j + skin_ of it at the step
-    // start, where skin_ bounds how much closer two agents can come within the step: every agent it can touch
-    // in the step's later substeps. Agents arriving from a stair are appended (join_lists). An agent whose
-    // neighbours do not fit (far slots, a full pool) queries the index every substep instead.
+    // Contact lists (the social force model's multiple time stepping): per floor agent, up to kListCap slots
+    // (as int16 offsets from its own) of the floor agents within r_i + r_j + skin_ of it at the last fresh
+    // substep, where skin_ bounds how much closer two agents can come before the next: every agent it can
+    // touch in the substeps in between. Agents arriving from a stair are appended (join_lists). An agent
+    // whose neighbours do not fit (far slots, a full pool) queries the index every substep instead.
     static constexpr int kListCap = 12;
     static constexpr uint8_t kListOverflow = 255;
     static constexpr uint8_t kListPooled = 254;  // the list is in pool_ (offset: slots 0-1, count: slot 2)
     double skin_ = 0;
-    bool lists_ = false;           // the lists (and social_) are in use this step
-    bool left_floor_ = false;      // an agent left the floors since the lists were built: check states
-    std::vector<int16_t> list_;    // (n, kListCap); also the scratch of the index build and of reorder
+    bool lists_ = false;           // the lists (and social_) are in use
+    bool fresh_ = false;           // this substep evaluates the social repulsion and makes the lists
+    bool lists_valid_ = false;     // the lists and social_ hold for the agents as they are (see fresh_)
+    int social_every_ = 1;         // substeps from one fresh substep to the next
+    int since_fresh_ = 0;          // substeps since the last fresh one
+    bool left_floor_ = false;      // an agent left the floors since the lists were made: check states
+    std::vector<int16_t> list_;    // (n, kListCap); also the scratch of reorder (which makes them invalid)
     std::vector<uint8_t> list_n_;  // (n,) entries in use, or kListOverflow, or kListPooled
-    // Longer lists of this step (dense crowds), filled in any order (an atomic counter); grown between steps
-    // to what the last step asked for, never shrunk. Scratch: its size follows the densest neighbourhoods,
-    // printed by the bench.
+    // Longer lists (dense crowds), filled at a fresh substep in any order (an atomic counter); grown before
+    // the next fresh substep to what the last one asked for, never shrunk. Scratch: its size follows the
+    // densest neighbourhoods, printed by the bench.
     std::vector<int16_t> pool_;
     uint64_t pool_used_ = 0;
-    // (n, 2) the social repulsion on each listed agent, evaluated at the step's first substep (lists_ only).
+    // (n, 2) the social repulsion on each listed agent, evaluated at the last fresh substep (lists_ only).
     std::vector<float> social_;
     std::vector<int32_t> joined_;     // slots that came off a stair onto a floor since the index was built
     std::vector<int64_t> evacuated_;  // left through an exit in the last substep: both buffers made final
