@@ -1294,7 +1294,9 @@ void CrowdSim::step(int64_t n) {
                 // margin).
                 if (pool_used_ > pool_.size()) pool_.resize(pool_used_ + pool_used_ / 4);
                 pool_used_ = 0;
-                left_floor_ = false;
+                // (Nobody has left the floors since the lists and the index were made, unless the index is
+                // older: a fresh substep later in the step.)
+                if (k == 0) left_floor_ = false;
                 since_fresh_ = 0;
                 lists_valid_ = true;  // (from now: agents coming off stairs in this substep join them)
             }
