@@ -202,7 +202,7 @@ double CrowdSim::state_bytes_per_agent() {
     // floats; 8 int32 (level, field, exit_index, stair_index, queue_since, unstick, id_of, slot_of); 3 int16
     // (pending, dir x 2); 2 int8. Neighbour index: one int32 slot per agent and at most two cells per agent
     // (a uint32 start each). Contact lists: kListCap int16 offsets and a uint8 count per agent, and the
-    // social repulsion held over a step's substeps (2 floats).
+    // social repulsion held between its evaluations (2 floats).
     return 4 * 16 + 8 + 10 * 4 + 8 * 4 + 3 * 2 + 2 * 1 + (4 + 2 * 4) + (kListCap * 2 + 1) + 2 * 4;
 }
 

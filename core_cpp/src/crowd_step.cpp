@@ -676,7 +676,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                                 : std::max(v0 * p_.time_gap, p_.range_cutoff * p_.cfs_agent_range)));
     double cut_now = cut_i, cut2 = cut_i * cut_i;
     const float* radius = radius_.data();
-    std::size_t nn = 0, cap = sc.nb.size() / 5;
+    std::size_t nn = 0;
     double* nbw = sc.nb.data();
     const bool check = left_floor_;  // some listed agents may have left the floors
     // Appends the candidates j = id(k), k < m, that can act on the agent (not itself, nor a coincident
@@ -694,7 +694,6 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         if (5 * (nn + m + 1) > sc.nb.size()) {
             sc.nb.resize(std::max(2 * sc.nb.size(), 5 * (nn + m + 1)));
             nbw = sc.nb.data();
-            cap = sc.nb.size() / 5;
         }
         if (sc.cand.size() < m) sc.cand.resize(std::max(2 * sc.cand.size(), m));
         double* const w = nbw + 5 * nn;
@@ -751,20 +750,21 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         }
         nn += cnt;
     };
-    auto add_run = [&](const int32_t* a, const int32_t* b, bool check_state) {
-        add_ids(
-            std::integral_constant<int, kWithinCut>{},
-            [a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
-            check_state);
-    };
-    // From the index: agents within the cut-off of their positions at its build plus what they moved since.
-    auto add_from_index = [&]() {
-        for_each_floor_run(l, x, y, cut_now + sub * grid_move_,
-                           [&](const int32_t* a, const int32_t* b) { add_run(a, b, check); });
+    // From the index (agents within cut_now of their positions at its build plus what they moved since, `sub`
+    // substeps) and the agents that came off stairs since it was built: those that can act (mode) and are
+    // still on a floor.
+    auto add_from_index = [&](auto mode) {
+        auto add_run = [&](const int32_t* a, const int32_t* b) {
+            add_ids(
+                mode, [a](std::size_t k) { return static_cast<int64_t>(a[k]); },
+                static_cast<std::size_t>(b - a), check);
+        };
+        for_each_floor_run(l, x, y, cut_now + sub * grid_move_, add_run);
         for (const int32_t j : joined_) {
-            if (level_[j] == l) add_run(&j, &j + 1, check);
+            if (level_[j] == l) add_run(&j, &j + 1);
         }
     };
+    const std::integral_constant<int, kWithinCut> within_cut{};
     // Social force with multiple time stepping (lists_): at a fresh substep, the neighbours within reach from
     // the index and the agents that came off stairs since it was built, and the agent's contact list from
     // them; in between, only the listed agents in contact (the social repulsion is held: `held`). Without a
@@ -782,17 +782,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             1e-12;
         cut_now = reach;
         cut2 = reach * reach;
-        // (The index is `sub` substeps old: within a step, agents may have left the floors since.)
-        auto add_reach = [&](const int32_t* a, const int32_t* b) {
-            add_ids(
-                std::integral_constant<int, kSocialReach>{},
-                [a](std::size_t k) { return static_cast<int64_t>(a[k]); }, static_cast<std::size_t>(b - a),
-                sub > 0);
-        };
-        for_each_floor_run(l, x, y, reach + sub * grid_move_, add_reach);
-        for (const int32_t j : joined_) {
-            if (level_[j] == l) add_reach(&j, &j + 1);
-        }
+        add_from_index(std::integral_constant<int, kSocialReach>{});
         // Up to kListCap entries are kept in the agent's own slots, more in the shared pool (its offset and
         // count in the agent's slots); an agent whose entries do not fit queries the index every substep (the
         // same neighbours in the same order: its results do not depend on where its list is).
@@ -840,7 +830,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             std::integral_constant<int, kInContact>{}, [li, i](std::size_t k) { return i + li[k]; },
             static_cast<std::size_t>(count), check);
     } else {
-        add_from_index();
+        add_from_index(within_cut);
     }
     const double* nb = sc.nb.data();
 
@@ -1182,7 +1172,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                         cut_now = reach;
                         cut2 = reach * reach;
                         nn = 0;
-                        add_from_index();
+                        add_from_index(within_cut);
                         nb = sc.nb.data();
                     };
                     const double room_reach = std::min(cut_, 3.0 * r + max_radius_);

@@ -221,7 +221,7 @@ def test_social_force_gives_the_same_motion_with_any_step(dt):
         runs[step] = (sim.positions.copy(), sim.velocities.copy())
     np.testing.assert_allclose(runs[dt][0], runs[0.05][0], rtol=0, atol=1e-9)
     np.testing.assert_allclose(runs[dt][1], runs[0.05][1], rtol=0, atol=1e-7)
-    assert np.ptp(runs[0.05][0][:, 0]) > 0.5  # (they moved apart: the runner overtook)
+    assert np.ptp(runs[0.05][0][:, 0]) > 0.5  # (the group spread out along x: the runner pulled ahead)
 
 
 def test_collision_free_speed_step_matches_numpy_reference():
