@@ -1226,11 +1226,15 @@ template <CrowdModel M>
 void CrowdSim::substep(double t, double h, int sub, bool last) {
     sync_evacuated();
     const int64_t n = n_;
+    // (All of them: a team smaller than at the last substep, after set_num_threads or below
+    // kParallelMinAgents, leaves the others' lists untouched, and they are all read below.)
+    for (Scratch& sc : scratch_) {
+        sc.evacuated.clear();
+        sc.stair.clear();
+    }
 #pragma omp parallel if (n >= kParallelMinAgents)
     {
         Scratch& sc = scratch_[thread_num()];
-        sc.evacuated.clear();
-        sc.stair.clear();
         // In slot order, which reorder keeps close to the index order: neighbours, field cells and walls of
         // consecutive agents are close in memory. The order does not change results (each agent reads the
         // old state only).

@@ -429,6 +429,43 @@ def test_long_neighbour_lists_in_the_pool_do_not_change_results_with_threads(dt)
         np.testing.assert_array_equal(one[k], two[k], err_msg=k)
 
 
+def _stair_queue_state(model, threads):
+    """2,400 people on an upper floor queueing for a short stair down to the exit floor, run for 1.5 s at each thread
+    count of `threads` in turn (set_num_threads between step calls): every step, some of them ask to enter the stair
+    or come off it, and some leave through the exit below."""
+    old = get_num_threads()
+    try:
+        floor = shapely.box(0, 0, 40, 16)
+        space = make_space([floor, floor], [(0, shapely.box(0, 7, 0.4, 9))])
+        stairs = np.array([[1, 20.0, 8.0, 0, 17.5, 8.0, 3.0, 2.0]])  # (crossed in about 5 s)
+        sim = make_sim(model, space, fields=[exit_field(space, stairs=stairs)], stairs=stairs)
+        rng = np.random.default_rng(5)
+        pos = grid_points((0, 0, 40, 16), 0.5, 2400, rng)
+        sim.add_agents(pos, 1, rng.normal(1.34, 0.26, len(pos)).clip(0.5, 2.0), 0.2)
+        sim.add_agents(np.array([[5.0, 8.0], [6.0, 8.0]]), 0, 1.34, 0.2)  # (someone leaves in every run)
+        for t in threads:
+            set_num_threads(t)
+            sim.step(30)
+        return {
+            k: getattr(sim, k).copy() for k in ("positions", "velocities", "state", "levels", "exit_time")
+        }
+    finally:
+        set_num_threads(old)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_changing_the_thread_count_between_steps_does_not_change_results(model):
+    """The per-thread lists of a substep (agents leaving, stair requests) from a run at more threads must not be
+    taken up again at fewer: 2 and 1 threads in turn give the results of 1 thread throughout. (Which thread lists
+    what varies from run to run: six switches to 1 thread.)"""
+    one = _stair_queue_state(model, (1,) * 12)
+    assert (one["state"] == ON_STAIR).sum() > 0  # the stair is in use at the switch and after
+    assert (one["state"] == EVACUATED).sum() >= 2
+    other = _stair_queue_state(model, (2, 1) * 6)
+    for k in one:
+        np.testing.assert_array_equal(one[k], other[k], err_msg=k)
+
+
 def test_same_seed_same_result():
     a = _bottleneck_state("collision_free_speed", 9, 2, steps=200)
     b = _bottleneck_state("collision_free_speed", 9, 2, steps=200)
