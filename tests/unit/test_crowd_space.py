@@ -186,8 +186,10 @@ def test_coverage_is_the_share_of_inside_samples_of_every_cell(angle, dx):
     h, k = 0.2, 4
     origin, ny, nx = aligned_grid(room.bounds, h)
     off = (np.arange(k) + 0.5) / k * h
-    xs = origin[0] + (np.arange(nx)[:, None] * h + off[None, :]).ravel()
-    ys = origin[1] + (np.arange(ny)[:, None] * h + off[None, :]).ravel()
+    # (the samples' coordinates rounded as rasterize makes them, (origin + i h) + offset: the outline of a box
+    # rotated by 45 degrees runs through samples, where one rounding more decides inside or outside)
+    xs = (origin[0] + np.arange(nx)[:, None] * h + off[None, :]).ravel()
+    ys = (origin[1] + np.arange(ny)[:, None] * h + off[None, :]).ravel()
     gx, gy = np.meshgrid(xs, ys)
     brute = shapely.contains_xy(room, gx, gy).reshape(ny, k, nx, k).sum(axis=(1, 3)) / (k * k)
     np.testing.assert_array_equal(rasterize(room, origin, h, ny, nx)[1], brute)
