@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (make test, CI): a failure is reproducible, and a change is
+# not judged by a case drawn once. HYPOTHESIS_PROFILE=explore draws new examples each run.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 if "PYTEST_XDIST_WORKER" in os.environ:
     # each xdist worker already has a core of its own: OpenMP teams of two per worker would oversubscribe the
