@@ -156,6 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             + (f", t90 {crowd['t90_s']:.1f} s" if crowd["t90_s"] is not None else "")
         )
+        for note in crowd.get("warnings", []):
+            print(f"note: {note}", file=sys.stderr)
     traffic = summary.get("traffic")
     if traffic:
         tt, delay = traffic["mean_travel_time_s"], traffic["mean_delay_s"]

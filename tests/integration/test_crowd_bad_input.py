@@ -122,3 +122,23 @@ def test_building_without_exit_to_the_outside(tmp_path, capsys) -> None:
     assert code == 2
     assert str(ifc) in err
     assert "building 'office' has no door to the outside" in err
+
+
+def test_input_read_differently_than_drawn_is_reported(tmp_path, capsys) -> None:
+    """Input that runs but not as drawn is reported, not only logged: an exit region only 0.4 m deep beyond the
+    door line (agents leave at its far cells) and a 1 m x 1 m exit inside the hall (its cells 0.5 m inside its
+    outline: a sink of 0.2 m) each get a note on stderr and in summary.json's crowd.warnings."""
+    data = copy.deepcopy(BASE)
+    data["duration_s"] = 5
+    _hall(data)["exits"] = [
+        {"id": "door", "polygon": "POLYGON ((10 4.5, 10.4 4.5, 10.4 5.5, 10 5.5, 10 4.5))"},
+        {"id": "hatch", "polygon": "POLYGON ((2 2, 3 2, 3 3, 2 3, 2 2))"},
+    ]
+    code, err, _ = _run(tmp_path, data, capsys)
+    assert code == 0
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2, err
+    assert "exit 'door' reaches only 0.3" in notes[0]
+    assert "exit 'hatch': only 1 of its 25 cells lie 0.50 m beyond" in notes[1]
+    summary = yaml.safe_load((tmp_path / "out" / "summary.json").read_text())
+    assert summary["crowd"]["warnings"] == [n.removeprefix("note: ") for n in notes]

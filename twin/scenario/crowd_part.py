@@ -219,6 +219,10 @@ class CrowdPart(ModelComponent):
             crowd["unreachable_areas"] = self.dead_ends
         if self.waits_for_alarm:
             crowd["not_alarmed"] = int(np.count_nonzero(~self.alarmed))
+        if (
+            self.space.warnings
+        ):  # input that was left out or read differently than drawn (twin run prints them)
+            crowd["warnings"] = list(self.space.warnings)
         summary["crowd"] = crowd
         outputs.update(trajectories=model.trajectories, density=model.density)
         outputs["kpis"].append(model.kpis)

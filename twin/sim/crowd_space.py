@@ -20,8 +20,10 @@ through a real opening, the next in line following the one ahead out instead of 
 moment a centre crosses the door line: with removal at the door line the collision-free speed model put 2.65 P/s
 through a 1 m door (laboratory: 1.5-2.0 P/s, Seyfried et al. 2009); removal one body length beyond it gives
 laboratory flows with both models (as JuPedSim's exit polygons placed beyond a door). An exit region less deep
-than that keeps its deepest cells (a note in :attr:`CrowdSpace.warnings`); draw a door's exit region about 1 m
-deep (as in ``scenarios/bottleneck.yaml``). Exit times are thus those of reaching the exit cells, about 0.4 s
+than that keeps its deepest cells (a note in :attr:`CrowdSpace.warnings`), and so does one the walkable area
+surrounds (a 1 m square inside a room leaves one cell at its middle); draw a door's exit region about 1 m deep
+beyond the door (as in ``scenarios/bottleneck.yaml``). ``twin run`` prints the notes and lists them in
+``summary.json`` (``crowd.warnings``). Exit times are thus those of reaching the exit cells, about 0.4 s
 after crossing the door line; flows are unaffected.
 
 Stairs in distance fields
@@ -680,6 +682,15 @@ class CrowdSpace:
                     warnings.append(msg)
                 keep = d >= min(EXIT_SETBACK_M, deepest) - 1e-9
                 m[iy[~keep], ix[~keep]] = False
+                if 4 * int(keep.sum()) < keep.size:
+                    # (an exit region the walkable area surrounds, e.g. a 1 m square in a room: one cell is left)
+                    msg = (
+                        f"{_where(e)}exit {e['id']!r}: only {int(keep.sum())} of its {keep.size} cells lie "
+                        f"{min(EXIT_SETBACK_M, deepest):.2f} m beyond the walkable area, where agents leave (the "
+                        "walkable area surrounds most of it); draw it beyond its opening, or larger"
+                    )
+                    log.info(msg)
+                    warnings.append(msg)
             n = int(m.sum())
             if n == 0:
                 raise InputError(
