@@ -219,9 +219,8 @@ class CrowdPart(ModelComponent):
             crowd["unreachable_areas"] = self.dead_ends
         if self.waits_for_alarm:
             crowd["not_alarmed"] = int(np.count_nonzero(~self.alarmed))
-        if (
-            self.space.warnings
-        ):  # input that was left out or read differently than drawn (twin run prints them)
+        # input that was left out or read differently than drawn (twin run prints them)
+        if self.space.warnings:
             crowd["warnings"] = list(self.space.warnings)
         summary["crowd"] = crowd
         outputs.update(trajectories=model.trajectories, density=model.density)
