@@ -682,10 +682,11 @@ class CrowdSpace:
                     warnings.append(msg)
                 keep = d >= min(EXIT_SETBACK_M, deepest) - 1e-9
                 m[iy[~keep], ix[~keep]] = False
-                if 4 * int(keep.sum()) < keep.size:
+                kept = int(keep.sum())
+                if 4 * kept < keep.size:
                     # (an exit region the walkable area surrounds, e.g. a 1 m square in a room: one cell is left)
                     msg = (
-                        f"{_where(e)}exit {e['id']!r}: only {int(keep.sum())} of its {keep.size} cells lie "
+                        f"{_where(e)}exit {e['id']!r}: only {kept} of its {keep.size} cells lie "
                         f"{min(EXIT_SETBACK_M, deepest):.2f} m beyond the walkable area, where agents leave (the "
                         "walkable area surrounds most of it); draw it beyond its opening, or larger"
                     )
