@@ -198,6 +198,7 @@ class CrowdSim {
     struct alignas(128) Scratch {
         std::vector<double> nb;     // per neighbour: dx, dy, dist, l, j
         std::vector<int64_t> cand;  // the candidates kept by add_ids' first pass
+        std::vector<int32_t> ids;   // the candidates from the index's runs, gathered for one pass
         std::vector<double> close;  // the same for those that can slow an agent (collision-free speed)
         std::vector<double> touch;  // ... and for those that can limit its move
         std::vector<WallHit> hits;
