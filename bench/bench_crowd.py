@@ -27,8 +27,8 @@ Run from the repository root: ``python -m bench.bench_crowd`` (``--quick`` for s
    printed: simulated / wall time over the whole stretch and in its slowest window (the steady, queued state).
    Required: faster than real time in the slowest window, for both models. The social force model integrates in
    five 0.01 s substeps per step (its body force needs them for stability), with multiple time stepping: the
-   social repulsion every 0.05 s (once per step), contact forces in every substep against each agent's contact list. Prints the
-   state bytes per agent (required <= 200).
+   social repulsion every 0.05 s (once per step), contact forces in every substep against each agent's contact
+   list. Prints the state bytes per agent (required <= 200).
    Then the same building and people through ``twin run``'s path (run_scenario: rasterising the areas, fields,
    population, quickest-path re-routing at its default interval, exit choice, trajectories), collision-free speed,
    60 s (--quick: 20 s): set-up and simulation speed, informative.

@@ -455,8 +455,9 @@ class CrowdSpace:
         Exits: every door with ``"outside"`` on one side, on a storey that is a level. Its region is a rectangle
         as wide as the door, from the door's centre line (the middle of the wall) outward through the rest of the
         door passage and ``exit_depth_m`` beyond it; its exit cells start :data:`EXIT_SETBACK_M` beyond the door's
-        middle (an agent has left the building once its centre is that far through). The outward direction is away from the space on the inside side (or, when that space is
-        unknown, away from the walkable area around the door). ``id`` = door GUID, ``name`` = door name.
+        middle (an agent has left the building once its centre is that far through). The outward direction is
+        away from the space on the inside side (or, when that space is unknown, away from the walkable area around
+        the door). ``id`` = door GUID, ``name`` = door name.
         Stairs: foot = ``bottom`` (x, y) on ``from_storey``'s level, head = ``top`` on ``to_storey``'s level, each
         moved to the nearest walkable cell centre within 1 m; ``length_m`` = the stair's slope length; width =
         footprint area / run, capped by the short side of the footprint's minimum rotated rectangle.
@@ -680,14 +681,15 @@ class CrowdSpace:
                     )
                     log.info(msg)
                     warnings.append(msg)
-                keep = d >= min(EXIT_SETBACK_M, deepest) - 1e-9
+                setback = min(EXIT_SETBACK_M, deepest)
+                keep = d >= setback - 1e-9
                 m[iy[~keep], ix[~keep]] = False
                 kept = int(keep.sum())
                 if 4 * kept < keep.size:
                     # (an exit region the walkable area surrounds, e.g. a 1 m square in a room: one cell is left)
                     msg = (
                         f"{_where(e)}exit {e['id']!r}: only {kept} of its {keep.size} cells lie "
-                        f"{min(EXIT_SETBACK_M, deepest):.2f} m beyond the walkable area, where agents leave (the "
+                        f"{setback:.2f} m beyond the walkable area, where agents leave (the "
                         "walkable area surrounds most of it); draw it beyond its opening, or larger"
                     )
                     log.info(msg)
