@@ -30,6 +30,7 @@ class CMakeBuild(build_ext):
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             f"-DCMAKE_BUILD_TYPE={build_type}",
+            f"-DTWIN_NATIVE={'OFF' if os.environ.get('TWIN_NATIVE', '1') == '0' else 'ON'}",
             "-G",
             "Ninja",
         ]

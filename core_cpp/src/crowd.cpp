@@ -66,7 +66,7 @@ const std::vector<CrowdParam> kSocialForce = with_shared({
     {"agent_strength", 400.0,
      "N: A of the social repulsion A exp((l_ij + time_gap u lane - d_ij) / B) w(phi). Calibrated with "
      "agent_range, anisotropy, time_gap and wall_strength (r = 0.2 m): Weidmann's fundamental diagram within "
-     "0.96-1.22 x at 0.5-4 P/m^2 (peak 1.48 P/(m s)), 1.87 P/s through a 1 m door, 1.73-2.05 P/(m s) through "
+     "0.96-1.22 x at 0.5-4 P/m^2 (peak 1.48 P/(m s)), 1.91 P/s through a 1 m door, 1.68-2.07 P/(m s) through "
      "0.8-2.4 m (Helbing et al. 2000's A = 2000 N, B = 0.08 m "
      "without the speed term keep a crowd near free speed up to 3 P/m^2; A = 200-300 N is 1.4-2.5 x "
      "Weidmann's speed at 2-4 P/m^2)"},
@@ -115,7 +115,7 @@ const std::vector<CrowdParam> kSocialForce = with_shared({
 const std::vector<CrowdParam> kCollisionFree = with_shared({
     {"time_gap", 0.55,
      "s: T of the speed function min(v0, max(0, (s - l) / T)) (Tordeux et al. 2016). Calibrated with "
-     "agent_range (r = 0.2 m): Weidmann's fundamental diagram within 0.8-1.2 x at 0.5-4 P/m^2, 1.87 P/s "
+     "agent_range (r = 0.2 m): Weidmann's fundamental diagram within 0.8-1.2 x at 0.5-4 P/m^2, 2.0 P/s "
      "through a 1 m door (T = 1 s, the single-file fit, gives about 1 P/s, below laboratory data)"},
     {"agent_strength", 8.0,
      "a of the neighbour term a exp((l - s) / D) (JuPedSim 1.4 CollisionFreeSpeedModel default)"},

@@ -362,6 +362,10 @@ void CrowdSim::ensure_ready() {
         wall_reach = max_radius_ + p_.range_cutoff * p_.cfs_wall_range;
     }
     cut_ = std::max(cut, 1e-3);
+    // (Multiplications by these replace divisions in the per-neighbour loops: a division costs several.)
+    inv_tau_ = 1.0 / p_.tau;
+    inv_agent_range_ = 1.0 / p_.agent_range;
+    inv_wall_range_ = 1.0 / p_.wall_range;
     // Multiple time stepping (social force): the social repulsion every social_every_ substeps, contact lists
     // in between; two agents come at most 2 social_every_ grid_move_ closer from one fresh substep to the
     // next (plus a margin for rounding in the speed cap). (The collision-free speed model has one substep per
@@ -544,12 +548,12 @@ void CrowdSim::prepare_agent(int64_t i, double t, int sub, Pre& p) {
         dq[0] = static_cast<int16_t>(round_half_away(ex * 32767.0));
         dq[1] = static_cast<int16_t>(round_half_away(ey * 32767.0));
     }
-    ex = dq[0] / 32767.0;
-    ey = dq[1] / 32767.0;
-    if (ex != 0 || ey != 0) {
-        const double en = norm2(ex, ey);
-        ex /= en;
-        ey /= en;
+    ex = dq[0];
+    ey = dq[1];
+    if (ex != 0 || ey != 0) {  // (the unit vector along the quantised one; one division)
+        const double inv = 1.0 / norm2(ex, ey);
+        ex *= inv;
+        ey *= inv;
     }
     p.ex = ex;
     p.ey = ey;
@@ -851,7 +855,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double mass = p_.mass;
         const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
-        double fx = mass * (v0 * ex - vix) / p_.tau, fy = mass * (v0 * ey - viy) / p_.tau;
+        double fx = mass * (v0 * ex - vix) * inv_tau_, fy = mass * (v0 * ey - viy) * inv_tau_;
         // Body force and sliding friction of a neighbour in contact (dist < l_ij); n from j to i.
         auto contact = [&](const double* e, double nx, double ny) {
             const double g = e[3] - e[2];
@@ -869,7 +873,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             sy = social_[2 * i + 1];
             for (std::size_t k = 0; k < nn; ++k) {
                 const double* e = nb + 5 * k;
-                contact(e, -e[0] / e[2], -e[1] / e[2]);
+                const double inv = 1.0 / e[2];
+                contact(e, -e[0] * inv, -e[1] * inv);
             }
         } else {
             const double reach_a = rc_soc;
@@ -888,11 +893,12 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 const double lane = fwd > 0 ? std::max(0.0, 1.0 - lat / lij) : 0.0;
                 const double lsoc = lij + headway * lane;
                 if (dist - lsoc > reach_a) continue;
-                const double cosphi = fwd / dist;
-                const double nx = -e[0] / dist, ny = -e[1] / dist;  // from j to i
+                const double inv = 1.0 / dist;
+                const double cosphi = fwd * inv;
+                const double nx = -e[0] * inv, ny = -e[1] * inv;  // from j to i
                 // Social repulsion with the angular weight of Helbing & Molnar (1995): lambda + (1 - lambda)
                 // (1 + cos phi) / 2 (those behind count less).
-                const double soc = p_.agent_strength * std::exp((lsoc - dist) / p_.agent_range) *
+                const double soc = p_.agent_strength * std::exp((lsoc - dist) * inv_agent_range_) *
                                    (p_.anisotropy + (1.0 - p_.anisotropy) * 0.5 * (1.0 + cosphi));
                 sx += soc * nx;
                 sy += soc * ny;
@@ -918,7 +924,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         fy += sy;
         for_each_wall(
             wl, wn, x, y, r + p_.range_cutoff * p_.wall_range, sc, [&](double nx, double ny, double d) {
-                double rep = p_.wall_strength * std::exp((r - d) / p_.wall_range);
+                double rep = p_.wall_strength * std::exp((r - d) * inv_wall_range_);
                 if (d < r) {
                     const double g = r - d;
                     rep += p_.wall_body_force * g;
@@ -930,8 +936,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 fx += rep * nx;
                 fy += rep * ny;
             });
-        vx = vix + h * fx / mass;
-        vy = viy + h * fy / mass;
+        const double h_m = h / mass;
+        vx = vix + fx * h_m;
+        vy = viy + fy * h_m;
         const double sp = norm2(vx, vy), vmax = p_.speed_cap * v0;
         if (sp > vmax) {
             vx *= vmax / sp;
@@ -1113,7 +1120,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         // (The state changes after the substep: until then the agent is a neighbour as at its start.)
         sc.evacuated.push_back(i);
         exit_index_[i] = ex_id;
-        exit_time_[i] = t + h;
+        // (The end of the step's last substep is the step's end, time() after it, exactly: t + h may round
+        // above it.)
+        exit_time_[i] = last ? static_cast<double>(step_count_ + 1) * dt_ : t + h;
         pending[i] = -1;
         queue[i] = -1;
         stuck = 0;

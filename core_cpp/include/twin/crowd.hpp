@@ -327,6 +327,7 @@ class CrowdSim {
     uint64_t seed_;
     CrowdGeometry g_;
     CrowdParams p_{};
+    double inv_tau_ = 1, inv_agent_range_ = 1, inv_wall_range_ = 1;  // 1 / p_'s tau, agent_range, wall_range
     std::vector<std::pair<std::string, double>> param_list_;
     int nsub_ = 1;
     double cone_cos_ = 0;
