@@ -298,8 +298,13 @@ def test_bottleneck_flow_overlap_and_walls(model):
     rad = sim.radius.astype(float)
     prev = sim.positions.copy()
     worst, outside, crossed = 0.0, 0, 0
+    gone = np.zeros(n, dtype=bool)
     while sim.counts()["evacuated"] < n and sim.time < 300:
         sim.step(1)
+        # exit times lie in the step just made: never after its end (time), even by rounding
+        left = np.isfinite(sim.exit_time) & ~gone
+        assert (sim.exit_time[left] <= sim.time).all() and (sim.exit_time[left] > sim.time - sim.dt).all()
+        gone |= left
         cur = sim.positions.copy()
         act = sim.state == WALKING
         outside += int((~cell_walkable(space, cur[act], sim.levels[act])).sum())
