@@ -303,7 +303,8 @@ def test_bottleneck_flow_overlap_and_walls(model):
         sim.step(1)
         # exit times lie in the step just made: never after its end (time), even by rounding
         left = np.isfinite(sim.exit_time) & ~gone
-        assert (sim.exit_time[left] <= sim.time).all() and (sim.exit_time[left] > sim.time - sim.dt).all()
+        assert (sim.exit_time[left] <= sim.time).all()
+        assert (sim.exit_time[left] > sim.time - sim.dt).all()
         gone |= left
         cur = sim.positions.copy()
         act = sim.state == WALKING
