@@ -13,7 +13,7 @@ mark has to go once the model is fixed.
 
 A *jam* in front of a place (tests 12 and 13) is a queue: persons within 2 m of it on their way in, moving slower
 than 0.5 m/s, averaged over 10 s — at least :data:`JAM_QUEUE` of them at some time is a jam, fewer is none. (The
-first door of test 12 holds 19–28 such persons, the entry of its second room at most 0.1.)
+first door of test 12 holds 17–35 such persons, the entry of its second room at most 3.1.)
 """
 
 from __future__ import annotations
