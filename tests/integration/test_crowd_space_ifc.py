@@ -221,6 +221,16 @@ def test_office_layout():
     assert s.exits["name"].iloc[choice[0]] == "Exit A"
 
 
+def test_the_loaders_notes_on_the_building_are_among_the_warnings():
+    b, s, _ = loaded("duplex")
+    assert not b.warnings  # Duplex loads without notes
+    assert not any(w.startswith("building ") for w in s.warnings)
+    noted = copy.copy(b)
+    note = "2 space(s) without geometry (footprint None): ['0a', '0b']"
+    noted.warnings = [*b.warnings, note]
+    assert f"building {b.id!r}: {note}" in CrowdSpace.from_building(noted).warnings
+
+
 def test_building_without_outside_doors_is_an_error():
     b, _, _ = loaded("fzk")
     closed = copy.copy(b)

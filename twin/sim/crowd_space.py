@@ -205,7 +205,8 @@ class CrowdSpace:
     areas : DataFrame of named walkable areas for population placement: ``id``, ``kind`` ("area", "storey" or
         "space"), ``guid``, ``level``, ``polygon`` (shapely, metres), ``source``, ``path``.
     source : where the space came from (scenario file or IFC path).
-    warnings : notes on input that was left out (stairs without geometry, exits without position...).
+    warnings : notes on input that was left out (stairs without geometry, exits without position...), and for an
+        IFC building the loader's notes on it (elements without geometry, a CRS that is not projected...).
 
     The arrays may be edited in place (e.g. closing cells a hazard makes impassable): fields and samples are
     computed from the current ``walkable`` each time (the cached DistanceField is keyed on its content).
@@ -461,7 +462,8 @@ class CrowdSpace:
         Stairs: foot = ``bottom`` (x, y) on ``from_storey``'s level, head = ``top`` on ``to_storey``'s level, each
         moved to the nearest walkable cell centre within 1 m; ``length_m`` = the stair's slope length; width =
         footprint area / run, capped by the short side of the footprint's minimum rotated rectangle.
-        Stairs without geometry or without an upper storey are left out (logged, listed in ``warnings``).
+        Stairs without geometry or without an upper storey are left out (logged, listed in ``warnings``, after
+        the IFC loader's notes on the building, ``building.warnings``, each prefixed with the building's id).
         Areas: one row per storey level (id = storey name) and per space with a footprint (id = space name).
 
         Raises InputError naming the IFC file and the building when it has no exit to the outside, and the stair
@@ -474,7 +476,8 @@ class CrowdSpace:
         if not (math.isfinite(depth) and depth > 0):
             raise ValueError(f"exit_depth_m must be > 0, got {exit_depth_m!r}")
         src = str(building.source)
-        warnings: list[str] = []
+        # (the loader's notes on the building travel with the space: a run's summary lists them with its own)
+        warnings: list[str] = [f"building {building.id!r}: {w}" for w in building.warnings]
         storeys = building.storeys
         level_guid: list[str] = []
         names: list[str] = []
