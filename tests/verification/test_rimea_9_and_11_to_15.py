@@ -43,6 +43,19 @@ def box(x0: float, y0: float, x1: float, y1: float) -> str:
     return f"POLYGON (({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))"
 
 
+def adults(count: int, where: dict[str, str], group: str = "adults", **extra: Any) -> dict[str, Any]:
+    """A group of ``count`` RiMEA adults (speeds from RiMEA's table) placed ``where`` (``{"area": id}`` or
+    ``{"polygon": wkt}``), moving at once; ``extra`` adds group fields (e.g. ``stair_up_mps``)."""
+    return {
+        "id": group,
+        "count": count,
+        "in": where,
+        "speed_mps": "rimea:adults",
+        "premovement_s": 0,
+        **extra,
+    }
+
+
 def run(
     out: Path,
     areas: list[dict[str, Any]],
@@ -127,15 +140,7 @@ def test_rimea_9_closing_two_of_four_exits_roughly_doubles_the_evacuation_time(
         crowd, _ = run(
             tmp_path / f"closed{len(closed)}",
             [{"id": "hall", "walkable": ROOM_9, "exits": exits}],
-            [
-                {
-                    "id": "adults",
-                    "count": 1000,
-                    "in": {"area": "hall"},
-                    "speed_mps": "rimea:adults",
-                    "premovement_s": 0,
-                }
-            ],
+            [adults(1000, {"area": "hall"})],
             model=model,
             seed=9,
             duration_s=900,
@@ -174,15 +179,7 @@ def test_rimea_11_most_take_the_nearer_exit_some_the_other(tmp_path: Path, model
                 ],
             }
         ],
-        [
-            {
-                "id": "adults",
-                "count": 300,
-                "in": {"polygon": box(0, 0, 10, 20)},
-                "speed_mps": "rimea:adults",
-                "premovement_s": 0,
-            }
-        ],
+        [adults(300, {"polygon": box(0, 0, 10, 20)})],
         model=model,
         seed=11,
         duration_s=600,
@@ -249,15 +246,7 @@ def test_rimea_12_the_jam_forms_only_in_the_first_room(tmp_path: Path, model: st
                     "exits": [{"id": "exit", "polygon": box(25, 4.5, 26, 5.5)}],
                 }
             ],
-            [
-                {
-                    "id": "adults",
-                    "count": 150,
-                    "in": {"polygon": box(0, 0, 10, 10)},
-                    "speed_mps": "rimea:adults",
-                    "premovement_s": 0,
-                }
-            ],
+            [adults(150, {"polygon": box(0, 0, 10, 10)})],
             model=model,
             seed=seed,
             duration_s=600,
@@ -305,14 +294,11 @@ def test_rimea_13_jam_at_the_stair_foot_and_stair_flow_below_corridor_flow(
             },
         ],
         [
-            {
-                "id": "adults",
-                "count": 150,
-                "in": {"polygon": box(0, 0, 10, 10)},
-                "speed_mps": "rimea:adults",
-                "premovement_s": 0,
-                "stair_up_mps": {"dist": "normal", "mean": 0.675, "sd": 0.04},
-            }
+            adults(
+                150,
+                {"polygon": box(0, 0, 10, 10)},
+                stair_up_mps={"dist": "normal", "mean": 0.675, "sd": 0.04},
+            )
         ],
         model=model,
         seed=13,
@@ -373,15 +359,7 @@ def test_rimea_14_route_choice_over_stairs_is_configurable_and_reported(tmp_path
                 },
                 {"id": "bridge", "walkable": box(10, 24, 20, 26), "z": 3.0},
             ],
-            [
-                {
-                    "id": "walkers",
-                    "count": 50,
-                    "in": {"polygon": box(0, 20, 10, 30)},
-                    "speed_mps": "rimea:adults",
-                    "premovement_s": 0,
-                }
-            ],
+            [adults(50, {"polygon": box(0, 20, 10, 30)}, group="walkers")],
             model=model,
             seed=14,
             duration_s=600,

@@ -55,10 +55,11 @@ Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, 
 x with the collision-free speed model, falls strictly up to 6 P/m^2 (Weidmann's peak: 1.22 P/(m s)). Bottleneck
 (door in a wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults): social force
 1.91 P/s, collision-free speed 2.0 P/s through a 1 m door (laboratory 1.5-2.0 P/s, Seyfried et al. 2009), growing
-about linearly with width (1.68-2.07 and 1.83-1.91 P/(m s) over 0.8-2.4 m). From a jam into a 2 m corridor (RiMEA 13) both pass 2.5 P/s,
-1.25 P/(m s). Known weakness of the social force model so calibrated: a free stream through a 1 m exit passes only
-about 1.2-1.3 P/s (single file with its speed-dependent gap), so a stream that a jam pushes through a 1 m corridor
-can queue again before an equally wide exit (in about half the runs of RiMEA 12, see tests/verification/test_rimea_9_and_11_to_15.py).
+about linearly with width (1.68-2.07 and 1.83-1.91 P/(m s) over 0.8-2.4 m). From a jam into a 2 m corridor
+(RiMEA 13) both pass 2.5 P/s, 1.25 P/(m s). Known weakness of the social force model so calibrated: a free stream
+through a 1 m exit passes only about 1.2-1.3 P/s (single file with its speed-dependent gap), so a stream that a jam
+pushes through a 1 m corridor can queue again before an equally wide exit (in about half the runs of RiMEA 12, see
+tests/verification/test_rimea_9_and_11_to_15.py).
 Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the speed term give a crowd at 2 P/m^2 twice
 Weidmann's speed and, without the cap, a backward-walking crowd above 3.5 P/m^2; JuPedSim's D = 0.1 m lets
 collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's speed at 1 P/m^2.

@@ -462,8 +462,9 @@ class CrowdSpace:
         Stairs: foot = ``bottom`` (x, y) on ``from_storey``'s level, head = ``top`` on ``to_storey``'s level, each
         moved to the nearest walkable cell centre within 1 m; ``length_m`` = the stair's slope length; width =
         footprint area / run, capped by the short side of the footprint's minimum rotated rectangle.
-        Stairs without geometry or without an upper storey are left out (logged, listed in ``warnings``, after
-        the IFC loader's notes on the building, ``building.warnings``, each prefixed with the building's id).
+        Stairs without geometry or without an upper storey are left out (logged, listed in ``warnings``).
+        ``warnings`` starts with the IFC loader's notes on the building (``building.warnings``), each prefixed
+        with the building's id.
         Areas: one row per storey level (id = storey name) and per space with a footprint (id = space name).
 
         Raises InputError naming the IFC file and the building when it has no exit to the outside, and the stair
