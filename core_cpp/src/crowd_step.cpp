@@ -720,8 +720,9 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
     // cut_now and either within l_ij + near_reach or in the agent's lane ahead (what the social force's loop
     // does not skip, and everyone it can touch within the step). Branch-free: every candidate is written,
     // only those kept advance; kInContact and kSocialReach, which keep a small share, in two passes: the
-    // candidates kept (to `cand`), then their entries. (Only locals in the loops: the writes through the
-    // entries would otherwise make the compiler reload every captured variable for every candidate.)
+    // candidates kept (to `cand`; those off the floors dropped in a pass of their own), then their entries.
+    // (Only locals in the loops: the writes through the entries would otherwise make the compiler reload
+    // every captured variable for every candidate.)
     enum Mode { kWithinCut, kInContact, kSocialReach };
     const double near_reach = std::max(rc_soc, skin_);
     auto add_ids = [&](auto mode, auto id, std::size_t m, bool check_state) {
@@ -770,8 +771,18 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 keep &=
                     (d2 <= C2) & ((d2 <= (lij + NR) * (lij + NR)) | ((fwd > 0) & (lat * lat < lij * lij)));
             }
-            if (check_state) keep &= __atomic_load_n(&st[j], __ATOMIC_RELAXED) <= kCrowdWalking;
             cnt += static_cast<std::size_t>(keep);
+        }
+        // (The state in a pass of its own: in the first, the compiler branches on `keep` to skip its load,
+        // and those branches, taken at random, cost more than the loads.)
+        if (check_state) {
+            std::size_t c2 = 0;
+            for (std::size_t k = 0; k < cnt; ++k) {
+                const int64_t j = cand[k];
+                cand[c2] = j;
+                c2 += static_cast<std::size_t>(__atomic_load_n(&st[j], __ATOMIC_RELAXED) <= kCrowdWalking);
+            }
+            cnt = c2;
         }
         for (std::size_t k = 0; k < cnt; ++k) {
             const int64_t j = cand[k];
@@ -823,20 +834,23 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         // Up to kListCap entries are kept in the agent's own slots, more in the shared pool (its offset and
         // count in the agent's slots); an agent whose entries do not fit queries the index every substep (the
         // same neighbours in the same order: its results do not depend on where its list is).
-        // (Branch-free: every entry is written, those within contact + skin_ advance.)
+        // (Branch-free: every entry is written, those within contact + skin_ advance; `far`: one of them is
+        // too far in slots for an int16 offset.)
         int kept = 0;
         constexpr int kBuf = 256;
         bool fits = nn <= static_cast<std::size_t>(kBuf);
         int16_t keep[kBuf];
         const double skin = skin_;
-        for (std::size_t k = 0; k < nn && fits; ++k) {
+        bool far = false;
+        for (std::size_t k = 0; k < (fits ? nn : 0); ++k) {
             const double* e = nbw + 5 * k;
             const bool in = e[2] <= e[3] + skin;
             const int64_t d = static_cast<int64_t>(e[4]) - i;
-            fits = !in || (d >= INT16_MIN && d <= INT16_MAX);
+            far |= in & ((d < INT16_MIN) | (d > INT16_MAX));
             keep[kept] = static_cast<int16_t>(d);
             kept += static_cast<int>(in);
         }
+        fits &= !far;
         int16_t* out = list_.data() + i * kListCap;
         uint8_t state_of_list = kListOverflow;
         if (fits && kept <= kListCap) {
@@ -918,6 +932,8 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
             // behind: only who is in the way; Seyfried et al. 2006, d = a + b v; Chraibi et al. 2010). Its
             // angular weight is Helbing & Molnar's (1995): lambda + (1 - lambda) (1 + cos phi) / 2 (those
             // behind count less).
+            // (The entries' columns are copied first: rows of 5 do not vectorise. Out of reach, 0 x n adds
+            // nothing below; a contact is always within reach.)
             if (sc.soc.size() < 4 * nn) sc.soc.resize(4 * nn + 64);
             double* const soc_x = sc.soc.data();  // (in: dx; out: the x component)
             double* const soc_y = soc_x + nn;     // (in: dy)

@@ -201,7 +201,7 @@ class CrowdSim {
         std::vector<int32_t> ids;   // the candidates from the index's runs, gathered for one pass
         std::vector<double> close;  // the same for those that can slow an agent (collision-free speed)
         std::vector<double> touch;  // ... and for those that can limit its move
-        std::vector<double> soc;    // the social force's per-neighbour repulsion: all x, then all y
+        std::vector<double> soc;    // social force pass: columns dx, dy, dist, l_ij; out: its force's x, y
         std::vector<WallHit> hits;
         std::vector<int64_t> evacuated;  // agents that left through an exit in this substep
         std::vector<int64_t> stair;      // agents at a stair end, or asking to enter a stair
