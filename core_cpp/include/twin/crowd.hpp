@@ -16,7 +16,9 @@
 // order, so results are bitwise identical for any number of threads.
 //
 // Neighbours: a cell index of the agents on floors is rebuilt at every step; each agent looks as far as
-// anything can act on it (contact, the repulsion's reach and its own headway).
+// anything can act on it (contact, the repulsion's reach and its own headway). The social force's repulsion
+// from an agent's neighbours is evaluated in one vectorised pass (with an own branch-free exp: the same bits
+// in every lane and in every build, native or portable) and summed in the neighbours' order.
 //
 // Multiple time stepping (the social force model, whose body force needs 0.01 s substeps): the driving term,
 // the contact forces (body force, sliding friction) and the walls are evaluated in every substep; the social
