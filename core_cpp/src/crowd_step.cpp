@@ -63,8 +63,9 @@ inline long round_half_away(double v) {
 
 // e^x for x in [-700, 700] (clamped to it), within 1 ulp of glibc's exp; branch-free arithmetic only, so a
 // loop calling it vectorises (`omp simd`) and every lane gives the same bits as the scalar code on any
-// target. (x = k ln 2 + r, |r| <= ln 2 / 2, ln 2 split in two so that k ln2_hi is exact; e^r by its Taylor
-// series to r^13, whose remainder is below 1e-17; 2^k added to the exponent bits.)
+// target (the core is built with -ffp-contract=off). (x = k ln 2 + r, |r| <= ln 2 / 2, ln 2 split in two so
+// that k ln2_hi is exact; e^r by its Taylor series to r^13, whose remainder is below 1e-17; 2^k added to the
+// exponent bits.)
 inline double exp_vec(double x) {
     constexpr double kShift = 0x1.8p52, kInvLn2 = 1.4426950408889634, kLn2Hi = 0x1.62e42fefa3800p-1,
                      kLn2Lo = 0x1.ef35793c76730p-45;
