@@ -901,8 +901,10 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         const double fric_cap = 0.25 * mass / h;  // one substep cannot reverse a relative tangential velocity
         const double vix = vo[2 * i], viy = vo[2 * i + 1];
         double fx = mass * (v0 * ex - vix) * inv_tau_, fy = mass * (v0 * ey - viy) * inv_tau_;
-        // Body force and sliding friction of a neighbour in contact (dist < l_ij); n from j to i.
-        auto contact = [&](const double* e, double nx, double ny) {
+        // Body force and sliding friction of a neighbour in contact (entry e: dist < l_ij); n from j to i.
+        auto contact = [&](const double* e) {
+            const double inv = 1.0 / e[2];
+            const double nx = -e[0] * inv, ny = -e[1] * inv;
             const double g = e[3] - e[2];
             const int64_t j = static_cast<int64_t>(e[4]);
             const double tx = -ny, ty = nx;
@@ -916,11 +918,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
         if (held) {                 // (nb: the listed agents in contact)
             sx = social_[2 * i];
             sy = social_[2 * i + 1];
-            for (std::size_t k = 0; k < nn; ++k) {
-                const double* e = nb + 5 * k;
-                const double inv = 1.0 / e[2];
-                contact(e, -e[0] * inv, -e[1] * inv);
-            }
+            for (std::size_t k = 0; k < nn; ++k) contact(nb + 5 * k);
         } else {
             const double reach_a = rc_soc;
             const double prog = std::max(0.0, vix * ex + viy * ey);  // speed along the desired direction
@@ -966,10 +964,7 @@ void CrowdSim::update_agent(int64_t i, double t, double h, int sub, bool last, c
                 sx += soc_x[k];
                 sy += soc_y[k];
                 const double* e = nb + 5 * k;
-                if (e[2] < e[3]) {
-                    const double inv = 1.0 / e[2];
-                    contact(e, -e[0] * inv, -e[1] * inv);
-                }
+                if (e[2] < e[3]) contact(e);
             }
             // Social repulsion can stop a pedestrian but not walk it backwards: its component against the
             // desired direction is capped at the driving force at rest, m v0 / tau (the angular weight is not
