@@ -16,7 +16,7 @@ Asserted, per model:
   1.2-2.2 P/(m·s) at every width (laboratory 1.5-2.0; Weidmann's corridor capacity 1.22), and its largest value
   is at most 1.4 x its smallest.
 
-Measured with the defaults: social force 1.91 P/s (seed 1) through 1 m and 1.68-2.07 P/(m·s) over
+Measured with the defaults: social force 1.53 P/s (seed 1) through 1 m and 1.46-1.80 P/(m·s) over
 all widths; collision-free speed 2.0 P/s and 1.83-1.91 P/(m·s). Seeds are fixed; the core runs on one thread.
 """
 

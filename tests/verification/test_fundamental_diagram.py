@@ -15,9 +15,10 @@ Measurement (classic method): density = agents / ring area; speed = the agents' 
 Asserted, per model:
 
 * the speed at 0.5-4 P/m² lies within ±25 % of Weidmann's v(ρ) = 1.34 (1 − exp(−1.913 (1/ρ − 1/5.4))) m/s
-  (measured with the defaults: social force 0.96-1.22 x (seed 4), collision-free speed 0.82-1.13 x);
+  (measured with the defaults: social force 0.87-1.20 x (seed 4), collision-free speed 0.82-1.13 x);
 * the speed falls strictly with density over 0.5-6 P/m² (RiMEA test 4);
-* the peak specific flow ρ·v lies in 1.0-1.6 P/(m·s) (Weidmann's maximum is about 1.22 P/(m·s); measured: social force 1.48, collision-free speed 1.2);
+* the peak specific flow ρ·v lies in 1.0-1.6 P/(m·s) (Weidmann's maximum is about 1.22 P/(m·s); measured: social
+  force 1.45, collision-free speed 1.2);
 * nobody leaves the corridor and nobody is removed.
 
 The agents start at rest at random, non-overlapping positions (:func:`place`). Seeds are fixed; the core runs on one

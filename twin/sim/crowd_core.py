@@ -25,7 +25,7 @@ the agent's own slots, longer lists in a pool shared by all, grown to the larges
     terms against the nearest points of the walls within the cut-off (no speed term, no cap). Semi-implicit Euler in
     ``ceil(dt / max_substep)`` substeps (``max_substep`` 0.01 s: the body force ``k/m = 1500 s^-2`` and the friction
     need it), ``S`` evaluated every ``social_interval`` = 0.05 s and held in between (its time scale
-    ``sqrt(m B / A)`` = 0.15 s is three such intervals); speed capped at ``speed_cap * v0``.
+    ``sqrt(m B / A)`` = 0.17 s is three such intervals); speed capped at ``speed_cap * v0``.
 
 ``collision_free_speed`` (Tordeux, Chraibi & Seyfried 2016; JuPedSim's CollisionFreeSpeedModel)
     ``e = normalise(e0 + sum_j a exp((l - s_ij) / D) n_ij + walls)``, ``speed = min(v0, max(0, (s - l) / T))`` with
@@ -38,8 +38,8 @@ the agent's own slots, longer lists in a pool shared by all, grown to the larges
 Defaults (``default_params(model)``, meanings and sources in ``param_docs(model)``):
 
 * ``social_force``: mass 80 kg, tau 0.5 s, body_force 1.2e5 kg/s^2, friction 2.4e5 kg/(m s), wall_body_force /
-  wall_friction as body_force / friction (Helbing et al. 2000); agent_strength 400 N, agent_range 0.12 m,
-  anisotropy 0.6, time_gap 0.5 s, wall_strength 1000 N, wall_range 0.05 m (calibrated, below); speed_cap 1.5,
+  wall_friction as body_force / friction (Helbing et al. 2000); agent_strength 335 N, agent_range 0.12 m,
+  anisotropy 0.4, time_gap 0.6 s, wall_strength 1000 N, wall_range 0.05 m (calibrated, below); speed_cap 1.5,
   max_substep 0.01 s, social_interval 0.05 s.
 * ``collision_free_speed``: time_gap 0.55 s, agent_range 0.2 m (calibrated, below); agent_strength 8,
   wall_strength 5, wall_range 0.02 m (JuPedSim 1.4 defaults); cone_angle 90 degrees (the pure strip of Tordeux et
@@ -51,15 +51,16 @@ stuck_time 3 s, stuck_speed 0.15 m/s, stuck_window 2 s, unstick_time 2 s, unstic
 
 Calibration (body radius 0.2 m; tests/verification/test_fundamental_diagram.py and test_bottleneck_flow.py):
 Weidmann's (1993) fundamental diagram in a periodic corridor (RiMEA 3.0 test 4, all at v0 = 1.34 m/s): the speed at
-0.5-4 P/m^2 is 0.96-1.22 x Weidmann's with the social force model (peak specific flow 1.48 P/(m s)) and 0.82-1.13
+0.5-4 P/m^2 is 0.87-1.20 x Weidmann's with the social force model (peak specific flow 1.45 P/(m s)) and 0.82-1.13
 x with the collision-free speed model, falls strictly up to 6 P/m^2 (Weidmann's peak: 1.22 P/(m s)). Bottleneck
 (door in a wall, exit cells 0.5 m beyond it, see :mod:`twin.sim.crowd_space`; 200 RiMEA adults): social force
-1.91 P/s, collision-free speed 2.0 P/s through a 1 m door (laboratory 1.5-2.0 P/s, Seyfried et al. 2009), growing
-about linearly with width (1.68-2.07 and 1.83-1.91 P/(m s) over 0.8-2.4 m). From a jam into a 2 m corridor
-(RiMEA 13) both pass 2.5 P/s, 1.25 P/(m s). Known weakness of the social force model so calibrated: a free stream
-through a 1 m exit passes only about 1.2-1.3 P/s (single file with its speed-dependent gap), so a stream that a jam
-pushes through a 1 m corridor can queue again before an equally wide exit (in about half the runs of RiMEA 12, see
-tests/verification/test_rimea_9_and_11_to_15.py).
+1.53 P/s, collision-free speed 2.0 P/s through a 1 m door (laboratory 1.5-2.0 P/s, Seyfried et al. 2009), growing
+about linearly with width (1.46-1.80 and 1.83-1.91 P/(m s) over 0.8-2.4 m). From a jam into a 2 m corridor
+(RiMEA 13) the social force model passes 2.2 P/s, the collision-free speed model 2.4 P/s. The social force model's
+anisotropy (those behind weigh 0.4) is what keeps a jam from pushing a 1 m corridor's stream up to the free-stream
+capacity of an equally wide exit behind it (single file with its speed-dependent gap): with 0.6 (and A = 400 N,
+time_gap 0.5 s; Weidmann 0.96-1.22 x, 1.91 P/s through 1 m) the stream queued again before that exit in 7 of 16
+runs of RiMEA 12, now in 1 of 48 (tests/verification/test_rimea_9_and_11_to_15.py).
 Helbing et al.'s A = 2000 N, B = 0.08 m (walls alike) without the speed term give a crowd at 2 P/m^2 twice
 Weidmann's speed and, without the cap, a backward-walking crowd above 3.5 P/m^2; JuPedSim's D = 0.1 m lets
 collision-free agents of equal speed form lanes and walk 1.25 x Weidmann's speed at 1 P/m^2.

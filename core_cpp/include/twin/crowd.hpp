@@ -22,7 +22,7 @@
 //
 // Multiple time stepping (the social force model, whose body force needs 0.01 s substeps): the driving term,
 // the contact forces (body force, sliding friction) and the walls are evaluated in every substep; the social
-// repulsion between agents, a slow force (A = 400 N, B = 0.12 m: its time scale sqrt(m B / A) = 0.15 s),
+// repulsion between agents, a slow force (A = 335 N, B = 0.12 m: its time scale sqrt(m B / A) = 0.17 s),
 // every social_interval (0.05 s: every fifth substep, whatever dt is), and held in between (multiple time
 // stepping as in r-RESPA, Tuckerman, Berne & Martyna 1992). At such a "fresh" substep each agent also lists
 // the agents that can touch it before the next (Verlet lists of the agents within contact plus twice the
