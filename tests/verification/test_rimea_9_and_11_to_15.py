@@ -398,7 +398,7 @@ def test_rimea_15_corner_evacuation_time_between_short_and_long_corridor(tmp_pat
     paths everyone squeezes round the inner ~6 m of the corner and the corner takes longer than the long corridor
     (social_force 176 s vs 110 s, collision_free_speed 137 s vs 101 s). With it (and routes kept off walls, so
     nobody is pressed against the inner wall), measured: social_force short 67 s, corner 106 s, long 108 s (corner
-    104-106 s, long 109 s on seeds 1-6); collision_free_speed 64 s, 91 s, 104 s."""
+    102-106 s, long 109-110 s on seeds 1-14); collision_free_speed 64 s, 91 s, 104 s."""
     crowd, _ = run(
         tmp_path,
         [
